@@ -1,0 +1,3 @@
+//! Shadowcat: an MCP edge proxy on Pingora.
+
+pub mod transport;

@@ -1,0 +1,14 @@
+//! The SSE codec: an incremental `memchr` framer ([`SseScanner`]), borrowed field access on the
+//! framed blocks ([`RawEvent`]), and an owned, re-encodable [`SseEvent`].
+//!
+//! No Pingora here: the codec works on `Bytes`, so it is unit-tested, property-tested and
+//! benchmarked on its own.
+
+mod event;
+mod scanner;
+
+pub use event::{Field, Fields, RawEvent, SseEvent, KEEPALIVE};
+pub use scanner::{ScanError, SseScanner};
+
+#[cfg(test)]
+mod tests;
