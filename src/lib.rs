@@ -1,3 +1,15 @@
 //! Shadowcat: an MCP edge proxy on Pingora.
+//!
+//! * [`proxy::reverse`] — the Pingora `ProxyHttp` service for MCP Streamable HTTP.
+//! * [`transport::sse`] — the SSE codec (Pingora-free): incremental memchr framer and encoder.
+//! * [`mcp`] — JSON-RPC peek, protocol versions, error bodies (Pingora-free).
+//! * [`config`] — YAML config, validated before any port is bound.
+//! * [`server`] — builds and runs the Pingora server; [`admin`] serves metrics and health.
 
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod mcp;
+pub mod proxy;
+pub mod server;
 pub mod transport;

@@ -1,1 +1,70 @@
-fn main() {}
+//! `shadowcat`: CLI → load and validate config → build the server → run.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use shadowcat::cli::{Cli, Command, ReverseArgs, EXIT_CONFIG, EXIT_START};
+use shadowcat::config::{self, Overrides};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match config::load(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                ExitCode::from(EXIT_CONFIG as u8)
+            }
+        },
+        Command::Reverse(args) => reverse(args),
+    }
+}
+
+fn reverse(args: ReverseArgs) -> ExitCode {
+    init_logging();
+    let overrides = Overrides {
+        listen: args.bind,
+        admin: args.admin,
+        upstream: args.upstream,
+    };
+    let config = match config::load_with(args.config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("config error: {e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    let upstream = config
+        .upstreams
+        .first()
+        .map(|u| u.url.original.clone())
+        .unwrap_or_default();
+    let proxy = match shadowcat::server::build(config) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return ExitCode::from(EXIT_START as u8);
+        }
+    };
+    tracing::info!(
+        listen = %proxy.listen,
+        admin = ?proxy.admin,
+        upstream,
+        version = env!("CARGO_PKG_VERSION"),
+        "shadowcat is up"
+    );
+    proxy.run_until_signal();
+    ExitCode::SUCCESS
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(true)
+        .init();
+}

@@ -1,3 +1,7 @@
-//! Wire-level building blocks that know nothing of Pingora's proxy phases.
+//! Wire-level building blocks below the proxy phases: the SSE codec (no Pingora at all), the
+//! HTTP/1.1 response observer, and the upstream socket that enforces deadlines and writes SSE
+//! keep-alives.
 
+pub mod h1_framing;
 pub mod sse;
+pub mod upstream_conn;

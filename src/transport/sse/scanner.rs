@@ -102,6 +102,10 @@ impl SseScanner {
                 limit: self.max_event,
             });
         }
+        if chunk.is_empty() {
+            // Nothing arrived: above all, a CR pending from the last read stays pending.
+            return Ok(());
+        }
         let buf = &chunk[..];
         let mut pos = 0;
         let mut event_start = 0;

@@ -109,6 +109,15 @@ fn crlf_split_across_chunks_keeps_every_byte() {
     assert_eq!(concat(&events, &tail), b"data: a\r\n\r\ndata: b\r\n\r\n");
 }
 
+/// Regression: an empty read between a CR and its LF cleared the pending CR, so the LF was
+/// taken for a blank line and dispatched an unfinished event (found by the split property test).
+#[test]
+fn regression_empty_chunk_between_cr_and_lf_is_not_a_blank_line() {
+    let (events, tail) = scan(&[b"data: a\r", b"", b"\ndata: b"], 1024).unwrap();
+    assert!(parsed(&events).is_empty(), "no blank line yet: {events:?}");
+    assert_eq!(tail.as_deref(), Some(&b"data: a\r\ndata: b"[..]));
+}
+
 #[test]
 fn unterminated_tail_is_returned_by_finish() {
     let (events, tail) = scan(&[b"data: a\n\ndata: partial"], 1024).unwrap();

@@ -1,0 +1,248 @@
+//! Configuration: YAML (serde, unknown keys rejected) → validated [`Config`], before any port is
+//! bound. `check-config` runs exactly this code. Errors are one line naming the field path.
+//!
+//! * `raw` — the file as written (every key optional);
+//! * `validate` — typed values, defaults, cross-field rules, CLI overrides;
+//! * `units` — `5s`/`30m` durations and `4MiB` sizes.
+
+mod raw;
+mod units;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+pub use units::{format_duration, parse_duration, parse_size};
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    pub endpoint: String,
+    pub upstreams: Vec<UpstreamConfig>,
+    pub timeouts: Timeouts,
+    pub limits: Limits,
+    pub sse: SseConfig,
+    pub shutdown: Shutdown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    pub name: String,
+    pub url: UpstreamUrl,
+}
+
+/// An upstream MCP endpoint URL (`http://host[:port][/path][?query]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl {
+    /// Host name or IP (IPv6 without brackets).
+    pub host: String,
+    pub port: u16,
+    /// Starts with `/`.
+    pub path_and_query: String,
+    pub original: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Upstream response deadline: time until the response headers arrive.
+    pub request: Duration,
+    /// An SSE stream with this much total upstream silence is closed.
+    pub idle_stream: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_body: u64,
+    pub max_sse_event: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SseConfig {
+    /// `None` when keep-alive comments are off (`keepalive: 0`).
+    pub keepalive: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shutdown {
+    pub grace_period: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            endpoint: "/mcp".into(),
+            upstreams: Vec::new(),
+            timeouts: Timeouts {
+                connect: Duration::from_secs(5),
+                request: Duration::from_secs(300),
+                idle_stream: Duration::from_secs(3600),
+            },
+            limits: Limits {
+                max_body: 4 << 20,
+                max_sse_event: 8 << 20,
+            },
+            sse: SseConfig {
+                keepalive: Some(Duration::from_secs(15)),
+            },
+            shutdown: Shutdown {
+                grace_period: Duration::from_secs(10),
+            },
+        }
+    }
+}
+
+/// A config problem, in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read file: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+impl ConfigError {
+    /// The field path (or flag, or file) the error is about.
+    pub fn field(&self) -> &str {
+        match self {
+            ConfigError::Io { path, .. } => path,
+            ConfigError::Invalid { field, .. } => field,
+        }
+    }
+}
+
+/// Command-line values that replace config keys; applied before validation, so
+/// `reverse --bind X --upstream URL` works with no file at all.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    /// An address, or `off`/`none` to disable the admin listener.
+    pub admin: Option<String>,
+    /// Replaces the upstream list with one upstream named `default`.
+    pub upstream: Option<String>,
+}
+
+/// Reads, parses and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with(Some(path), &Overrides::default())
+}
+
+/// Parses and validates YAML text.
+pub fn from_yaml_str(text: &str) -> Result<Config, ConfigError> {
+    from_yaml_str_with(Some(text), &Overrides::default())
+}
+
+/// Reads the file (if any), applies the overrides and validates.
+pub fn load_with(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let text = path
+        .map(|p| {
+            std::fs::read_to_string(p).map_err(|source| ConfigError::Io {
+                path: p.display().to_string(),
+                source,
+            })
+        })
+        .transpose()?;
+    from_yaml_str_with(text.as_deref(), overrides)
+}
+
+/// Parses the text (`None` = an empty document), applies the overrides and validates.
+pub fn from_yaml_str_with(
+    text: Option<&str>,
+    overrides: &Overrides,
+) -> Result<Config, ConfigError> {
+    let raw = match text {
+        Some(t) if !is_empty_document(t) => parse(t)?,
+        _ => raw::RawConfig::default(),
+    };
+    validate::validate(raw, overrides)
+}
+
+fn is_empty_document(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .all(|l| l.is_empty() || l.starts_with('#') || l == "---")
+}
+
+fn parse(text: &str) -> Result<raw::RawConfig, ConfigError> {
+    let de = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path.is_empty() || path == "." {
+            "(yaml)".to_owned()
+        } else {
+            path
+        };
+        ConfigError::Invalid {
+            field,
+            message: e.into_inner().to_string().replace('\n', " "),
+        }
+    })
+}
+
+// === impl UpstreamUrl ===
+
+impl UpstreamUrl {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let uri: http::Uri = text
+            .trim()
+            .parse()
+            .map_err(|e| format!("invalid URL {text:?}: {e}"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err("https upstreams are not supported yet (no TLS in this build)".into())
+            }
+            Some(other) => return Err(format!("unsupported scheme {other:?} (use http://)")),
+            None => {
+                return Err(format!(
+                    "{text:?} is not an absolute URL (use http://host:port/path)"
+                ))
+            }
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("{text:?} has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err("credentials in the URL are not supported".into());
+        }
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if host.is_empty() {
+            return Err(format!("{text:?} has no host"));
+        }
+        let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let path_and_query = if path_and_query.starts_with('/') {
+            path_and_query
+        } else {
+            format!("/{path_and_query}")
+        };
+        Ok(Self {
+            host: host.to_owned(),
+            port: authority.port_u16().unwrap_or(80),
+            path_and_query,
+            original: text.trim().to_owned(),
+        })
+    }
+
+    /// `host:port` for the `Host` header (IPv6 in brackets).
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

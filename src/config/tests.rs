@@ -1,0 +1,160 @@
+use std::time::Duration;
+
+use super::*;
+
+const ONE: &str = "upstreams:\n  - name: u\n    url: http://127.0.0.1:3001/mcp\n";
+
+fn err(text: &str) -> ConfigError {
+    from_yaml_str(text).expect_err("should be rejected")
+}
+
+#[test]
+fn defaults_apply_to_every_key() {
+    let c = from_yaml_str(ONE).unwrap();
+    let d = Config::default();
+    assert_eq!(c.listen, d.listen);
+    assert_eq!(c.admin, Some("127.0.0.1:9090".parse().unwrap()));
+    assert_eq!(c.endpoint, "/mcp");
+    assert_eq!(c.timeouts.connect, Duration::from_secs(5));
+    assert_eq!(c.timeouts.request, Duration::from_secs(300));
+    assert_eq!(c.timeouts.idle_stream, Duration::from_secs(3600));
+    assert_eq!(c.limits.max_body, 4 << 20);
+    assert_eq!(c.limits.max_sse_event, 8 << 20);
+    assert_eq!(c.sse.keepalive, Some(Duration::from_secs(15)));
+    assert_eq!(c.shutdown.grace_period, Duration::from_secs(10));
+    assert_eq!(c.upstreams[0].url.authority(), "127.0.0.1:3001");
+    assert_eq!(c.upstreams[0].url.path_and_query, "/mcp");
+}
+
+#[test]
+fn every_key_can_be_set() {
+    let c = from_yaml_str(
+        "listen: 0.0.0.0:80\nadmin: null\nendpoint: /x\nupstreams:\n  - {name: a, url: 'http://h/p?q=1'}\n\
+         timeouts: {connect: 250ms, request: 1m, idle_stream: 2h}\nlimits: {max_body: 64KiB, max_sse_event: 2048}\n\
+         sse: {keepalive: 0}\nshutdown: {grace_period: 0}\n",
+    )
+    .unwrap();
+    assert_eq!(c.listen.port(), 80);
+    assert_eq!(c.admin, None);
+    assert_eq!(c.endpoint, "/x");
+    assert_eq!(c.upstreams[0].url.port, 80);
+    assert_eq!(c.upstreams[0].url.path_and_query, "/p?q=1");
+    assert_eq!(c.timeouts.connect, Duration::from_millis(250));
+    assert_eq!(c.limits.max_body, 65536);
+    assert_eq!(c.limits.max_sse_event, 2048);
+    assert_eq!(c.sse.keepalive, None);
+    assert_eq!(c.shutdown.grace_period, Duration::ZERO);
+}
+
+#[test]
+fn errors_name_the_field_path() {
+    let cases = [
+        ("timeouts:\n  connect: 5x\n", "timeouts.connect"),
+        ("timeouts:\n  request: 0\n", "timeouts.request"),
+        ("limits:\n  max_bodyy: 1\n", "limits"),
+        ("bogus: 1\n", "bogus"),
+        ("listen: nowhere\n", "listen"),
+        ("upstreams:\n  - url: https://x/mcp\n", "upstreams[0].url"),
+        ("upstreams:\n  - url: /relative\n", "upstreams[0].url"),
+        ("upstreams: []\n", "upstreams"),
+        (
+            "upstreams:\n  - {name: a, url: 'http://x/'}\n  - {name: a, url: 'http://y/'}\n",
+            "upstreams[1].name",
+        ),
+        (
+            "upstreams:\n  - {name: 'bad name', url: 'http://x/'}\n",
+            "upstreams[0].name",
+        ),
+        ("endpoint: mcp\n", "endpoint"),
+        ("limits:\n  max_sse_event: 10\n", "limits.max_sse_event"),
+        ("limits:\n  max_body: 2GiB\n", "limits.max_body"),
+        (
+            "timeouts:\n  connect: 99999999999999999h\n",
+            "timeouts.connect",
+        ),
+    ];
+    for (text, field) in cases {
+        let text = if text.starts_with("upstreams") {
+            text.to_owned()
+        } else {
+            format!("{ONE}{text}")
+        };
+        let e = err(&text);
+        assert!(e.field().starts_with(field), "{text:?}: got {e}");
+        assert_eq!(e.to_string().lines().count(), 1, "one line: {e}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_rejected_at_every_level() {
+    let e = err(&format!("{ONE}sse:\n  keepalive: 1s\n  extra: 2\n"));
+    assert!(e.to_string().contains("extra"), "{e}");
+    let e = err("upstreams:\n  - {name: a, url: 'http://x/', weight: 2}\n");
+    assert!(e.to_string().contains("weight"), "{e}");
+}
+
+#[test]
+fn empty_file_needs_an_upstream_and_flags_supply_one() {
+    let e = from_yaml_str("# nothing\n").unwrap_err();
+    assert_eq!(e.field(), "upstreams");
+    assert!(e.to_string().contains("--upstream"));
+    let o = Overrides {
+        listen: Some("127.0.0.1:0".into()),
+        admin: Some("off".into()),
+        upstream: Some("http://127.0.0.1:3001/mcp".into()),
+    };
+    let c = from_yaml_str_with(None, &o).unwrap();
+    assert_eq!(c.listen.port(), 0);
+    assert_eq!(c.admin, None);
+    assert_eq!(c.upstreams[0].name, "default");
+    // Flags override the file.
+    let c = from_yaml_str_with(Some(&format!("listen: 127.0.0.1:1\n{ONE}")), &o).unwrap();
+    assert_eq!(c.listen.port(), 0);
+    assert_eq!(c.upstreams[0].url.port, 3001);
+    let bad = Overrides {
+        listen: Some("x".into()),
+        ..Overrides::default()
+    };
+    assert_eq!(
+        from_yaml_str_with(Some(ONE), &bad).unwrap_err().field(),
+        "--bind"
+    );
+}
+
+#[test]
+fn upstream_urls() {
+    let u = UpstreamUrl::parse("http://[::1]:3001/mcp").unwrap();
+    assert_eq!((u.host.as_str(), u.port), ("::1", 3001));
+    assert_eq!(u.authority(), "[::1]:3001");
+    assert_eq!(
+        UpstreamUrl::parse("http://example.com")
+            .unwrap()
+            .path_and_query,
+        "/"
+    );
+    assert!(UpstreamUrl::parse("ftp://x/").is_err());
+    assert!(UpstreamUrl::parse("http://user:pw@x/").is_err());
+}
+
+#[test]
+fn io_errors_name_the_file() {
+    let e = load(Path::new("/nonexistent/shadowcat.yaml")).unwrap_err();
+    assert_eq!(e.field(), "/nonexistent/shadowcat.yaml");
+}
+
+/// Every example in `conf/` loads (rule files, a different schema, are skipped by name).
+#[test]
+fn every_conf_file_loads() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/conf");
+    let mut loaded = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".yaml") || name.starts_with("rules") {
+            continue;
+        }
+        load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        loaded += 1;
+    }
+    assert!(loaded >= 2, "conf/ has its examples");
+}

@@ -1,0 +1,194 @@
+//! Raw config → validated [`Config`]. Every error names the field path (`timeouts.connect`,
+//! `upstreams[1].url`) or the flag (`--bind`) it came from.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::raw::{RawConfig, Scalar};
+use super::units::{parse_duration, parse_size};
+use super::{
+    Config, ConfigError, Limits, Overrides, Shutdown, SseConfig, Timeouts, UpstreamConfig,
+    UpstreamUrl,
+};
+
+/// Largest `limits.max_body` accepted.
+const MAX_BODY_CEILING: u64 = 1 << 30;
+/// Smallest `limits.max_sse_event` accepted.
+const MIN_SSE_EVENT: u64 = 1 << 10;
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let defaults = Config::default();
+
+    let listen = match (&overrides.listen, &raw.listen) {
+        (Some(flag), _) => addr(flag, "--bind")?,
+        (None, Some(text)) => addr(text, "listen")?,
+        (None, None) => defaults.listen,
+    };
+    let admin = match (&overrides.admin, &raw.admin) {
+        (Some(flag), _) if matches!(flag.as_str(), "off" | "none") => None,
+        (Some(flag), _) => Some(addr(flag, "--admin")?),
+        (None, Some(None)) => None,
+        (None, Some(Some(text))) => Some(addr(text, "admin")?),
+        (None, None) => defaults.admin,
+    };
+    let endpoint = raw.endpoint.unwrap_or(defaults.endpoint);
+    if !endpoint.starts_with('/') || endpoint.contains(['?', '#', ' ']) {
+        return Err(invalid(
+            "endpoint",
+            format!("{endpoint:?} must be a path starting with '/'"),
+        ));
+    }
+
+    let upstreams = match (&overrides.upstream, raw.upstreams) {
+        (Some(url), _) => vec![UpstreamConfig {
+            name: "default".into(),
+            url: UpstreamUrl::parse(url).map_err(|m| invalid("--upstream", m))?,
+        }],
+        (None, Some(list)) => list
+            .into_iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let name = u.name.unwrap_or_else(|| format!("upstream-{i}"));
+                if name.is_empty()
+                    || name.len() > 64
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+                {
+                    return Err(invalid(
+                        format!("upstreams[{i}].name"),
+                        format!("{name:?}: use 1 to 64 of A-Z a-z 0-9 _ . -"),
+                    ));
+                }
+                let url = UpstreamUrl::parse(&u.url)
+                    .map_err(|m| invalid(format!("upstreams[{i}].url"), m))?;
+                Ok(UpstreamConfig { name, url })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        (None, None) => Vec::new(),
+    };
+    if upstreams.is_empty() {
+        return Err(invalid(
+            "upstreams",
+            "at least one upstream is required (or pass --upstream)",
+        ));
+    }
+    for (i, u) in upstreams.iter().enumerate() {
+        if upstreams[..i].iter().any(|o| o.name == u.name) {
+            return Err(invalid(
+                format!("upstreams[{i}].name"),
+                format!("duplicate name {:?}", u.name),
+            ));
+        }
+    }
+    if upstreams.len() > 1 {
+        return Err(invalid(
+            "upstreams",
+            "several upstreams need session affinity, which this version does not have yet; list one",
+        ));
+    }
+
+    let timeouts = Timeouts {
+        connect: positive(
+            raw.timeouts.connect,
+            "timeouts.connect",
+            defaults.timeouts.connect,
+        )?,
+        request: positive(
+            raw.timeouts.request,
+            "timeouts.request",
+            defaults.timeouts.request,
+        )?,
+        idle_stream: positive(
+            raw.timeouts.idle_stream,
+            "timeouts.idle_stream",
+            defaults.timeouts.idle_stream,
+        )?,
+    };
+
+    let max_body = size(
+        raw.limits.max_body,
+        "limits.max_body",
+        defaults.limits.max_body,
+    )?;
+    if max_body == 0 || max_body > MAX_BODY_CEILING {
+        return Err(invalid(
+            "limits.max_body",
+            "must be more than 0 and at most 1GiB",
+        ));
+    }
+    let max_sse_event = size(
+        raw.limits.max_sse_event,
+        "limits.max_sse_event",
+        defaults.limits.max_sse_event as u64,
+    )?;
+    if max_sse_event < MIN_SSE_EVENT {
+        return Err(invalid("limits.max_sse_event", "must be at least 1KiB"));
+    }
+    let max_sse_event = usize::try_from(max_sse_event)
+        .map_err(|_| invalid("limits.max_sse_event", "too large for this platform"))?;
+
+    let keepalive = match raw.sse.keepalive {
+        None => defaults.sse.keepalive,
+        Some(v) => Some(duration(&v, "sse.keepalive")?).filter(|d| !d.is_zero()),
+    };
+    let grace_period = match raw.shutdown.grace_period {
+        None => defaults.shutdown.grace_period,
+        Some(v) => duration(&v, "shutdown.grace_period")?,
+    };
+
+    Ok(Config {
+        listen,
+        admin,
+        endpoint,
+        upstreams,
+        timeouts,
+        limits: Limits {
+            max_body,
+            max_sse_event,
+        },
+        sse: SseConfig { keepalive },
+        shutdown: Shutdown { grace_period },
+    })
+}
+
+fn addr(text: &str, field: &str) -> Result<SocketAddr, ConfigError> {
+    text.trim().parse().map_err(|_| {
+        invalid(
+            field,
+            format!("invalid address {text:?} (use IP:PORT, e.g. 127.0.0.1:8080)"),
+        )
+    })
+}
+
+fn duration(value: &Scalar, field: &str) -> Result<Duration, ConfigError> {
+    parse_duration(&value.text()).map_err(|m| invalid(field, m))
+}
+
+fn positive(
+    value: Option<Scalar>,
+    field: &str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => match duration(&v, field)? {
+            d if d.is_zero() => Err(invalid(field, "must be more than 0")),
+            d => Ok(d),
+        },
+    }
+}
+
+fn size(value: Option<Scalar>, field: &str, default: u64) -> Result<u64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => parse_size(&v.text()).map_err(|m| invalid(field, m)),
+    }
+}

@@ -1,0 +1,128 @@
+//! Per-request state shared by the `ProxyHttp` phases.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+
+use super::sse::SseStream;
+use crate::mcp::{peek, ProtocolVersion};
+
+/// What the proxy learned about one request, phase by phase.
+#[derive(Debug)]
+pub struct RequestCtx {
+    pub started: Instant,
+    pub version: ProtocolVersion,
+    /// `mcp_method` label: the JSON-RPC method, `GET`, `DELETE`, or `unknown`/`invalid`.
+    pub method_label: &'static str,
+    /// The request body, when the proxy holds it (pre-read, or collected while streaming).
+    pub body: Option<Bytes>,
+    /// Where the single request's `id` sits in `body`, to echo it in a JSON-RPC error.
+    id_range: Option<Range<usize>>,
+    /// Request body bytes seen while streaming it upstream (bodies not pre-read).
+    pub streamed: StreamedBody,
+    pub upstream: Option<usize>,
+    pub status: u16,
+    pub sse: Option<SseStream>,
+    /// Why the request failed, as classified by the proxy (metrics, logs, error body).
+    pub failure: Option<&'static str>,
+    _in_flight: InFlight,
+}
+
+/// A large or chunked body on its way upstream, kept (as refcounted chunks) up to the body
+/// limit so it can be peeked at the end.
+#[derive(Debug, Default)]
+pub struct StreamedBody {
+    pub len: u64,
+    pub chunks: Vec<Bytes>,
+}
+
+// === impl RequestCtx ===
+
+impl RequestCtx {
+    pub fn new(in_flight: &Arc<AtomicUsize>) -> Self {
+        Self {
+            started: Instant::now(),
+            version: ProtocolVersion::V2025_03_26,
+            method_label: "unknown",
+            body: None,
+            id_range: None,
+            streamed: StreamedBody::default(),
+            upstream: None,
+            status: 0,
+            sse: None,
+            failure: None,
+            _in_flight: InFlight::enter(in_flight),
+        }
+    }
+
+    /// Records the body and what the peek found in it: the method label and the id's place.
+    pub fn set_body(&mut self, body: Bytes) {
+        match peek::peek(&body) {
+            Ok(p) => {
+                self.method_label = p.method().map_or("invalid", super::metrics::method_label);
+                self.id_range = p.reply_id().and_then(|id| subslice_range(&body, id.get()));
+            }
+            Err(_) => self.method_label = "invalid",
+        }
+        self.body = Some(body);
+    }
+
+    /// The id of the request being answered, when it was a parseable single request.
+    pub fn reply_id(&self) -> Option<&RawValue> {
+        let range = self.id_range.clone()?;
+        let text = std::str::from_utf8(self.body.as_ref()?.get(range)?).ok()?;
+        serde_json::from_str(text).ok()
+    }
+}
+
+/// Where `inner` (a slice borrowed from `outer`) sits in `outer`.
+fn subslice_range(outer: &[u8], inner: &str) -> Option<Range<usize>> {
+    let start = (inner.as_ptr() as usize).checked_sub(outer.as_ptr() as usize)?;
+    let end = start + inner.len();
+    (end <= outer.len()).then_some(start..end)
+}
+
+/// Counts requests in flight so shutdown can end as soon as they drain.
+#[derive(Debug)]
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_request_id_for_error_replies() {
+        let counter = Arc::new(AtomicUsize::new(0));
+        let mut ctx = RequestCtx::new(&counter);
+        assert_eq!(counter.load(Ordering::Relaxed), 1);
+        ctx.set_body(Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":"a-7","method":"tools/call","params":{"name":"x"}}"#,
+        ));
+        assert_eq!(ctx.method_label, "tools/call");
+        assert_eq!(ctx.reply_id().unwrap().get(), r#""a-7""#);
+        drop(ctx);
+        assert_eq!(counter.load(Ordering::Relaxed), 0);
+
+        let mut ctx = RequestCtx::new(&counter);
+        ctx.set_body(Bytes::from_static(b"not json"));
+        assert_eq!(ctx.method_label, "invalid");
+        assert!(ctx.reply_id().is_none());
+    }
+}

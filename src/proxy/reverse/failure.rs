@@ -1,0 +1,188 @@
+//! Every failure classified once: who is at fault, the HTTP status, the JSON-RPC error code
+//! and message the client gets, and the `kind` label for metrics.
+
+use pingora::{Error, ErrorSource, ErrorType};
+
+use crate::mcp::ErrorCode;
+use crate::transport::upstream_conn::UpstreamTimeout;
+
+/// Custom error type for an SSE event over `limits.max_sse_event`.
+pub const SSE_EVENT_TOO_LARGE: ErrorType = ErrorType::Custom("sse_event_too_large");
+
+/// A classified failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// Status for the client; 0 when nothing can be written (the client is gone).
+    pub status: u16,
+    pub code: ErrorCode,
+    pub message: &'static str,
+    /// `kind` label of `shadowcat_upstream_errors_total`, or of the log line.
+    pub kind: &'static str,
+    pub upstream_fault: bool,
+}
+
+impl Failure {
+    const fn upstream(
+        status: u16,
+        code: ErrorCode,
+        message: &'static str,
+        kind: &'static str,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            message,
+            kind,
+            upstream_fault: true,
+        }
+    }
+
+    const fn downstream(
+        status: u16,
+        code: ErrorCode,
+        message: &'static str,
+        kind: &'static str,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            message,
+            kind,
+            upstream_fault: false,
+        }
+    }
+}
+
+/// Classifies an error from any phase.
+pub fn classify(e: &Error) -> Failure {
+    match UpstreamTimeout::from_pingora_error(e) {
+        Some(UpstreamTimeout::ResponseHeader) => {
+            return Failure::upstream(
+                504,
+                ErrorCode::UpstreamTimeout,
+                "upstream did not answer within timeouts.request",
+                "response_timeout",
+            )
+        }
+        Some(UpstreamTimeout::IdleStream) => {
+            return Failure::upstream(
+                504,
+                ErrorCode::UpstreamTimeout,
+                "upstream stream was silent for timeouts.idle_stream",
+                "idle_stream_timeout",
+            )
+        }
+        None => {}
+    }
+    const UNREACHABLE: &str = "upstream unreachable";
+    match e.etype() {
+        ErrorType::ConnectRefused => Failure::upstream(
+            502,
+            ErrorCode::UpstreamUnavailable,
+            UNREACHABLE,
+            "connect_refused",
+        ),
+        ErrorType::ConnectTimedout => Failure::upstream(
+            502,
+            ErrorCode::UpstreamUnavailable,
+            UNREACHABLE,
+            "connect_timeout",
+        ),
+        ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::BindError
+        | ErrorType::SocketError => Failure::upstream(
+            502,
+            ErrorCode::UpstreamUnavailable,
+            UNREACHABLE,
+            "connect_error",
+        ),
+        ErrorType::HTTPStatus(413) => Failure::downstream(
+            413,
+            ErrorCode::RequestTooLarge,
+            "request body exceeds limits.max_body",
+            "request_too_large",
+        ),
+        ErrorType::HTTPStatus(code) => {
+            Failure::downstream(*code, ErrorCode::InternalError, "request failed", "status")
+        }
+        t if *t == SSE_EVENT_TOO_LARGE => Failure::upstream(
+            502,
+            ErrorCode::UpstreamUnavailable,
+            "upstream SSE event exceeds limits.max_sse_event",
+            "sse_event_too_large",
+        ),
+        etype => match e.esource() {
+            ErrorSource::Upstream => {
+                let kind = match etype {
+                    ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
+                        "reset"
+                    }
+                    ErrorType::ReadTimedout | ErrorType::WriteTimedout => "timeout",
+                    ErrorType::InvalidHTTPHeader
+                    | ErrorType::H1Error
+                    | ErrorType::H2Error
+                    | ErrorType::InvalidH2 => "protocol",
+                    _ => "other",
+                };
+                Failure::upstream(
+                    502,
+                    ErrorCode::UpstreamUnavailable,
+                    "upstream failed before answering",
+                    kind,
+                )
+            }
+            ErrorSource::Downstream => match etype {
+                ErrorType::ReadError
+                | ErrorType::WriteError
+                | ErrorType::ConnectionClosed
+                | ErrorType::ReadTimedout
+                | ErrorType::WriteTimedout => Failure::downstream(
+                    0,
+                    ErrorCode::InternalError,
+                    "client went away",
+                    "downstream_closed",
+                ),
+                _ => Failure::downstream(
+                    400,
+                    ErrorCode::InvalidRequest,
+                    "malformed HTTP request",
+                    "bad_request",
+                ),
+            },
+            ErrorSource::Internal | ErrorSource::Unset => Failure {
+                status: 500,
+                code: ErrorCode::InternalError,
+                message: "internal proxy error",
+                kind: "internal",
+                upstream_fault: false,
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_by_fault() {
+        let refused = Error::explain(ErrorType::ConnectRefused, "x");
+        assert_eq!(classify(&refused).status, 502);
+        assert_eq!(classify(&refused).kind, "connect_refused");
+        let big = Error::explain(ErrorType::HTTPStatus(413), "x");
+        assert_eq!(classify(&big).code, ErrorCode::RequestTooLarge);
+        let mut gone = Error::explain(ErrorType::ConnectionClosed, "x");
+        gone.esource = ErrorSource::Downstream;
+        assert_eq!(classify(&gone).status, 0);
+        let io = std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            UpstreamTimeout::ResponseHeader,
+        );
+        let mut timeout = Error::because(ErrorType::ReadError, "reading", io);
+        timeout.esource = ErrorSource::Upstream;
+        assert_eq!(classify(&timeout).status, 504);
+        let sse = Error::explain(SSE_EVENT_TOO_LARGE, "x");
+        assert_eq!(classify(&sse).kind, "sse_event_too_large");
+    }
+}

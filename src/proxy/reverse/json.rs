@@ -1,0 +1,119 @@
+//! JSON-RPC request bodies: read them before choosing an upstream when that is safe, or peek
+//! at them as they stream through, always within `limits.max_body`.
+//!
+//! Pingora runs `request_body_filter` only after the request header went upstream, so anything
+//! the proxy must know before contacting an upstream (the JSON-RPC id for an error reply, later
+//! interceptor decisions) comes from reading the body in `request_filter`. That read needs
+//! retry buffering (else the request hangs) and the retry buffer holds 64 KiB, so only bodies
+//! whose `Content-Length` fits are pre-read. Larger or chunked bodies stream through and are
+//! peeked when they end; a body over `max_body` is refused with 413 (at once when its
+//! `Content-Length` says so, else as soon as the count passes the limit).
+
+use bytes::{Bytes, BytesMut};
+use pingora::proxy::Session;
+use pingora::{Error, ErrorType, Result};
+
+use super::ctx::RequestCtx;
+
+/// Pingora's retry buffer size: the most the proxy can read before choosing an upstream.
+pub const PRE_READ_LIMIT: u64 = 64 * 1024;
+
+/// How a POST body is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyPlan {
+    /// Known length within the pre-read limit: read it all now.
+    PreRead,
+    /// Unknown or larger length: stream it, count it, peek at the end.
+    Stream,
+    /// Declared larger than `max_body`: refuse without reading.
+    TooLarge,
+}
+
+pub fn plan(content_length: Option<u64>, max_body: u64) -> BodyPlan {
+    match content_length {
+        Some(n) if n > max_body => BodyPlan::TooLarge,
+        Some(n) if n <= PRE_READ_LIMIT => BodyPlan::PreRead,
+        _ => BodyPlan::Stream,
+    }
+}
+
+/// The request's declared `Content-Length`, if any and well-formed.
+pub fn content_length(session: &Session) -> Option<u64> {
+    session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Reads the whole (small) body; Pingora replays it upstream from the retry buffer.
+pub async fn pre_read(session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+    session.enable_retry_buffering();
+    let mut first: Option<Bytes> = None;
+    let mut rest = BytesMut::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        match &first {
+            None => first = Some(chunk),
+            Some(f) => {
+                if rest.is_empty() {
+                    rest.extend_from_slice(f);
+                }
+                rest.extend_from_slice(&chunk);
+            }
+        }
+    }
+    let body = if rest.is_empty() {
+        first.unwrap_or_default()
+    } else {
+        rest.freeze()
+    };
+    ctx.set_body(body);
+    Ok(())
+}
+
+/// A chunk of a streamed body: count it, keep it for the final peek, refuse past the limit.
+pub fn on_streamed_chunk(
+    ctx: &mut RequestCtx,
+    chunk: &Option<Bytes>,
+    end_of_stream: bool,
+    max_body: u64,
+) -> Result<()> {
+    if let Some(chunk) = chunk {
+        ctx.streamed.len += chunk.len() as u64;
+        if ctx.streamed.len > max_body {
+            ctx.streamed.chunks.clear();
+            return Error::e_explain(
+                ErrorType::HTTPStatus(413),
+                "request body over limits.max_body",
+            );
+        }
+        ctx.streamed.chunks.push(chunk.clone());
+    }
+    if end_of_stream && !ctx.streamed.chunks.is_empty() {
+        let chunks = std::mem::take(&mut ctx.streamed.chunks);
+        let body = if chunks.len() == 1 {
+            chunks.into_iter().next().unwrap_or_default()
+        } else {
+            let mut all = BytesMut::with_capacity(ctx.streamed.len as usize);
+            chunks.iter().for_each(|c| all.extend_from_slice(c));
+            all.freeze()
+        };
+        ctx.set_body(body);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_by_declared_length() {
+        assert_eq!(plan(Some(100), 4096 * 1024), BodyPlan::PreRead);
+        assert_eq!(plan(Some(PRE_READ_LIMIT), u64::MAX), BodyPlan::PreRead);
+        assert_eq!(plan(Some(PRE_READ_LIMIT + 1), u64::MAX), BodyPlan::Stream);
+        assert_eq!(plan(None, 10), BodyPlan::Stream);
+        assert_eq!(plan(Some(11), 10), BodyPlan::TooLarge);
+    }
+}

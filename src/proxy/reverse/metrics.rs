@@ -1,0 +1,152 @@
+//! Prometheus metrics, created once at start-up and registered in the proxy's own registry
+//! (served by the admin listener), so two proxies in one process never share counters.
+//!
+//! Label values are `&'static str` or bounded sets (`mcp_method` is the JSON-RPC method only for
+//! methods the MCP spec defines; anything else is counted as `other`), so a client cannot blow
+//! up the series count by inventing methods.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every metric the reverse proxy exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub sse_streams_active: IntGauge,
+    pub sse_events: IntCounter,
+    pub upstream_errors: IntCounterVec,
+}
+
+// === impl Metrics ===
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "shadowcat_requests_total",
+                "Requests on the MCP endpoint by JSON-RPC method (GET, DELETE for those) and status",
+            ),
+            &["mcp_method", "status"],
+        )?;
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "shadowcat_request_duration_seconds",
+                "Time from request to the end of the response (SSE: the whole stream)",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                60.0, 300.0, 3600.0,
+            ]),
+            &["mcp_method"],
+        )?;
+        let sse_streams_active = IntGauge::new(
+            "shadowcat_sse_streams_active",
+            "SSE responses currently streaming to clients",
+        )?;
+        let sse_events = IntCounter::new(
+            "shadowcat_sse_events_total",
+            "SSE events forwarded to clients (comment-only blocks such as keep-alives excluded)",
+        )?;
+        let upstream_errors = IntCounterVec::new(
+            Opts::new(
+                "shadowcat_upstream_errors_total",
+                "Upstream failures by upstream name and kind",
+            ),
+            &["upstream", "kind"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(request_duration.clone()))?;
+        registry.register(Box::new(sse_streams_active.clone()))?;
+        registry.register(Box::new(sse_events.clone()))?;
+        registry.register(Box::new(upstream_errors.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            request_duration,
+            sse_streams_active,
+            sse_events,
+            upstream_errors,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 * 1024);
+        // Encoding into a Vec cannot fail on I/O; a metric family error would be a bug here.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "encoding metrics");
+        }
+        out
+    }
+}
+
+/// The `mcp_method` label for a JSON-RPC method: the method itself when the MCP spec defines
+/// it, `other` otherwise (labels must stay a bounded set).
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "initialize",
+        "ping",
+        "server/discover",
+        "tools/list",
+        "tools/call",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+        "logging/setLevel",
+        "subscriptions/listen",
+        "tasks/get",
+        "tasks/list",
+        "tasks/result",
+        "tasks/cancel",
+        "notifications/initialized",
+        "notifications/cancelled",
+        "notifications/progress",
+        "notifications/roots/list_changed",
+        "notifications/message",
+        "sampling/createMessage",
+        "elicitation/create",
+        "roots/list",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == method)
+        .copied()
+        .unwrap_or("other")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family_and_bounds_method_labels() {
+        let m = Metrics::new().unwrap();
+        m.requests.with_label_values(&["tools/call", "200"]).inc();
+        m.upstream_errors
+            .with_label_values(&["u", "connect_refused"])
+            .inc();
+        m.request_duration.with_label_values(&["GET"]).observe(0.1);
+        let text = String::from_utf8(m.render()).unwrap();
+        for name in [
+            "shadowcat_requests_total",
+            "shadowcat_request_duration_seconds",
+            "shadowcat_sse_streams_active",
+            "shadowcat_sse_events_total",
+            "shadowcat_upstream_errors_total",
+        ] {
+            assert!(text.contains(name), "{name} missing");
+        }
+        assert_eq!(method_label("tools/call"), "tools/call");
+        assert_eq!(method_label("x/made-up-by-a-client"), "other");
+    }
+}

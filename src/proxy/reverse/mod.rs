@@ -1,0 +1,346 @@
+//! The reverse proxy: a Pingora `ProxyHttp` for MCP Streamable HTTP.
+//!
+//! Each phase is a short dispatcher over the files beside this one; per-request state lives in
+//! [`RequestCtx`], shared state on [`McpProxy`]. Every request takes the same phases, JSON and
+//! SSE alike, so nothing can skip metrics or (later) interceptors.
+
+mod ctx;
+pub mod failure;
+pub mod handlers;
+pub mod json;
+pub mod metrics;
+mod respond;
+pub mod sse;
+pub mod upstream;
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType, Result};
+
+pub use ctx::RequestCtx;
+use handlers::Route;
+use json::BodyPlan;
+pub use metrics::Metrics;
+use upstream::UpstreamSet;
+
+use crate::config::Config;
+use crate::mcp::{ProtocolVersion, PROTOCOL_VERSION};
+
+/// Hop-by-hop and credential-free request headers are left to Pingora; these are the ones the
+/// proxy itself removes before going upstream.
+const STRIP_UPSTREAM: &[&str] = &[
+    // The proxy must see SSE uncompressed to frame it, and sends it uncompressed.
+    "accept-encoding",
+    "proxy-connection",
+    "keep-alive",
+];
+
+/// The MCP reverse proxy service.
+#[derive(Debug)]
+pub struct McpProxy {
+    config: Arc<Config>,
+    upstreams: UpstreamSet,
+    metrics: Arc<Metrics>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+// === impl McpProxy ===
+
+impl McpProxy {
+    pub fn new(config: Arc<Config>, upstreams: UpstreamSet, metrics: Arc<Metrics>) -> Self {
+        Self {
+            config,
+            upstreams,
+            metrics,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Requests in flight right now (shutdown waits for this to reach zero).
+    pub fn in_flight(&self) -> Arc<AtomicUsize> {
+        self.in_flight.clone()
+    }
+
+    fn upstream_name(&self, ctx: &RequestCtx) -> &str {
+        ctx.upstream
+            .and_then(|i| self.upstreams.get(i))
+            .map_or("none", |u| u.name.as_str())
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for McpProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new(&self.in_flight)
+    }
+
+    /// Routes, then (for a POST) reads or plans the body. Runs before any upstream contact.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        let route = handlers::route(&req.method, req.uri.path(), &self.config.endpoint);
+        ctx.method_label = route.label();
+        ctx.version =
+            ProtocolVersion::from_header(req.headers.get(PROTOCOL_VERSION).map(|v| v.as_bytes()));
+        match route {
+            Route::Reject(r) => {
+                let allow = r.allow.map(|a| [("allow", a)]);
+                let extra = allow.as_ref().map_or(&[][..], |a| &a[..]);
+                respond::jsonrpc_error(session, r.status, None, r.code, r.message, extra, false)
+                    .await?;
+                ctx.status = r.status;
+                Ok(true)
+            }
+            Route::Post => {
+                match json::plan(json::content_length(session), self.config.limits.max_body) {
+                    BodyPlan::PreRead => {
+                        json::pre_read(session, ctx).await?;
+                        Ok(false)
+                    }
+                    BodyPlan::Stream => Ok(false),
+                    BodyPlan::TooLarge => {
+                        let f = failure::classify(&Error::explain(ErrorType::HTTPStatus(413), ""));
+                        respond::jsonrpc_error(
+                            session,
+                            f.status,
+                            None,
+                            f.code,
+                            f.message,
+                            &[],
+                            true,
+                        )
+                        .await?;
+                        ctx.status = f.status;
+                        ctx.failure = Some(f.kind);
+                        Ok(true)
+                    }
+                }
+            }
+            Route::Get | Route::Delete | Route::Options => Ok(false),
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let index = self.upstreams.pick();
+        let upstream = self
+            .upstreams
+            .get(index)
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream configured"))?;
+        ctx.upstream = Some(index);
+        Ok(upstream.peer(self.config.timeouts.connect))
+    }
+
+    /// Points the request at the upstream's endpoint and removes what must not travel.
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let upstream = ctx
+            .upstream
+            .and_then(|i| self.upstreams.get(i))
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
+        let target = upstream.target(session.req_header().uri.query());
+        let uri = target
+            .parse::<http::Uri>()
+            .map_err(|e| Error::because(ErrorType::InternalError, "upstream target", e))?;
+        upstream_request.set_uri(uri);
+        upstream_request.insert_header(http::header::HOST, upstream.authority.as_str())?;
+        for name in STRIP_UPSTREAM {
+            upstream_request.remove_header(*name);
+        }
+        Ok(())
+    }
+
+    /// Streamed (not pre-read) POST bodies are counted against the limit and peeked at the end.
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if ctx.body.is_none() {
+            json::on_streamed_chunk(ctx, body, end_of_stream, self.config.limits.max_body)?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.status = upstream_response.status.as_u16();
+        if sse::is_event_stream(upstream_response) {
+            sse::prepare_headers(upstream_response)?;
+            ctx.sse = Some(sse::SseStream::new(self.config.limits.max_sse_event));
+            self.metrics.sse_streams_active.inc();
+        }
+        Ok(())
+    }
+
+    /// SSE chunks are framed (for metrics and the event bound) and forwarded unchanged.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if let Some(stream) = ctx.sse.as_mut() {
+            if let Some(chunk) = body.as_ref() {
+                if let Err(e) = stream.on_chunk(chunk, &self.metrics) {
+                    tracing::warn!(error = %e, "ending SSE stream");
+                    return Err(Error::because(
+                        failure::SSE_EVENT_TOO_LARGE,
+                        "framing SSE",
+                        e,
+                    ));
+                }
+            }
+            if end_of_stream {
+                stream.finish();
+            }
+        }
+        Ok(None)
+    }
+
+    /// A reused pooled connection that the upstream closed before answering is retried, even
+    /// for POST: the body is in the retry buffer and the upstream never saw the request.
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("peer: {peer}"));
+        let replayable = ctx.body.is_some() && !session.as_ref().retry_buffer_truncated();
+        if ctx.status == 0 && replayable {
+            e.retry.decide_reuse(client_reused);
+        } else {
+            e.set_retry(false);
+        }
+        e
+    }
+
+    /// Writes the classified error (a JSON-RPC error with the request's id) if the client is
+    /// still there and nothing was sent yet.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let f = failure::classify(e);
+        ctx.failure = Some(f.kind);
+        if f.upstream_fault {
+            self.metrics
+                .upstream_errors
+                .with_label_values(&[self.upstream_name(ctx), f.kind])
+                .inc();
+        }
+        let mut code = f.status;
+        if session.response_written().is_some() {
+            code = 0;
+        }
+        if code > 0 {
+            let id = ctx.reply_id();
+            if let Err(write) =
+                respond::jsonrpc_error(session, code, id, f.code, f.message, &[], true).await
+            {
+                tracing::debug!(error = %write, "client gone before the error reply");
+            }
+            ctx.status = code;
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// Client disconnects are normal for SSE; they are logged (at debug) by `logging`.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, e: &Error) -> bool {
+        let f = failure::classify(e);
+        !f.upstream_fault
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if ctx.sse.is_some() {
+            self.metrics.sse_streams_active.dec();
+        }
+        let status = match ctx.status {
+            0 => session.response_written().map_or(0, |r| r.status.as_u16()),
+            s => s,
+        };
+        let status_label = status_label(status);
+        self.metrics
+            .requests
+            .with_label_values(&[ctx.method_label, status_label])
+            .inc();
+        let elapsed = ctx.started.elapsed();
+        self.metrics
+            .request_duration
+            .with_label_values(&[ctx.method_label])
+            .observe(elapsed.as_secs_f64());
+        let req = session.req_header();
+        tracing::info!(
+            target: "shadowcat::access",
+            method = %req.method,
+            mcp_method = ctx.method_label,
+            status,
+            upstream = self.upstream_name(ctx),
+            sse_events = ctx.sse.as_ref().map_or(0, |s| s.events),
+            ms = elapsed.as_millis() as u64,
+            failure = ctx.failure.unwrap_or(""),
+            error = e.map(|e| e.to_string()).unwrap_or_default(),
+        );
+        if let Some(e) = e {
+            tracing::debug!(error = %e, "request ended with an error");
+        }
+    }
+}
+
+/// Status label from a bounded set.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        0 => "0",
+        200 => "200",
+        202 => "202",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        406 => "406",
+        413 => "413",
+        415 => "415",
+        429 => "429",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        s if s < 200 => "1xx",
+        s if s < 300 => "2xx",
+        s if s < 400 => "3xx",
+        s if s < 500 => "4xx",
+        _ => "5xx",
+    }
+}

@@ -1,0 +1,48 @@
+//! The one place that writes answers the proxy makes itself.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::Result;
+use serde_json::value::RawValue;
+
+use crate::mcp::{error_body, ErrorCode};
+
+/// Writes a complete local response. `close` ends the downstream connection afterwards (used
+/// when the request body was not read, so the connection is not in a reusable state).
+pub async fn send(
+    session: &mut Session,
+    status: u16,
+    content_type: &str,
+    body: Bytes,
+    extra: &[(&'static str, &str)],
+    close: bool,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    resp.insert_header(http::header::CONTENT_TYPE, content_type)?;
+    resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    for (name, value) in extra {
+        resp.insert_header(*name, *value)?;
+    }
+    if close {
+        session.set_keepalive(None);
+        resp.insert_header(http::header::CONNECTION, "close")?;
+    }
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}
+
+/// A JSON-RPC error response with the given HTTP status.
+pub async fn jsonrpc_error(
+    session: &mut Session,
+    status: u16,
+    id: Option<&RawValue>,
+    code: ErrorCode,
+    message: &str,
+    extra: &[(&'static str, &str)],
+    close: bool,
+) -> Result<()> {
+    let body = error_body(id, code, message);
+    send(session, status, "application/json", body, extra, close).await
+}

@@ -1,0 +1,199 @@
+//! Builds the Pingora server from a validated [`Config`] and runs it.
+//!
+//! Everything that can fail does so here, before any listener is live: addresses in use (Pingora
+//! would retry 30 s and then lose its listener silently), unresolvable upstream names (Pingora
+//! would panic per request), bad metric registrations.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::http_app::HttpServer;
+use pingora::apps::HttpServerOptions;
+use pingora::proxy::ProxyServiceBuilder;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::listening::Service;
+
+use crate::admin::AdminApp;
+use crate::config::Config;
+use crate::proxy::reverse::upstream::UpstreamSet;
+use crate::proxy::reverse::Metrics;
+use crate::proxy::McpProxy;
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{what} address {addr} is already in use")]
+    AddrInUse {
+        what: &'static str,
+        addr: SocketAddr,
+    },
+    #[error("{what} address {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Upstream(String),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// A built, not yet running, proxy.
+pub struct Shadowcat {
+    server: Server,
+    /// The MCP listener's address (the real port when the config said 0).
+    pub listen: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    ready: Arc<AtomicBool>,
+    in_flight: Arc<AtomicUsize>,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for Shadowcat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shadowcat")
+            .field("listen", &self.listen)
+            .field("admin", &self.admin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the server: checks the addresses, resolves upstreams, wires the services.
+pub fn build(config: Config) -> Result<Shadowcat, StartError> {
+    let mut config = config;
+    config.listen = reserve(config.listen, "listen")?;
+    config.admin = config.admin.map(|a| reserve(a, "admin")).transpose()?;
+    let upstreams = UpstreamSet::resolve(&config).map_err(StartError::Upstream)?;
+    let metrics = Arc::new(Metrics::new()?);
+    let ready = Arc::new(AtomicBool::new(true));
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+
+    let conf = ServerConf {
+        threads,
+        grace_period_seconds: Some(config.shutdown.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let config = Arc::new(config);
+    let proxy = McpProxy::new(config.clone(), upstreams, metrics.clone());
+    let in_flight = proxy.in_flight();
+    let mut options = HttpServerOptions::default();
+    options.h2c = true;
+    let mut service = ProxyServiceBuilder::new(&server.configuration, proxy)
+        .name("shadowcat")
+        .server_options(options)
+        .build();
+    service.add_tcp(&config.listen.to_string());
+    server.add_service(service);
+
+    if let Some(admin) = config.admin {
+        let mut svc = Service::new(
+            "shadowcat admin".to_owned(),
+            HttpServer::new_app(AdminApp::new(metrics, ready.clone())),
+        );
+        svc.threads = Some(1);
+        svc.add_tcp(&admin.to_string());
+        server.add_service(svc);
+    }
+
+    Ok(Shadowcat {
+        server,
+        listen: config.listen,
+        admin: config.admin,
+        ready,
+        in_flight,
+        grace: config.shutdown.grace_period,
+    })
+}
+
+/// Fails fast on an address in use, and turns port 0 into the concrete port to listen on.
+fn reserve(addr: SocketAddr, what: &'static str) -> Result<SocketAddr, StartError> {
+    match TcpListener::bind(addr) {
+        Ok(l) => l
+            .local_addr()
+            .map_err(|source| StartError::Bind { what, addr, source }),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(StartError::AddrInUse { what, addr })
+        }
+        Err(source) => Err(StartError::Bind { what, addr, source }),
+    }
+}
+
+// === impl Shadowcat ===
+
+impl Shadowcat {
+    /// Runs until `shutdown` fires (tests pass their own watch).
+    pub fn run(self, shutdown: Box<dyn ShutdownSignalWatch>) {
+        self.server.run(RunArgs {
+            shutdown_signal: shutdown,
+        });
+    }
+
+    /// Runs until SIGTERM or SIGINT, then drains: listeners close, `/readyz` turns 503, and the
+    /// process exits as soon as no request is in flight, or after `shutdown.grace_period`.
+    pub fn run_until_signal(self) {
+        let watch = DrainOnSignal {
+            ready: self.ready.clone(),
+            in_flight: self.in_flight.clone(),
+            grace: self.grace,
+        };
+        self.run(Box::new(watch));
+    }
+}
+
+struct DrainOnSignal {
+    ready: Arc<AtomicBool>,
+    in_flight: Arc<AtomicUsize>,
+    grace: Duration,
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for DrainOnSignal {
+    async fn recv(&self) -> ShutdownSignal {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot install signal handlers; SIGTERM will kill the process");
+            return std::future::pending().await;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        self.ready.store(false, Ordering::Relaxed);
+        let in_flight = self.in_flight.clone();
+        let grace = self.grace;
+        tracing::info!(
+            signal = name,
+            in_flight = in_flight.load(Ordering::Relaxed),
+            ?grace,
+            "draining"
+        );
+        // Pingora sleeps the whole grace period; leave as soon as nothing is in flight.
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            while start.elapsed() < grace {
+                if in_flight.load(Ordering::Relaxed) == 0 {
+                    tracing::info!(after_ms = start.elapsed().as_millis() as u64, "drained");
+                    std::process::exit(0);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            tracing::warn!(
+                in_flight = in_flight.load(Ordering::Relaxed),
+                "grace period over, closing what is left"
+            );
+        });
+        ShutdownSignal::GracefulTerminate
+    }
+}

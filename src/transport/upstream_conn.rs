@@ -1,0 +1,297 @@
+//! The upstream socket: response deadline, SSE idle limit and SSE keep-alives, below Pingora.
+//!
+//! Pingora's proxy loop has no hook that runs on a timer (`response_body_filter` runs only when
+//! the upstream sends bytes) and its `read_timeout` is per read, so it would cut a quiet SSE
+//! stream. But Pingora lets a peer bring its own L4 connector, and a connection can be any
+//! `AsyncRead + AsyncWrite`. [`WatchdogConnector`] wraps each upstream TCP connection in a
+//! socket that watches the HTTP/1.1 responses go by ([`ResponseFraming`]) and, while Pingora
+//! waits on a read:
+//!
+//! * fails the read with [`UpstreamTimeout::ResponseHeader`] when a response head is overdue
+//!   (`timeouts.request`), which the proxy answers with 504;
+//! * fails it with [`UpstreamTimeout::IdleStream`] after `timeouts.idle_stream` of upstream
+//!   silence on an SSE body;
+//! * after `sse.keepalive` of silence on an SSE body, returns a `: keepalive` comment as if the
+//!   upstream had sent it, but only between chunks and between events, so it cannot corrupt
+//!   either. Pingora forwards it like any other body bytes.
+//!
+//! While a connection idles in the pool nothing is armed, so idle connections cost no timers.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::connectors::L4Connect;
+use pingora::protocols::l4::socket::SocketAddr;
+use pingora::protocols::l4::stream::Stream;
+use pingora::protocols::l4::virt::{VirtualSockOpt, VirtualSocket, VirtualSocketStream};
+use pingora::{Error, ErrorType, Result};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+
+use super::h1_framing::ResponseFraming;
+
+/// Timeouts and keep-alive for one upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnPolicy {
+    pub connect: Duration,
+    pub request: Duration,
+    pub idle_stream: Duration,
+    pub keepalive: Option<Duration>,
+}
+
+/// Why the socket failed a read; travels as the inner error of an `io::Error` (kind
+/// `TimedOut`) through Pingora's error chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamTimeout {
+    ResponseHeader,
+    IdleStream,
+}
+
+impl std::fmt::Display for UpstreamTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UpstreamTimeout::ResponseHeader => "upstream response header deadline passed",
+            UpstreamTimeout::IdleStream => "upstream SSE stream idle limit passed",
+        })
+    }
+}
+
+impl std::error::Error for UpstreamTimeout {}
+
+impl UpstreamTimeout {
+    /// Finds this crate's timeout in a Pingora error's cause chain.
+    pub fn from_pingora_error(e: &Error) -> Option<UpstreamTimeout> {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> =
+            e.cause.as_deref().map(|c| c as _);
+        while let Some(c) = cause {
+            if let Some(t) = c.downcast_ref::<UpstreamTimeout>() {
+                return Some(*t);
+            }
+            if let Some(io) = c.downcast_ref::<io::Error>() {
+                if let Some(t) = io
+                    .get_ref()
+                    .and_then(|i| i.downcast_ref::<UpstreamTimeout>())
+                {
+                    return Some(*t);
+                }
+            }
+            // A Pingora error wrapping another arrives boxed (`Box<Error>` is the cause type).
+            if let Some(pe) = c.downcast_ref::<Box<Error>>() {
+                return Self::from_pingora_error(pe);
+            }
+            if let Some(pe) = c.downcast_ref::<Error>() {
+                return Self::from_pingora_error(pe);
+            }
+            cause = c.source();
+        }
+        None
+    }
+
+    fn into_io(self) -> io::Error {
+        io::Error::new(io::ErrorKind::TimedOut, self)
+    }
+}
+
+/// Pingora L4 connector that hands out watchdog sockets.
+#[derive(Debug)]
+pub struct WatchdogConnector {
+    policy: ConnPolicy,
+}
+
+impl WatchdogConnector {
+    pub fn new(policy: ConnPolicy) -> Self {
+        Self { policy }
+    }
+}
+
+#[async_trait]
+impl L4Connect for WatchdogConnector {
+    async fn connect(&self, addr: &SocketAddr) -> Result<Stream> {
+        let inet = addr.as_inet().ok_or_else(|| {
+            Error::explain(ErrorType::ConnectError, "upstream is not a TCP address")
+        })?;
+        let tcp = match tokio::time::timeout(self.policy.connect, TcpStream::connect(inet)).await {
+            Err(_) => {
+                return Error::e_explain(
+                    ErrorType::ConnectTimedout,
+                    format!("connecting to {inet}"),
+                )
+            }
+            Ok(Err(e)) => {
+                let etype = match e.kind() {
+                    io::ErrorKind::ConnectionRefused => ErrorType::ConnectRefused,
+                    io::ErrorKind::TimedOut => ErrorType::ConnectTimedout,
+                    _ => ErrorType::ConnectError,
+                };
+                return Error::e_because(etype, format!("connecting to {inet}"), e);
+            }
+            Ok(Ok(tcp)) => tcp,
+        };
+        tcp.set_nodelay(true)
+            .map_err(|e| Error::because(ErrorType::SocketError, "TCP_NODELAY", e))?;
+        let socket = WatchdogSocket::new(tcp, self.policy);
+        Ok(VirtualSocketStream::new(Box::new(socket)).into())
+    }
+}
+
+/// One upstream connection under watch.
+#[derive(Debug)]
+pub struct WatchdogSocket {
+    inner: TcpStream,
+    policy: ConnPolicy,
+    framing: ResponseFraming,
+    /// When the response head became due (the request was written).
+    head_due: Option<Instant>,
+    /// Last byte the upstream itself sent.
+    last_upstream: Instant,
+    next_keepalive: Option<Instant>,
+    sleep: Pin<Box<Sleep>>,
+}
+
+// === impl WatchdogSocket ===
+
+impl WatchdogSocket {
+    pub fn new(inner: TcpStream, policy: ConnPolicy) -> Self {
+        let now = Instant::now();
+        Self {
+            inner,
+            policy,
+            framing: ResponseFraming::new(),
+            head_due: None,
+            last_upstream: now,
+            next_keepalive: None,
+            sleep: Box::pin(tokio::time::sleep_until(now)),
+        }
+    }
+
+    /// The earliest armed deadline and what it is for.
+    fn next_deadline(&self) -> Option<(Instant, Timer)> {
+        let mut best: Option<(Instant, Timer)> = None;
+        let mut consider = |at: Option<Instant>, what: Timer| {
+            if let Some(at) = at {
+                if best.is_none_or(|(b, _)| at < b) {
+                    best = Some((at, what));
+                }
+            }
+        };
+        if self.framing.awaiting_head() {
+            consider(self.head_due.map(|t| t + self.policy.request), Timer::Head);
+        }
+        if self.framing.in_sse_body() {
+            consider(
+                Some(self.last_upstream + self.policy.idle_stream),
+                Timer::Idle,
+            );
+            consider(self.next_keepalive, Timer::Keepalive);
+        }
+        best
+    }
+
+    fn on_upstream_bytes(&mut self, bytes: &[u8]) {
+        self.framing.observe(bytes);
+        let now = Instant::now();
+        self.last_upstream = now;
+        if !self.framing.awaiting_head() {
+            self.head_due = None;
+        }
+        self.next_keepalive = match (self.framing.in_sse_body(), self.policy.keepalive) {
+            (true, Some(k)) => Some(now + k),
+            _ => None,
+        };
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    Head,
+    Idle,
+    Keepalive,
+}
+
+impl AsyncRead for WatchdogSocket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        if let Poll::Ready(result) = Pin::new(&mut this.inner).poll_read(cx, buf) {
+            result?;
+            if buf.filled().len() > before {
+                this.on_upstream_bytes(&buf.filled()[before..]);
+            }
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            let Some((at, timer)) = this.next_deadline() else {
+                return Poll::Pending;
+            };
+            if this.sleep.deadline() != at {
+                this.sleep.as_mut().reset(at);
+            }
+            ready!(this.sleep.as_mut().poll(cx));
+            match timer {
+                Timer::Head => return Poll::Ready(Err(UpstreamTimeout::ResponseHeader.into_io())),
+                Timer::Idle => return Poll::Ready(Err(UpstreamTimeout::IdleStream.into_io())),
+                Timer::Keepalive => {
+                    let next = this.policy.keepalive.map(|k| Instant::now() + k);
+                    this.next_keepalive = next;
+                    if let Some(bytes) = this.framing.keepalive_injection() {
+                        if buf.remaining() >= bytes.len() {
+                            buf.put_slice(bytes);
+                            this.framing.observe(bytes);
+                            return Poll::Ready(Ok(()));
+                        }
+                    }
+                    // Mid-event or mid-chunk: try again after another keep-alive period.
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for WatchdogSocket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let n = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+        if n > 0 {
+            this.framing.request_written();
+            if this.framing.awaiting_head() && this.head_due.is_none() {
+                this.head_due = Some(Instant::now());
+            }
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl VirtualSocket for WatchdogSocket {
+    fn set_socket_option(&self, opt: VirtualSockOpt) -> io::Result<()> {
+        match opt {
+            VirtualSockOpt::NoDelay => self.inner.set_nodelay(true),
+            // TCP keep-alive probes are not configured for upstreams; nothing to do.
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "upstream_conn_tests.rs"]
+mod tests;

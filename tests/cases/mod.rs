@@ -1,0 +1,6 @@
+mod cli;
+mod errors;
+mod json;
+mod shutdown;
+mod sse;
+mod streams;

@@ -1,0 +1,160 @@
+//! In-process harness: mock upstreams and a proxy on 127.0.0.1:0, plus client helpers.
+
+#![allow(dead_code)]
+
+pub mod mock;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
+use shadowcat::config::{Config, UpstreamConfig, UpstreamUrl};
+use tokio::sync::oneshot;
+
+pub use mock::{Event, MockUpstream, Reply};
+
+pub const ACCEPT_BOTH: &str = "application/json, text/event-stream";
+
+/// A proxy config in front of `upstream_url`, listening on an ephemeral loopback port.
+pub fn config_for(upstream_url: &str) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin: Some("127.0.0.1:0".parse().unwrap()),
+        upstreams: vec![UpstreamConfig {
+            name: "mock".into(),
+            url: UpstreamUrl::parse(upstream_url).unwrap(),
+        }],
+        ..Config::default()
+    }
+}
+
+/// A proxy running on its own thread; stopped (fast shutdown) on drop.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct StopWatch(tokio::sync::Mutex<Option<oneshot::Receiver<()>>>);
+
+#[async_trait]
+impl ShutdownSignalWatch for StopWatch {
+    async fn recv(&self) -> ShutdownSignal {
+        if let Some(rx) = self.0.lock().await.take() {
+            let _ = rx.await;
+        }
+        ShutdownSignal::FastShutdown
+    }
+}
+
+impl Proxy {
+    pub async fn start(config: Config) -> Self {
+        let built = shadowcat::server::build(config).expect("proxy builds");
+        let addr = built.listen;
+        let admin = built.admin.expect("admin listener");
+        let (tx, rx) = oneshot::channel();
+        let thread = std::thread::spawn(move || {
+            built.run(Box::new(StopWatch(tokio::sync::Mutex::new(Some(rx)))))
+        });
+        for _ in 0..500 {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Self {
+            addr,
+            admin,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// POSTs a JSON-RPC body the way MCP clients do.
+pub async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> reqwest::Response {
+    client
+        .post(url)
+        .header("accept", ACCEPT_BOTH)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("request")
+}
+
+pub fn call(id: u64, tool: &str) -> serde_json::Value {
+    serde_json::json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":{}}})
+}
+
+/// Reads an SSE body chunk by chunk until `n` events (blocks with a `data:` line) arrived;
+/// returns the text read and the instant each event completed.
+pub async fn read_events(
+    resp: &mut reqwest::Response,
+    n: usize,
+) -> (String, Vec<tokio::time::Instant>) {
+    let mut text = String::new();
+    let mut at = Vec::new();
+    while at.len() < n {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), resp.chunk())
+            .await
+            .expect("SSE chunk in time")
+            .expect("SSE read")
+            .expect("stream ended early");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        let complete = text
+            .matches("data:")
+            .count()
+            .min(text.matches("\n\n").count());
+        while at.len() < complete {
+            at.push(tokio::time::Instant::now());
+        }
+    }
+    (text, at)
+}
+
+/// The value of one Prometheus sample line (exact series text), if present.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
