@@ -54,6 +54,8 @@ async fn json_response_passes_through_with_request_rewritten() {
         "SSE must come back uncompressed"
     );
     assert_eq!(seen.header("mcp-protocol-version"), Some("2025-11-25"));
+    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
     assert_eq!(
         seen.body,
         body.to_string().into_bytes(),
@@ -214,4 +216,35 @@ async fn bodies_larger_than_the_pre_read_buffer_stream_through_intact() {
         ),
         Some(1.0)
     );
+}
+
+#[tokio::test]
+async fn admin_listener_serves_health_and_metrics_only() {
+    let upstream = MockUpstream::start(|_| Reply::json(json!({}))).await;
+    let proxy = Proxy::start(config_for(&upstream.url())).await;
+    let get = |path: &'static str| {
+        let url = format!("http://{}{path}", proxy.admin);
+        async move { reqwest::get(url).await.unwrap() }
+    };
+    assert_eq!(get("/healthz").await.status(), 200);
+    assert_eq!(get("/readyz").await.status(), 200);
+    assert_eq!(get("/nope").await.status(), 404);
+    let metrics = get("/metrics").await;
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = metrics.text().await.unwrap();
+    // Label-less metrics are there from the start; labelled ones appear with their first sample.
+    assert!(
+        text.contains("# TYPE shadowcat_sse_streams_active gauge"),
+        "{text}"
+    );
+    // The MCP listener does not expose metrics.
+    let resp = client()
+        .get(format!("http://{}/metrics", proxy.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
 }

@@ -186,3 +186,20 @@ async fn oversized_sse_event_ends_the_stream_and_is_counted() {
         Some(1.0)
     );
 }
+
+/// The client learns it got an SSE stream before the first event exists.
+#[tokio::test]
+async fn sse_headers_go_out_before_the_first_event() {
+    let mut upstream =
+        MockUpstream::start(|_| Reply::sse(&["data: late\n\n"], Duration::from_millis(500), false))
+            .await;
+    let proxy = Proxy::start(config_for(&upstream.url())).await;
+    let resp = post(&client(), &proxy.url(), &call(1, "x")).await;
+    let headers_at = tokio::time::Instant::now();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let Event::Sent(0, sent_at) = upstream.next_event(Duration::from_secs(5)).await else {
+        panic!("expected the first event")
+    };
+    assert!(headers_at < sent_at, "headers waited for the first event");
+    assert_eq!(resp.text().await.unwrap(), "data: late\n\n");
+}

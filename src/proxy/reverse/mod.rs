@@ -162,6 +162,22 @@ impl ProxyHttp for McpProxy {
         for name in STRIP_UPSTREAM {
             upstream_request.remove_header(*name);
         }
+        if let Some(ip) = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+        {
+            let xff = match upstream_request
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(prior) => format!("{prior}, {ip}"),
+                None => ip.to_string(),
+            };
+            upstream_request.insert_header("x-forwarded-for", xff)?;
+        }
+        upstream_request.insert_header("x-forwarded-proto", "http")?;
         Ok(())
     }
 
