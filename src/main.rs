@@ -60,11 +60,14 @@ fn reverse(args: ReverseArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Logs go to stderr (stdout stays free for `check-config`), colored only on a terminal.
 fn init_logging() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(true)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
