@@ -14,11 +14,14 @@ use pingora::apps::http_app::HttpServer;
 use pingora::apps::HttpServerOptions;
 use pingora::proxy::ProxyServiceBuilder;
 use pingora::server::configuration::ServerConf;
+use pingora::server::ShutdownWatch;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
 use crate::config::Config;
+use crate::proxy::reverse::session::SessionTable;
 use crate::proxy::reverse::upstream::UpstreamSet;
 use crate::proxy::reverse::Metrics;
 use crate::proxy::McpProxy;
@@ -85,6 +88,11 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     let config = Arc::new(config);
     let proxy = McpProxy::new(config.clone(), upstreams, metrics.clone());
     let in_flight = proxy.in_flight();
+    let sweeper = Sweeper {
+        sessions: proxy.sessions(),
+        idle: config.sessions.idle_timeout,
+        metrics: metrics.clone(),
+    };
     let mut options = HttpServerOptions::default();
     options.h2c = true;
     let mut service = ProxyServiceBuilder::new(&server.configuration, proxy)
@@ -93,6 +101,7 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
         .build();
     service.add_tcp(&config.listen.to_string());
     server.add_service(service);
+    server.add_service(background_service("session sweeper", sweeper));
 
     if let Some(admin) = config.admin {
         let mut svc = Service::new(
@@ -146,6 +155,38 @@ impl Shadowcat {
             grace: self.grace,
         };
         self.run(Box::new(watch));
+    }
+}
+
+/// Expires idle sessions in the background (lookups also refuse expired ones on the spot).
+struct Sweeper {
+    sessions: Arc<SessionTable>,
+    idle: Duration,
+    metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl BackgroundService for Sweeper {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        // A tenth of the idle timeout, within [100 ms, 30 s]: expiry is never late by more
+        // than a tenth, and a large table is not scanned more than needed.
+        let every = (self.idle / 10).clamp(Duration::from_millis(100), Duration::from_secs(30));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let expired = self.sessions.expire_idle(self.idle);
+                    for _ in &expired {
+                        self.metrics.session_event("expired", self.sessions.len());
+                    }
+                    if !expired.is_empty() {
+                        tracing::debug!(expired = expired.len(), active = self.sessions.len(), "idle sessions expired");
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
     }
 }
 

@@ -26,12 +26,42 @@ pub struct Config {
     pub limits: Limits,
     pub sse: SseConfig,
     pub shutdown: Shutdown,
+    pub load_balancing: LoadBalancing,
+    pub health: Health,
+    pub sessions: Sessions,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamConfig {
     pub name: String,
     pub url: UpstreamUrl,
+    /// Share of new sessions and sessionless requests (round robin), 1 to 1000.
+    pub weight: u32,
+}
+
+/// How new sessions and sessionless requests choose an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadBalancing {
+    /// Weighted round robin.
+    RoundRobin,
+    /// The upstream holding the fewest sessions (ties: the earliest listed).
+    LeastSessions,
+}
+
+/// Passive health checking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    /// An upstream that fails to connect is avoided by new sessions for this long.
+    pub down_for: Duration,
+}
+
+/// Proxy-owned sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sessions {
+    /// A session unused this long is forgotten (its id then gets 404).
+    pub idle_timeout: Duration,
+    /// At most this many sessions; past it `initialize` gets 503.
+    pub max: usize,
 }
 
 /// An upstream MCP endpoint URL (`http://host[:port][/path][?query]`).
@@ -92,6 +122,14 @@ impl Default for Config {
             },
             shutdown: Shutdown {
                 grace_period: Duration::from_secs(10),
+            },
+            load_balancing: LoadBalancing::RoundRobin,
+            health: Health {
+                down_for: Duration::from_secs(10),
+            },
+            sessions: Sessions {
+                idle_timeout: Duration::from_secs(30 * 60),
+                max: 100_000,
             },
         }
     }

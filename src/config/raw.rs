@@ -20,6 +20,11 @@ pub struct RawConfig {
     pub sse: RawSse,
     #[serde(default)]
     pub shutdown: RawShutdown,
+    pub load_balancing: Option<String>,
+    #[serde(default)]
+    pub health: RawHealth,
+    #[serde(default)]
+    pub sessions: RawSessions,
 }
 
 #[derive(Debug, Deserialize)]
@@ -27,6 +32,7 @@ pub struct RawConfig {
 pub struct RawUpstream {
     pub name: Option<String>,
     pub url: String,
+    pub weight: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -54,6 +60,19 @@ pub struct RawSse {
 #[serde(deny_unknown_fields)]
 pub struct RawShutdown {
     pub grace_period: Option<Scalar>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    pub down_for: Option<Scalar>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSessions {
+    pub idle_timeout: Option<Scalar>,
+    pub max: Option<u64>,
 }
 
 /// A unit value as written: `5s` is a string to YAML, `0` or `1024` a number.

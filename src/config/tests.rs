@@ -22,6 +22,11 @@ fn defaults_apply_to_every_key() {
     assert_eq!(c.limits.max_sse_event, 8 << 20);
     assert_eq!(c.sse.keepalive, Some(Duration::from_secs(15)));
     assert_eq!(c.shutdown.grace_period, Duration::from_secs(10));
+    assert_eq!(c.load_balancing, LoadBalancing::RoundRobin);
+    assert_eq!(c.health.down_for, Duration::from_secs(10));
+    assert_eq!(c.sessions.idle_timeout, Duration::from_secs(1800));
+    assert_eq!(c.sessions.max, 100_000);
+    assert_eq!(c.upstreams[0].weight, 1);
     assert_eq!(c.upstreams[0].url.authority(), "127.0.0.1:3001");
     assert_eq!(c.upstreams[0].url.path_and_query, "/mcp");
 }
@@ -31,7 +36,8 @@ fn every_key_can_be_set() {
     let c = from_yaml_str(
         "listen: 0.0.0.0:80\nadmin: null\nendpoint: /x\nupstreams:\n  - {name: a, url: 'http://h/p?q=1'}\n\
          timeouts: {connect: 250ms, request: 1m, idle_stream: 2h}\nlimits: {max_body: 64KiB, max_sse_event: 2048}\n\
-         sse: {keepalive: 0}\nshutdown: {grace_period: 0}\n",
+         sse: {keepalive: 0}\nshutdown: {grace_period: 0}\nload_balancing: least_sessions\n\
+         health: {down_for: 3s}\nsessions: {idle_timeout: 5m, max: 10}\n",
     )
     .unwrap();
     assert_eq!(c.listen.port(), 80);
@@ -44,6 +50,9 @@ fn every_key_can_be_set() {
     assert_eq!(c.limits.max_sse_event, 2048);
     assert_eq!(c.sse.keepalive, None);
     assert_eq!(c.shutdown.grace_period, Duration::ZERO);
+    assert_eq!(c.load_balancing, LoadBalancing::LeastSessions);
+    assert_eq!(c.health.down_for, Duration::from_secs(3));
+    assert_eq!(c.sessions.max, 10);
 }
 
 #[test]
@@ -72,6 +81,21 @@ fn errors_name_the_field_path() {
             "timeouts:\n  connect: 99999999999999999h\n",
             "timeouts.connect",
         ),
+        ("load_balancing: random\n", "load_balancing"),
+        ("health:\n  down_for: 0\n", "health.down_for"),
+        ("sessions:\n  max: 0\n", "sessions.max"),
+        (
+            "sessions:\n  idle_timeout: forever\n",
+            "sessions.idle_timeout",
+        ),
+        (
+            "upstreams:\n  - {name: a, url: 'http://x/', weight: 0}\n",
+            "upstreams[0].weight",
+        ),
+        (
+            "timeouts:\n  connect: 99999999999999999h\n",
+            "timeouts.connect",
+        ),
     ];
     for (text, field) in cases {
         let text = if text.starts_with("upstreams") {
@@ -89,8 +113,8 @@ fn errors_name_the_field_path() {
 fn unknown_keys_are_rejected_at_every_level() {
     let e = err(&format!("{ONE}sse:\n  keepalive: 1s\n  extra: 2\n"));
     assert!(e.to_string().contains("extra"), "{e}");
-    let e = err("upstreams:\n  - {name: a, url: 'http://x/', weight: 2}\n");
-    assert!(e.to_string().contains("weight"), "{e}");
+    let e = err("upstreams:\n  - {name: a, url: 'http://x/', weigth: 2}\n");
+    assert!(e.to_string().contains("weigth"), "{e}");
 }
 
 #[test]

@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::raw::{RawConfig, Scalar};
 use super::units::{parse_duration, parse_size};
 use super::{
-    Config, ConfigError, Limits, Overrides, Shutdown, SseConfig, Timeouts, UpstreamConfig,
-    UpstreamUrl,
+    Config, ConfigError, Health, Limits, LoadBalancing, Overrides, Sessions, Shutdown, SseConfig,
+    Timeouts, UpstreamConfig, UpstreamUrl,
 };
 
 /// Largest `limits.max_body` accepted.
@@ -50,6 +50,7 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
         (Some(url), _) => vec![UpstreamConfig {
             name: "default".into(),
             url: UpstreamUrl::parse(url).map_err(|m| invalid("--upstream", m))?,
+            weight: 1,
         }],
         (None, Some(list)) => list
             .into_iter()
@@ -69,7 +70,14 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
                 }
                 let url = UpstreamUrl::parse(&u.url)
                     .map_err(|m| invalid(format!("upstreams[{i}].url"), m))?;
-                Ok(UpstreamConfig { name, url })
+                let weight = u.weight.unwrap_or(1);
+                if !(1..=1000).contains(&weight) {
+                    return Err(invalid(
+                        format!("upstreams[{i}].weight"),
+                        "must be 1 to 1000",
+                    ));
+                }
+                Ok(UpstreamConfig { name, url, weight })
             })
             .collect::<Result<Vec<_>, _>>()?,
         (None, None) => Vec::new(),
@@ -88,12 +96,36 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
             ));
         }
     }
-    if upstreams.len() > 1 {
-        return Err(invalid(
-            "upstreams",
-            "several upstreams need session affinity, which this version does not have yet; list one",
-        ));
+    let load_balancing = match raw.load_balancing.as_deref() {
+        None | Some("round_robin") => LoadBalancing::RoundRobin,
+        Some("least_sessions") => LoadBalancing::LeastSessions,
+        Some(other) => {
+            return Err(invalid(
+                "load_balancing",
+                format!("unknown strategy {other:?} (use round_robin or least_sessions)"),
+            ))
+        }
+    };
+    let health = Health {
+        down_for: positive(
+            raw.health.down_for,
+            "health.down_for",
+            defaults.health.down_for,
+        )?,
+    };
+    let max_sessions = raw.sessions.max.unwrap_or(defaults.sessions.max as u64);
+    if max_sessions == 0 {
+        return Err(invalid("sessions.max", "must be more than 0"));
     }
+    let sessions = Sessions {
+        idle_timeout: positive(
+            raw.sessions.idle_timeout,
+            "sessions.idle_timeout",
+            defaults.sessions.idle_timeout,
+        )?,
+        max: usize::try_from(max_sessions)
+            .map_err(|_| invalid("sessions.max", "too large for this platform"))?,
+    };
 
     let timeouts = Timeouts {
         connect: positive(
@@ -156,6 +188,9 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
         },
         sse: SseConfig { keepalive },
         shutdown: Shutdown { grace_period },
+        load_balancing,
+        health,
+        sessions,
     })
 }
 

@@ -95,6 +95,8 @@ pub struct MockUpstream {
     pub addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     events: mpsc::UnboundedReceiver<Event>,
+    stopped: Arc<std::sync::atomic::AtomicBool>,
+    acceptor: tokio::task::JoinHandle<()>,
 }
 
 impl MockUpstream {
@@ -105,16 +107,34 @@ impl MockUpstream {
         let (tx, events) = mpsc::unbounded_channel();
         let handler: Handler = Arc::new(handler);
         let rec = received.clone();
-        tokio::spawn(async move {
+        let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = stopped.clone();
+        let acceptor = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, handler.clone(), rec.clone(), tx.clone()));
+                let conn = serve(
+                    stream,
+                    handler.clone(),
+                    rec.clone(),
+                    tx.clone(),
+                    stop.clone(),
+                );
+                tokio::spawn(conn);
             }
         });
         Self {
             addr,
             received,
             events,
+            stopped,
+            acceptor,
         }
+    }
+
+    /// The upstream dies: no new connections, and open ones close at their next request.
+    pub fn stop(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.acceptor.abort();
     }
 
     pub fn url(&self) -> String {
@@ -150,6 +170,7 @@ async fn serve(
     handler: Handler,
     rec: Arc<Mutex<Vec<Received>>>,
     tx: mpsc::UnboundedSender<Event>,
+    stopped: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::new();
@@ -157,6 +178,9 @@ async fn serve(
         let Some(req) = read_request(&mut stream, &mut buf).await else {
             return;
         };
+        if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         rec.lock().unwrap().push(req.clone());
         let mut reply = handler(&req);
         while let Reply::After(d, inner) = reply {

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod mcp_server;
 pub mod mock;
 
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ pub fn config_for(upstream_url: &str) -> Config {
         upstreams: vec![UpstreamConfig {
             name: "mock".into(),
             url: UpstreamUrl::parse(upstream_url).unwrap(),
+            weight: 1,
         }],
         ..Config::default()
     }

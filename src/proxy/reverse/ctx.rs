@@ -8,6 +8,7 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
+use super::session::{Principal, Reservation, Session};
 use super::sse::SseStream;
 use crate::mcp::{peek, ProtocolVersion};
 
@@ -29,6 +30,16 @@ pub struct RequestCtx {
     pub sse: Option<SseStream>,
     /// Why the request failed, as classified by the proxy (metrics, logs, error body).
     pub failure: Option<&'static str>,
+    /// The body is a single `initialize` request.
+    pub is_initialize: bool,
+    pub is_delete: bool,
+    /// The live session this request belongs to.
+    pub session: Option<Arc<Session>>,
+    /// A place held for the session an `initialize` may create.
+    pub new_session: Option<Reservation>,
+    pub principal: Option<Principal>,
+    /// Upstreams that failed to connect for this request (not chosen again).
+    pub tried: Vec<usize>,
     _in_flight: InFlight,
 }
 
@@ -55,6 +66,12 @@ impl RequestCtx {
             status: 0,
             sse: None,
             failure: None,
+            is_initialize: false,
+            is_delete: false,
+            session: None,
+            new_session: None,
+            principal: None,
+            tried: Vec::new(),
             _in_flight: InFlight::enter(in_flight),
         }
     }
@@ -65,6 +82,7 @@ impl RequestCtx {
             Ok(p) => {
                 self.method_label = p.method().map_or("invalid", super::metrics::method_label);
                 self.id_range = p.reply_id().and_then(|id| subslice_range(&body, id.get()));
+                self.is_initialize = !p.is_batch() && p.method() == Some("initialize");
             }
             Err(_) => self.method_label = "invalid",
         }

@@ -1,9 +1,13 @@
 //! Per-method routing on the listener: what goes upstream and what the proxy answers itself.
 //! Pure decisions over the method and path, so they are tested without a server.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use http::Method;
 
-use crate::mcp::ErrorCode;
+use super::session::{Principal, Session, SessionTable};
+use crate::mcp::{ErrorCode, ProtocolVersion};
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,9 +74,126 @@ impl Route {
     }
 }
 
+/// What a request means for sessions.
+#[derive(Debug)]
+pub enum SessionPlan {
+    /// Carries a live session of this principal: goes to the session's upstream.
+    Pinned(Arc<Session>),
+    /// Carries a session that idled past `sessions.idle_timeout`: to be removed, then 404.
+    Expired(Arc<Session>),
+    /// `initialize` without a session id: may create one.
+    Create,
+    /// No session involved (MCP 2026-07-28, or an upstream that issues none).
+    Sessionless,
+    Reject(Rejection),
+}
+
+pub const SESSION_NOT_FOUND: Rejection = Rejection {
+    status: 404,
+    code: ErrorCode::SessionNotFound,
+    message: "Session not found",
+    allow: None,
+};
+
+/// Decides a request's session handling before any upstream contact. An unknown id, one of a
+/// different principal (a stolen id) and an expired one all get the same 404, so a client
+/// learns nothing about other clients' sessions.
+pub fn plan_session(
+    id: Option<&str>,
+    version: ProtocolVersion,
+    is_initialize: bool,
+    principal: Option<&Principal>,
+    table: &SessionTable,
+    idle_timeout: Duration,
+) -> SessionPlan {
+    match id {
+        Some(id) => match table.get(id) {
+            Some(s) if s.principal.as_ref() != principal => SessionPlan::Reject(SESSION_NOT_FOUND),
+            Some(s) if table.idle_for(&s) >= idle_timeout => SessionPlan::Expired(s),
+            Some(s) => SessionPlan::Pinned(s),
+            None => SessionPlan::Reject(SESSION_NOT_FOUND),
+        },
+        None if is_initialize && !version.is_sessionless() => SessionPlan::Create,
+        None => SessionPlan::Sessionless,
+    }
+}
+
+/// A request without a session id to an upstream that uses sessions.
+pub const MISSING_SESSION: Rejection = Rejection {
+    status: 400,
+    code: ErrorCode::BadRequest,
+    message: "Bad Request: Mcp-Session-Id header is required",
+    allow: None,
+};
+
+/// A session whose upstream is down: never moved to another upstream silently.
+pub const SESSION_UPSTREAM_DOWN: Rejection = Rejection {
+    status: 502,
+    code: ErrorCode::UpstreamUnavailable,
+    message: "the upstream holding this session is unreachable",
+    allow: None,
+};
+
+/// No room for another session.
+pub const SESSIONS_FULL: Rejection = Rejection {
+    status: 503,
+    code: ErrorCode::Overloaded,
+    message: "too many sessions; retry later",
+    allow: None,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::reverse::session::principal_of;
+
+    const IDLE: Duration = Duration::from_secs(1800);
+
+    #[tokio::test(start_paused = true)]
+    async fn session_plans() {
+        let table = Arc::new(SessionTable::new(10, 1));
+        let alice = principal_of(Some(b"Bearer alice"));
+        let s = table.insert(0, "up", alice).unwrap();
+        let v = ProtocolVersion::V2025_11_25;
+        assert!(matches!(
+            plan_session(Some(&s.id), v, false, alice.as_ref(), &table, IDLE),
+            SessionPlan::Pinned(_)
+        ));
+        let bob = principal_of(Some(b"Bearer bob"));
+        let SessionPlan::Reject(r) =
+            plan_session(Some(&s.id), v, false, bob.as_ref(), &table, IDLE)
+        else {
+            panic!()
+        };
+        assert_eq!(r.status, 404, "a stolen id is just unknown");
+        let SessionPlan::Reject(r) = plan_session(Some(&s.id), v, false, None, &table, IDLE) else {
+            panic!()
+        };
+        assert_eq!(r.status, 404, "dropping the credential does not help");
+        let SessionPlan::Reject(r) = plan_session(Some("nope"), v, false, None, &table, IDLE)
+        else {
+            panic!()
+        };
+        assert_eq!((r.status, r.code), (404, ErrorCode::SessionNotFound));
+        assert!(matches!(
+            plan_session(None, v, true, None, &table, IDLE),
+            SessionPlan::Create
+        ));
+        assert!(matches!(
+            plan_session(None, v, false, None, &table, IDLE),
+            SessionPlan::Sessionless
+        ));
+        let v26 = ProtocolVersion::V2026_07_28;
+        assert!(matches!(
+            plan_session(None, v26, true, None, &table, IDLE),
+            SessionPlan::Sessionless
+        ));
+        tokio::time::advance(IDLE).await;
+        assert!(matches!(
+            plan_session(Some(&s.id), v, false, alice.as_ref(), &table, IDLE),
+            SessionPlan::Expired(_)
+        ));
+    }
 
     #[test]
     fn routes_the_endpoint_and_rejects_the_rest() {

@@ -19,7 +19,13 @@ pub struct Metrics {
     pub sse_streams_active: IntGauge,
     pub sse_events: IntCounter,
     pub upstream_errors: IntCounterVec,
+    pub sessions_active: IntGauge,
+    pub sessions: IntCounterVec,
 }
+
+/// Every `outcome` of `shadowcat_sessions_total`.
+pub const SESSION_OUTCOMES: [&str; 5] =
+    ["created", "deleted", "expired", "evicted", "upstream_gone"];
 
 // === impl Metrics ===
 
@@ -59,6 +65,21 @@ impl Metrics {
             ),
             &["upstream", "kind"],
         )?;
+        let sessions_active =
+            IntGauge::new("shadowcat_sessions_active", "Sessions the proxy holds")?;
+        let sessions = IntCounterVec::new(
+            Opts::new(
+                "shadowcat_sessions_total",
+                "Session lifecycle events: created, deleted (DELETE), expired (idle), evicted \
+                 (the upstream reused the id of a mapped session), upstream_gone (upstream 404)",
+            ),
+            &["outcome"],
+        )?;
+        for outcome in SESSION_OUTCOMES {
+            sessions.with_label_values(&[outcome]);
+        }
+        registry.register(Box::new(sessions_active.clone()))?;
+        registry.register(Box::new(sessions.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
         registry.register(Box::new(sse_streams_active.clone()))?;
@@ -71,7 +92,15 @@ impl Metrics {
             sse_streams_active,
             sse_events,
             upstream_errors,
+            sessions_active,
+            sessions,
         })
+    }
+
+    /// Counts a session event and refreshes the active gauge.
+    pub fn session_event(&self, outcome: &'static str, active: usize) {
+        self.sessions.with_label_values(&[outcome]).inc();
+        self.sessions_active.set(active as i64);
     }
 
     /// The Prometheus text exposition of every metric.

@@ -4,12 +4,14 @@
 //! [`RequestCtx`], shared state on [`McpProxy`]. Every request takes the same phases, JSON and
 //! SSE alike, so nothing can skip metrics or (later) interceptors.
 
+mod affinity;
 mod ctx;
 pub mod failure;
 pub mod handlers;
 pub mod json;
 pub mod metrics;
 mod respond;
+pub mod session;
 pub mod sse;
 pub mod upstream;
 
@@ -25,9 +27,10 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
 pub use ctx::RequestCtx;
-use handlers::Route;
+use handlers::{Rejection, Route};
 use json::BodyPlan;
 pub use metrics::Metrics;
+use session::SessionTable;
 use upstream::UpstreamSet;
 
 use crate::config::Config;
@@ -47,6 +50,7 @@ const STRIP_UPSTREAM: &[&str] = &[
 pub struct McpProxy {
     config: Arc<Config>,
     upstreams: UpstreamSet,
+    sessions: Arc<SessionTable>,
     metrics: Arc<Metrics>,
     in_flight: Arc<AtomicUsize>,
 }
@@ -55,12 +59,49 @@ pub struct McpProxy {
 
 impl McpProxy {
     pub fn new(config: Arc<Config>, upstreams: UpstreamSet, metrics: Arc<Metrics>) -> Self {
+        let sessions = Arc::new(SessionTable::new(config.sessions.max, upstreams.len()));
         Self {
             config,
             upstreams,
+            sessions,
             metrics,
             in_flight: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// The session table (the sweeper expires idle sessions in it).
+    pub fn sessions(&self) -> Arc<SessionTable> {
+        self.sessions.clone()
+    }
+
+    /// Answers a request the proxy refuses, with the request's id when it is known. The
+    /// connection closes when the request body was not read.
+    async fn reject(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        r: Rejection,
+    ) -> Result<bool> {
+        let mut extra: Vec<(&'static str, &str)> = Vec::new();
+        if let Some(allow) = r.allow {
+            extra.push(("allow", allow));
+        }
+        if r.status == 503 {
+            extra.push(("retry-after", "5"));
+        }
+        let close = !session.is_body_done();
+        respond::jsonrpc_error(
+            session,
+            r.status,
+            ctx.reply_id(),
+            r.code,
+            r.message,
+            &extra,
+            close,
+        )
+        .await?;
+        ctx.status = r.status;
+        Ok(true)
     }
 
     /// Requests in flight right now (shutdown waits for this to reach zero).
@@ -90,22 +131,13 @@ impl ProxyHttp for McpProxy {
         ctx.method_label = route.label();
         ctx.version =
             ProtocolVersion::from_header(req.headers.get(PROTOCOL_VERSION).map(|v| v.as_bytes()));
+        ctx.is_delete = route == Route::Delete;
         match route {
-            Route::Reject(r) => {
-                let allow = r.allow.map(|a| [("allow", a)]);
-                let extra = allow.as_ref().map_or(&[][..], |a| &a[..]);
-                respond::jsonrpc_error(session, r.status, None, r.code, r.message, extra, false)
-                    .await?;
-                ctx.status = r.status;
-                Ok(true)
-            }
+            Route::Reject(r) => return self.reject(session, ctx, r).await,
             Route::Post => {
                 match json::plan(json::content_length(session), self.config.limits.max_body) {
-                    BodyPlan::PreRead => {
-                        json::pre_read(session, ctx).await?;
-                        Ok(false)
-                    }
-                    BodyPlan::Stream => Ok(false),
+                    BodyPlan::PreRead => json::pre_read(session, ctx).await?,
+                    BodyPlan::Stream => {}
                     BodyPlan::TooLarge => {
                         let f = failure::classify(&Error::explain(ErrorType::HTTPStatus(413), ""));
                         respond::jsonrpc_error(
@@ -120,11 +152,15 @@ impl ProxyHttp for McpProxy {
                         .await?;
                         ctx.status = f.status;
                         ctx.failure = Some(f.kind);
-                        Ok(true)
+                        return Ok(true);
                     }
                 }
             }
-            Route::Get | Route::Delete | Route::Options => Ok(false),
+            Route::Get | Route::Delete | Route::Options => {}
+        }
+        match self.route_session(session.req_header(), route, ctx) {
+            Ok(()) => Ok(false),
+            Err(r) => self.reject(session, ctx, r).await,
         }
     }
 
@@ -133,12 +169,17 @@ impl ProxyHttp for McpProxy {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let index = self.upstreams.pick();
-        let upstream = self
-            .upstreams
-            .get(index)
-            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream configured"))?;
-        ctx.upstream = Some(index);
+        // The choice made in `request_filter`, unless it failed to connect (then, for requests
+        // not pinned to a session, the next balanced choice).
+        let index = match ctx.upstream {
+            Some(i) if !ctx.tried.contains(&i) => Some(i),
+            _ if ctx.session.is_some() => None,
+            _ => self.pick(ctx),
+        };
+        let upstream = index
+            .and_then(|i| self.upstreams.get(i))
+            .ok_or_else(|| Error::explain(ErrorType::ConnectError, "no reachable upstream left"))?;
+        ctx.upstream = index;
         Ok(upstream.peer(self.config.timeouts.connect))
     }
 
@@ -162,6 +203,7 @@ impl ProxyHttp for McpProxy {
         for name in STRIP_UPSTREAM {
             upstream_request.remove_header(*name);
         }
+        self.rewrite_session_upstream(upstream_request, ctx)?;
         if let Some(ip) = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -202,6 +244,7 @@ impl ProxyHttp for McpProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.status = upstream_response.status.as_u16();
+        self.on_session_response(upstream_response, ctx)?;
         if sse::is_event_stream(upstream_response) {
             sse::prepare_headers(upstream_response)?;
             ctx.sse = Some(sse::SseStream::new(self.config.limits.max_sse_event));
@@ -236,6 +279,32 @@ impl ProxyHttp for McpProxy {
         Ok(None)
     }
 
+    /// Passive health: the upstream is marked down. A request not pinned to a session tries the
+    /// next upstream; a pinned one fails (502): a session is never moved.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(i) = ctx.upstream {
+            self.upstreams.mark_down(i);
+            ctx.tried.push(i);
+            let kind = failure::classify(&e).kind;
+            let name = self.upstreams.get(i).map_or("none", |u| u.name.as_str());
+            self.metrics
+                .upstream_errors
+                .with_label_values(&[name, kind])
+                .inc();
+            tracing::warn!(upstream = name, error = %e, "upstream unreachable, marked down");
+        }
+        if ctx.session.is_none() && ctx.tried.len() < self.upstreams.len() {
+            e.set_retry(true);
+        }
+        e
+    }
+
     /// A reused pooled connection that the upstream closed before answering is retried, even
     /// for POST: the body is in the retry buffer and the upstream never saw the request.
     fn error_while_proxy(
@@ -266,7 +335,8 @@ impl ProxyHttp for McpProxy {
     ) -> FailToProxy {
         let f = failure::classify(e);
         ctx.failure = Some(f.kind);
-        if f.upstream_fault {
+        // Connect failures were counted per attempt in `fail_to_connect`.
+        if f.upstream_fault && !f.kind.starts_with("connect_") {
             self.metrics
                 .upstream_errors
                 .with_label_values(&[self.upstream_name(ctx), f.kind])

@@ -1,15 +1,22 @@
-//! The upstream set: resolved addresses, the request target on each upstream, and peer options.
+//! The upstream set: resolved addresses, request targets, selection and passive health.
 //!
 //! Names are resolved once at start-up: Pingora's `HttpPeer::new` resolves synchronously and
 //! panics on failure, so a bad name must be a start-up error, not a request-time panic.
+//!
+//! Selection applies to new sessions and sessionless requests only; a session stays on the
+//! upstream that created it. An upstream that fails to connect is marked down for
+//! `health.down_for`; selection avoids it meanwhile (unless every upstream is down, when the
+//! normal choice is tried anyway, since being wrong about health beats refusing all traffic).
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::upstreams::peer::HttpPeer;
+use tokio::time::Instant;
 
-use crate::config::{Config, UpstreamConfig};
+use crate::config::{Config, LoadBalancing, UpstreamConfig};
 use crate::transport::upstream_conn::{ConnPolicy, WatchdogConnector};
 
 /// How long an idle pooled upstream connection is kept. Below Node's default 5 s keep-alive
@@ -26,13 +33,24 @@ pub struct Upstream {
     pub authority: String,
     /// The upstream's MCP endpoint path (and query).
     pub path_and_query: String,
+    pub weight: u32,
     connector: Arc<WatchdogConnector>,
+    /// Milliseconds (since the set's origin) until which the upstream counts as down.
+    down_until: AtomicU64,
+    /// The upstream has issued a session id, so it needs them on every later request.
+    issues_sessions: AtomicBool,
 }
 
-/// Every configured upstream.
+/// Every configured upstream, and how to choose among them.
 #[derive(Debug)]
 pub struct UpstreamSet {
     upstreams: Vec<Upstream>,
+    strategy: LoadBalancing,
+    /// Weighted round robin order: each index appears `weight` times, interleaved.
+    wheel: Vec<usize>,
+    next: AtomicUsize,
+    down_for: Duration,
+    origin: Instant,
 }
 
 // === impl UpstreamSet ===
@@ -50,18 +68,20 @@ impl UpstreamSet {
             .upstreams
             .iter()
             .map(|u| Upstream::resolve(u, policy))
-            .collect::<Result<_, _>>()?;
-        Ok(Self { upstreams })
+            .collect::<Result<Vec<_>, _>>()?;
+        let weights: Vec<u32> = upstreams.iter().map(|u| u.weight).collect();
+        Ok(Self {
+            wheel: smooth_wheel(&weights),
+            upstreams,
+            strategy: config.load_balancing,
+            next: AtomicUsize::new(0),
+            down_for: config.health.down_for,
+            origin: Instant::now(),
+        })
     }
 
     pub fn get(&self, index: usize) -> Option<&Upstream> {
         self.upstreams.get(index)
-    }
-
-    /// The upstream for a new request. One upstream for now: spreading requests over several
-    /// needs session affinity, which arrives with session mapping.
-    pub fn pick(&self) -> usize {
-        0
     }
 
     pub fn len(&self) -> usize {
@@ -71,6 +91,72 @@ impl UpstreamSet {
     pub fn is_empty(&self) -> bool {
         self.upstreams.is_empty()
     }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Upstream> {
+        self.upstreams.iter()
+    }
+
+    fn now_ms(&self) -> u64 {
+        Instant::now()
+            .saturating_duration_since(self.origin)
+            .as_millis() as u64
+    }
+
+    /// Is the upstream believed reachable?
+    pub fn is_up(&self, index: usize) -> bool {
+        self.upstreams
+            .get(index)
+            .is_some_and(|u| u.down_until.load(Ordering::Relaxed) <= self.now_ms())
+    }
+
+    /// Passive health: a connection to the upstream failed.
+    pub fn mark_down(&self, index: usize) {
+        if let Some(u) = self.upstreams.get(index) {
+            let until = self.now_ms() + self.down_for.as_millis() as u64;
+            u.down_until.store(until, Ordering::Relaxed);
+        }
+    }
+
+    /// Chooses an upstream for a new session or a sessionless request, skipping `tried` and
+    /// upstreams that are down. `sessions_on` tells how many sessions an upstream holds.
+    /// `None` when every upstream was tried.
+    pub fn pick(&self, tried: &[usize], sessions_on: impl Fn(usize) -> usize) -> Option<usize> {
+        let untried = |i: &usize| !tried.contains(i);
+        let candidates = || (0..self.upstreams.len()).filter(untried);
+        let healthy = candidates().filter(|i| self.is_up(*i)).count() > 0;
+        let usable = |i: usize| untried(&i) && (!healthy || self.is_up(i));
+        match self.strategy {
+            LoadBalancing::RoundRobin => {
+                let start = self.next.fetch_add(1, Ordering::Relaxed);
+                (0..self.wheel.len())
+                    .map(|k| self.wheel[(start + k) % self.wheel.len()])
+                    .find(|i| usable(*i))
+            }
+            LoadBalancing::LeastSessions => candidates()
+                .filter(|i| usable(*i))
+                .min_by_key(|i| (sessions_on(*i), *i)),
+        }
+    }
+}
+
+/// Smooth weighted round robin (as nginx does it), unrolled into one cycle: weights 5,1,1 give
+/// a a b a c a a, not a a a a a b c.
+fn smooth_wheel(weights: &[u32]) -> Vec<usize> {
+    let total: i64 = weights.iter().map(|w| i64::from(*w)).sum();
+    let mut current = vec![0i64; weights.len()];
+    (0..total)
+        .filter_map(|_| {
+            for (c, w) in current.iter_mut().zip(weights) {
+                *c += i64::from(*w);
+            }
+            let (best, _) = current
+                .iter()
+                .enumerate()
+                .max_by_key(|(i, c)| (**c, -(*i as i64)))?;
+            current[best] -= total;
+            Some(best)
+        })
+        .collect()
 }
 
 // === impl Upstream ===
@@ -93,7 +179,10 @@ impl Upstream {
             addr,
             authority: url.authority(),
             path_and_query: url.path_and_query.clone(),
+            weight: config.weight,
             connector: Arc::new(WatchdogConnector::new(policy)),
+            down_until: AtomicU64::new(0),
+            issues_sessions: AtomicBool::new(false),
         })
     }
 
@@ -123,5 +212,69 @@ impl Upstream {
             }
             _ => self.path_and_query.clone(),
         }
+    }
+
+    pub fn issues_sessions(&self) -> bool {
+        self.issues_sessions.load(Ordering::Relaxed)
+    }
+
+    pub fn set_issues_sessions(&self) {
+        self.issues_sessions.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{UpstreamConfig, UpstreamUrl};
+
+    fn set(weights: &[u32], strategy: LoadBalancing) -> UpstreamSet {
+        let config = Config {
+            upstreams: weights
+                .iter()
+                .enumerate()
+                .map(|(i, w)| UpstreamConfig {
+                    name: format!("u{i}"),
+                    url: UpstreamUrl::parse(&format!("http://127.0.0.1:{}/mcp", 1000 + i)).unwrap(),
+                    weight: *w,
+                })
+                .collect(),
+            load_balancing: strategy,
+            ..Config::default()
+        };
+        UpstreamSet::resolve(&config).unwrap()
+    }
+
+    #[test]
+    fn smooth_weighted_wheel() {
+        assert_eq!(smooth_wheel(&[5, 1, 1]), vec![0, 0, 1, 0, 2, 0, 0]);
+        assert_eq!(smooth_wheel(&[1, 1]), vec![0, 1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn round_robin_by_weight_and_avoids_down_upstreams() {
+        let s = set(&[2, 1], LoadBalancing::RoundRobin);
+        let picks: Vec<_> = (0..6).map(|_| s.pick(&[], |_| 0).unwrap()).collect();
+        assert_eq!(picks.iter().filter(|i| **i == 0).count(), 4);
+        s.mark_down(0);
+        assert!((0..5).all(|_| s.pick(&[], |_| 0) == Some(1)));
+        assert_eq!(
+            s.pick(&[1], |_| 0),
+            Some(0),
+            "a down upstream still beats none"
+        );
+        assert_eq!(s.pick(&[0, 1], |_| 0), None);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(s.is_up(0), "down_for passed");
+    }
+
+    #[tokio::test]
+    async fn least_sessions_prefers_the_emptiest() {
+        let s = set(&[1, 1, 1], LoadBalancing::LeastSessions);
+        let counts = [5, 2, 2];
+        assert_eq!(s.pick(&[], |i| counts[i]), Some(1));
+        assert_eq!(s.pick(&[1], |i| counts[i]), Some(2));
+        s.mark_down(1);
+        assert_eq!(s.pick(&[], |i| counts[i]), Some(2));
     }
 }
