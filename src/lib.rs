@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod glob;
 pub mod mcp;
 pub mod proxy;
 pub mod server;

@@ -72,6 +72,13 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     config.listen = reserve(config.listen, "listen")?;
     config.admin = config.admin.map(|a| reserve(a, "admin")).transpose()?;
     let upstreams = UpstreamSet::resolve(&config).map_err(StartError::Upstream)?;
+    if !config.listen.ip().is_loopback() && config.security == crate::config::Security::loopback() {
+        tracing::warn!(
+            listen = %config.listen,
+            "listening beyond loopback, but security.allowed_hosts/allowed_origins still allow only \
+             loopback names: clients using other names get 403 until you list them"
+        );
+    }
     let metrics = Arc::new(Metrics::new()?);
     let ready = Arc::new(AtomicBool::new(true));
     let threads = std::thread::available_parallelism().map_or(1, usize::from);

@@ -13,6 +13,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::glob::Glob;
+
 pub use units::{format_duration, parse_duration, parse_size};
 
 /// The validated configuration.
@@ -29,6 +31,38 @@ pub struct Config {
     pub load_balancing: LoadBalancing,
     pub health: Health,
     pub sessions: Sessions,
+    pub security: Security,
+}
+
+/// Browser-facing checks against DNS rebinding: which `Origin` and `Host` values are served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Security {
+    /// `*` globs, case-insensitive. A request with an `Origin` matching none gets 403.
+    pub allowed_origins: Vec<Glob>,
+    /// `*` globs, case-insensitive, against `Host` (or `:authority`). No match: 403.
+    pub allowed_hosts: Vec<Glob>,
+}
+
+/// Loopback hosts, with or without a port: the safe default.
+const LOOPBACK_HOSTS: [&str; 6] = [
+    "localhost",
+    "localhost:*",
+    "127.0.0.1",
+    "127.0.0.1:*",
+    "[::1]",
+    "[::1]:*",
+];
+
+impl Security {
+    pub fn loopback() -> Self {
+        let origins = LOOPBACK_HOSTS
+            .iter()
+            .flat_map(|h| [format!("http://{h}"), format!("https://{h}")]);
+        Self {
+            allowed_origins: origins.map(|o| Glob::new(&o, true)).collect(),
+            allowed_hosts: LOOPBACK_HOSTS.iter().map(|h| Glob::new(h, true)).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +165,7 @@ impl Default for Config {
                 idle_timeout: Duration::from_secs(30 * 60),
                 max: 100_000,
             },
+            security: Security::loopback(),
         }
     }
 }

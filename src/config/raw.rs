@@ -25,6 +25,15 @@ pub struct RawConfig {
     pub health: RawHealth,
     #[serde(default)]
     pub sessions: RawSessions,
+    #[serde(default)]
+    pub security: RawSecurity,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecurity {
+    pub allowed_origins: Option<Vec<String>>,
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,9 +7,10 @@ use std::time::Duration;
 use super::raw::{RawConfig, Scalar};
 use super::units::{parse_duration, parse_size};
 use super::{
-    Config, ConfigError, Health, Limits, LoadBalancing, Overrides, Sessions, Shutdown, SseConfig,
-    Timeouts, UpstreamConfig, UpstreamUrl,
+    Config, ConfigError, Health, Limits, LoadBalancing, Overrides, Security, Sessions, Shutdown,
+    SseConfig, Timeouts, UpstreamConfig, UpstreamUrl,
 };
+use crate::glob::Glob;
 
 /// Largest `limits.max_body` accepted.
 const MAX_BODY_CEILING: u64 = 1 << 30;
@@ -176,6 +177,34 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
         Some(v) => duration(&v, "shutdown.grace_period")?,
     };
 
+    let globs = |list: Option<Vec<String>>, field: &str, default: Vec<Glob>| match list {
+        None => Ok(default),
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                if p.trim().is_empty() {
+                    Err(invalid(format!("{field}[{i}]"), "empty pattern"))
+                } else {
+                    Ok(Glob::new(p.trim(), true))
+                }
+            })
+            .collect(),
+    };
+    let loopback = Security::loopback();
+    let security = Security {
+        allowed_origins: globs(
+            raw.security.allowed_origins,
+            "security.allowed_origins",
+            loopback.allowed_origins,
+        )?,
+        allowed_hosts: globs(
+            raw.security.allowed_hosts,
+            "security.allowed_hosts",
+            loopback.allowed_hosts,
+        )?,
+    };
+
     Ok(Config {
         listen,
         admin,
@@ -191,6 +220,7 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
         load_balancing,
         health,
         sessions,
+        security,
     })
 }
 

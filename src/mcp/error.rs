@@ -30,6 +30,9 @@ pub enum ErrorCode {
     SessionNotFound,
     /// No room for another session (HTTP 503).
     Overloaded,
+    /// `Origin` or `Host` not allowed (HTTP 403); -32000 as the SDKs' own DNS-rebinding
+    /// protection answers.
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -46,6 +49,7 @@ impl ErrorCode {
             Self::BadRequest => -32000,
             Self::SessionNotFound => -32001,
             Self::Overloaded => -32006,
+            Self::Forbidden => -32000,
         }
     }
 }

@@ -1,6 +1,7 @@
 mod cli;
 mod errors;
 mod json;
+mod security;
 mod sessions;
 mod shutdown;
 mod sse;

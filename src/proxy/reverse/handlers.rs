@@ -7,6 +7,7 @@ use std::time::Duration;
 use http::Method;
 
 use super::session::{Principal, Session, SessionTable};
+use crate::config::Security;
 use crate::mcp::{ErrorCode, ProtocolVersion};
 
 /// Where a request goes.
@@ -72,6 +73,40 @@ impl Route {
             Route::Reject(_) => "rejected",
         }
     }
+}
+
+/// DNS-rebinding protection: a browser page on a foreign site, or a foreign name resolving to
+/// us, gets 403. A request without `Origin` (not from a browser) or without `Host` (HTTP/1.0)
+/// is not judged by the missing header.
+pub fn check_origin_and_host(
+    origin: Option<&[u8]>,
+    host: Option<&str>,
+    security: &Security,
+) -> Result<(), Rejection> {
+    const ORIGIN: Rejection = Rejection {
+        status: 403,
+        code: ErrorCode::Forbidden,
+        message: "Forbidden: Origin not allowed (security.allowed_origins)",
+        allow: None,
+    };
+    const HOST: Rejection = Rejection {
+        status: 403,
+        code: ErrorCode::Forbidden,
+        message: "Forbidden: Host not allowed (security.allowed_hosts)",
+        allow: None,
+    };
+    if let Some(origin) = origin {
+        let origin = std::str::from_utf8(origin).map_err(|_| ORIGIN)?;
+        if !security.allowed_origins.iter().any(|g| g.matches(origin)) {
+            return Err(ORIGIN);
+        }
+    }
+    if let Some(host) = host {
+        if !security.allowed_hosts.iter().any(|g| g.matches(host)) {
+            return Err(HOST);
+        }
+    }
+    Ok(())
 }
 
 /// What a request means for sessions.
@@ -148,6 +183,23 @@ mod tests {
     use crate::proxy::reverse::session::principal_of;
 
     const IDLE: Duration = Duration::from_secs(1800);
+
+    #[test]
+    fn origin_and_host_checks() {
+        let s = Security::loopback();
+        assert!(check_origin_and_host(None, None, &s).is_ok());
+        assert!(
+            check_origin_and_host(Some(b"http://localhost:6274"), Some("127.0.0.1:8080"), &s)
+                .is_ok()
+        );
+        let r = check_origin_and_host(Some(b"http://evil.example"), Some("127.0.0.1:8080"), &s)
+            .unwrap_err();
+        assert_eq!(r.status, 403);
+        assert!(r.message.contains("Origin"));
+        let r = check_origin_and_host(None, Some("evil.example.com"), &s).unwrap_err();
+        assert!(r.message.contains("Host"));
+        assert!(check_origin_and_host(Some(b"\xff"), None, &s).is_err());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn session_plans() {

@@ -132,6 +132,15 @@ impl ProxyHttp for McpProxy {
         ctx.version =
             ProtocolVersion::from_header(req.headers.get(PROTOCOL_VERSION).map(|v| v.as_bytes()));
         ctx.is_delete = route == Route::Delete;
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| req.uri.authority().map(|a| a.as_str()));
+        let origin = req.headers.get(http::header::ORIGIN).map(|v| v.as_bytes());
+        if let Err(r) = handlers::check_origin_and_host(origin, host, &self.config.security) {
+            return self.reject(session, ctx, r).await;
+        }
         match route {
             Route::Reject(r) => return self.reject(session, ctx, r).await,
             Route::Post => {
