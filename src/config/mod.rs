@@ -71,6 +71,12 @@ pub struct UpstreamConfig {
     pub url: UpstreamUrl,
     /// Share of new sessions and sessionless requests (round robin), 1 to 1000.
     pub weight: u32,
+    /// Forward the client's `Authorization` and `Cookie` to this upstream. Off by default: the
+    /// MCP spec forbids token passthrough, and the upstream gets `headers` instead.
+    pub forward_authorization: bool,
+    /// Headers added to every request to this upstream (its own credentials). Values are marked
+    /// sensitive, so they never show in debug output.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 /// How new sessions and sessionless requests choose an upstream.

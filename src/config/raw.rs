@@ -42,6 +42,11 @@ pub struct RawUpstream {
     pub name: Option<String>,
     pub url: String,
     pub weight: Option<u32>,
+    #[serde(default)]
+    pub forward_authorization: bool,
+    /// Header name → value; `${VAR}` in a value is read from the environment.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -208,3 +208,32 @@ fn security_defaults_to_loopback_only() {
         .iter()
         .any(|g| g.matches("http://anything")));
 }
+
+#[test]
+fn upstream_headers_read_the_environment() {
+    std::env::set_var("SHADOWCAT_TEST_TOKEN", "s3cret");
+    let c = from_yaml_str(
+        "upstreams:\n  - url: http://x/\n    forward_authorization: true\n    headers:\n      Authorization: 'Bearer ${SHADOWCAT_TEST_TOKEN}'\n      X-Team: core\n",
+    )
+    .unwrap();
+    let u = &c.upstreams[0];
+    assert!(u.forward_authorization);
+    assert_eq!(u.headers[0].0, "authorization");
+    assert_eq!(u.headers[0].1, "Bearer s3cret");
+    assert!(
+        !format!("{u:?}").contains("s3cret"),
+        "credentials stay out of debug output"
+    );
+    let e =
+        err("upstreams:\n  - url: http://x/\n    headers: {A: '${SHADOWCAT_NOT_SET_ANYWHERE}'}\n");
+    assert_eq!(e.field(), "upstreams[0].headers.A");
+    assert!(e.to_string().contains("SHADOWCAT_NOT_SET_ANYWHERE"));
+    assert_eq!(
+        err("upstreams:\n  - url: http://x/\n    headers: {'bad name': x}\n").field(),
+        "upstreams[0].headers.bad name"
+    );
+    assert!(
+        !from_yaml_str(ONE).unwrap().upstreams[0].forward_authorization,
+        "off by default"
+    );
+}

@@ -52,6 +52,8 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
             name: "default".into(),
             url: UpstreamUrl::parse(url).map_err(|m| invalid("--upstream", m))?,
             weight: 1,
+            forward_authorization: false,
+            headers: Vec::new(),
         }],
         (None, Some(list)) => list
             .into_iter()
@@ -78,7 +80,18 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
                         "must be 1 to 1000",
                     ));
                 }
-                Ok(UpstreamConfig { name, url, weight })
+                let headers = u
+                    .headers
+                    .iter()
+                    .map(|(k, v)| upstream_header(k, v, &format!("upstreams[{i}].headers.{k}")))
+                    .collect::<Result<_, _>>()?;
+                Ok(UpstreamConfig {
+                    name,
+                    url,
+                    weight,
+                    forward_authorization: u.forward_authorization,
+                    headers,
+                })
             })
             .collect::<Result<Vec<_>, _>>()?,
         (None, None) => Vec::new(),
@@ -222,6 +235,35 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
         sessions,
         security,
     })
+}
+
+/// One configured upstream header: a valid name, and a value with `${VAR}` read from the
+/// environment (so credentials need not be written into the file).
+fn upstream_header(
+    name: &str,
+    value: &str,
+    field: &str,
+) -> Result<(http::HeaderName, http::HeaderValue), ConfigError> {
+    let header = http::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| invalid(field, format!("invalid header name {name:?}")))?;
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find('}')
+            .ok_or_else(|| invalid(field, "unclosed ${ in value"))?;
+        let var = &rest[start + 2..start + end];
+        let got = std::env::var(var)
+            .map_err(|_| invalid(field, format!("environment variable {var} is not set")))?;
+        out.push_str(&got);
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    let mut value = http::HeaderValue::from_str(&out)
+        .map_err(|_| invalid(field, "value is not a valid header value"))?;
+    value.set_sensitive(true);
+    Ok((header, value))
 }
 
 fn addr(text: &str, field: &str) -> Result<SocketAddr, ConfigError> {

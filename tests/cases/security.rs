@@ -86,3 +86,47 @@ async fn configured_names_are_served() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+/// Real gateways have leaked clients' tokens to upstreams; Shadowcat strips them by default
+/// and sends the upstream's own credentials instead.
+#[tokio::test]
+async fn client_credentials_never_reach_the_upstream_unless_configured() {
+    let upstream =
+        MockUpstream::start(|_| Reply::json(json!({"jsonrpc":"2.0","id":1,"result":{}}))).await;
+    let mut config = config_for(&upstream.url());
+    let mut value = http::HeaderValue::from_static("Bearer upstream-own");
+    value.set_sensitive(true);
+    config.upstreams[0].headers = vec![(http::header::AUTHORIZATION, value)];
+    let proxy = Proxy::start(config).await;
+    let send = |url: String| async move {
+        client()
+            .post(url)
+            .header("authorization", "Bearer client-token")
+            .header("cookie", "sid=client")
+            .header("proxy-authorization", "Basic cHJveHk=")
+            .body(call(1, "x").to_string())
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(send(proxy.url()).await.status(), 200);
+    let seen = &upstream.received()[0];
+    assert_eq!(seen.header("authorization"), Some("Bearer upstream-own"));
+    assert_eq!(seen.header("cookie"), None);
+    assert_eq!(seen.header("proxy-authorization"), None);
+
+    let upstream2 =
+        MockUpstream::start(|_| Reply::json(json!({"jsonrpc":"2.0","id":1,"result":{}}))).await;
+    let mut config = config_for(&upstream2.url());
+    config.upstreams[0].forward_authorization = true;
+    let proxy2 = Proxy::start(config).await;
+    assert_eq!(send(proxy2.url()).await.status(), 200);
+    let seen = &upstream2.received()[0];
+    assert_eq!(seen.header("authorization"), Some("Bearer client-token"));
+    assert_eq!(seen.header("cookie"), Some("sid=client"));
+    assert_eq!(
+        seen.header("proxy-authorization"),
+        None,
+        "hop-by-hop, always removed"
+    );
+}

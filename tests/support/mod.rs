@@ -26,6 +26,8 @@ pub fn config_for(upstream_url: &str) -> Config {
             name: "mock".into(),
             url: UpstreamUrl::parse(upstream_url).unwrap(),
             weight: 1,
+            forward_authorization: false,
+            headers: Vec::new(),
         }],
         ..Config::default()
     }

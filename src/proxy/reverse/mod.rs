@@ -36,14 +36,20 @@ use upstream::UpstreamSet;
 use crate::config::Config;
 use crate::mcp::{ProtocolVersion, PROTOCOL_VERSION};
 
-/// Hop-by-hop and credential-free request headers are left to Pingora; these are the ones the
-/// proxy itself removes before going upstream.
+/// Request headers the proxy removes before going upstream (Pingora handles the standard
+/// hop-by-hop ones).
 const STRIP_UPSTREAM: &[&str] = &[
     // The proxy must see SSE uncompressed to frame it, and sends it uncompressed.
     "accept-encoding",
     "proxy-connection",
     "keep-alive",
+    // Meant for this hop only, whatever the upstream's settings.
+    "proxy-authorization",
 ];
+
+/// The client's credentials: never passed to an upstream (the MCP spec forbids token
+/// passthrough) unless that upstream sets `forward_authorization`.
+const CLIENT_CREDENTIALS: &[&str] = &["authorization", "cookie"];
 
 /// The MCP reverse proxy service.
 #[derive(Debug)]
@@ -211,6 +217,14 @@ impl ProxyHttp for McpProxy {
         upstream_request.insert_header(http::header::HOST, upstream.authority.as_str())?;
         for name in STRIP_UPSTREAM {
             upstream_request.remove_header(*name);
+        }
+        if !upstream.forward_authorization {
+            for name in CLIENT_CREDENTIALS {
+                upstream_request.remove_header(*name);
+            }
+        }
+        for (name, value) in &upstream.headers {
+            upstream_request.insert_header(name.clone(), value.clone())?;
         }
         self.rewrite_session_upstream(upstream_request, ctx)?;
         if let Some(ip) = session

@@ -34,6 +34,10 @@ pub struct Upstream {
     /// The upstream's MCP endpoint path (and query).
     pub path_and_query: String,
     pub weight: u32,
+    /// Pass the client's `Authorization` and `Cookie` on (off by default).
+    pub forward_authorization: bool,
+    /// The upstream's own credentials and extra headers.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     connector: Arc<WatchdogConnector>,
     /// Milliseconds (since the set's origin) until which the upstream counts as down.
     down_until: AtomicU64,
@@ -180,6 +184,8 @@ impl Upstream {
             authority: url.authority(),
             path_and_query: url.path_and_query.clone(),
             weight: config.weight,
+            forward_authorization: config.forward_authorization,
+            headers: config.headers.clone(),
             connector: Arc::new(WatchdogConnector::new(policy)),
             down_until: AtomicU64::new(0),
             issues_sessions: AtomicBool::new(false),
@@ -237,6 +243,8 @@ mod tests {
                     name: format!("u{i}"),
                     url: UpstreamUrl::parse(&format!("http://127.0.0.1:{}/mcp", 1000 + i)).unwrap(),
                     weight: *w,
+                    forward_authorization: false,
+                    headers: Vec::new(),
                 })
                 .collect(),
             load_balancing: strategy,
