@@ -12,5 +12,6 @@ pub mod config;
 pub mod glob;
 pub mod mcp;
 pub mod proxy;
+pub mod ratelimit;
 pub mod server;
 pub mod transport;

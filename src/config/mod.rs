@@ -14,6 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::glob::Glob;
+pub use crate::ratelimit::{Cidr, Rate};
 
 pub use units::{format_duration, parse_duration, parse_size};
 
@@ -32,6 +33,20 @@ pub struct Config {
     pub health: Health,
     pub sessions: Sessions,
     pub security: Security,
+    pub rate_limits: RateLimits,
+}
+
+/// Token-bucket limits; each scope is off unless configured.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RateLimits {
+    /// Per principal (the `Authorization` a request carries).
+    pub per_principal: Option<Rate>,
+    /// Per client IP (see `trusted_proxies`).
+    pub per_ip: Option<Rate>,
+    /// Per session.
+    pub per_session: Option<Rate>,
+    /// Peers whose `X-Forwarded-For` names the client; anyone else's is ignored.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 /// Browser-facing checks against DNS rebinding: which `Origin` and `Host` values are served.
@@ -172,6 +187,7 @@ impl Default for Config {
                 max: 100_000,
             },
             security: Security::loopback(),
+            rate_limits: RateLimits::default(),
         }
     }
 }

@@ -27,6 +27,25 @@ pub struct RawConfig {
     pub sessions: RawSessions,
     #[serde(default)]
     pub security: RawSecurity,
+    #[serde(default)]
+    pub rate_limits: RawRateLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimits {
+    pub per_principal: Option<RawRate>,
+    pub per_ip: Option<RawRate>,
+    pub per_session: Option<RawRate>,
+    pub trusted_proxies: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRate {
+    pub rate: u32,
+    pub per: Option<Scalar>,
+    pub burst: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

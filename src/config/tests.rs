@@ -83,6 +83,18 @@ fn errors_name_the_field_path() {
         ),
         ("load_balancing: random\n", "load_balancing"),
         (
+            "rate_limits:\n  per_ip: {rate: 0}\n",
+            "rate_limits.per_ip.rate",
+        ),
+        (
+            "rate_limits:\n  per_ip: {rate: 5, per: 0}\n",
+            "rate_limits.per_ip.per",
+        ),
+        (
+            "rate_limits:\n  trusted_proxies: ['10.0.0.0/40']\n",
+            "rate_limits.trusted_proxies[0]",
+        ),
+        (
             "security:\n  allowed_hosts: ['']\n",
             "security.allowed_hosts[0]",
         ),
@@ -236,4 +248,21 @@ fn upstream_headers_read_the_environment() {
         !from_yaml_str(ONE).unwrap().upstreams[0].forward_authorization,
         "off by default"
     );
+}
+
+#[test]
+fn rate_limits_are_off_unless_configured() {
+    assert_eq!(
+        from_yaml_str(ONE).unwrap().rate_limits,
+        RateLimits::default()
+    );
+    let c = from_yaml_str(&format!("{ONE}rate_limits:\n  per_ip: {{rate: 20, per: 1m}}\n  per_session: {{rate: 5, burst: 10}}\n  trusted_proxies: ['10.0.0.0/8']\n")).unwrap();
+    let ip = c.rate_limits.per_ip.unwrap();
+    assert_eq!(
+        (ip.rate, ip.per, ip.burst),
+        (20, Duration::from_secs(60), 20)
+    );
+    assert_eq!(c.rate_limits.per_session.unwrap().burst, 10);
+    assert!(c.rate_limits.per_principal.is_none());
+    assert_eq!(c.rate_limits.trusted_proxies.len(), 1);
 }

@@ -4,11 +4,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::raw::{RawConfig, Scalar};
+use super::raw::{RawConfig, RawRate, Scalar};
 use super::units::{parse_duration, parse_size};
 use super::{
-    Config, ConfigError, Health, Limits, LoadBalancing, Overrides, Security, Sessions, Shutdown,
-    SseConfig, Timeouts, UpstreamConfig, UpstreamUrl,
+    Cidr, Config, ConfigError, Health, Limits, LoadBalancing, Overrides, Rate, RateLimits,
+    Security, Sessions, Shutdown, SseConfig, Timeouts, UpstreamConfig, UpstreamUrl,
 };
 use crate::glob::Glob;
 
@@ -218,6 +218,31 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
         )?,
     };
 
+    let rl = raw.rate_limits;
+    let rate_limits = RateLimits {
+        per_principal: rl
+            .per_principal
+            .map(|r| rate(r, "rate_limits.per_principal"))
+            .transpose()?,
+        per_ip: rl
+            .per_ip
+            .map(|r| rate(r, "rate_limits.per_ip"))
+            .transpose()?,
+        per_session: rl
+            .per_session
+            .map(|r| rate(r, "rate_limits.per_session"))
+            .transpose()?,
+        trusted_proxies: rl
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                Cidr::parse(c).map_err(|m| invalid(format!("rate_limits.trusted_proxies[{i}]"), m))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+
     Ok(Config {
         listen,
         admin,
@@ -234,6 +259,7 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
         health,
         sessions,
         security,
+        rate_limits,
     })
 }
 
@@ -264,6 +290,28 @@ fn upstream_header(
         .map_err(|_| invalid(field, "value is not a valid header value"))?;
     value.set_sensitive(true);
     Ok((header, value))
+}
+
+fn rate(raw: RawRate, field: &str) -> Result<Rate, ConfigError> {
+    if raw.rate == 0 {
+        return Err(invalid(format!("{field}.rate"), "must be more than 0"));
+    }
+    let per = match raw.per {
+        None => Duration::from_secs(1),
+        Some(v) => match duration(&v, &format!("{field}.per"))? {
+            d if d.is_zero() => return Err(invalid(format!("{field}.per"), "must be more than 0")),
+            d => d,
+        },
+    };
+    let burst = raw.burst.unwrap_or(raw.rate);
+    if burst == 0 {
+        return Err(invalid(format!("{field}.burst"), "must be more than 0"));
+    }
+    Ok(Rate {
+        rate: raw.rate,
+        per,
+        burst,
+    })
 }
 
 fn addr(text: &str, field: &str) -> Result<SocketAddr, ConfigError> {

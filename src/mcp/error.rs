@@ -33,6 +33,8 @@ pub enum ErrorCode {
     /// `Origin` or `Host` not allowed (HTTP 403); -32000 as the SDKs' own DNS-rebinding
     /// protection answers.
     Forbidden,
+    /// Over a rate limit (HTTP 429).
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -50,6 +52,7 @@ impl ErrorCode {
             Self::SessionNotFound => -32001,
             Self::Overloaded => -32006,
             Self::Forbidden => -32000,
+            Self::RateLimited => -32008,
         }
     }
 }

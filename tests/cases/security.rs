@@ -130,3 +130,79 @@ async fn client_credentials_never_reach_the_upstream_unless_configured() {
         "hop-by-hop, always removed"
     );
 }
+
+#[tokio::test]
+async fn over_a_rate_limit_is_429_with_retry_after() {
+    use shadowcat::config::Rate;
+    use std::time::Duration;
+    let upstream =
+        MockUpstream::start(|_| Reply::json(json!({"jsonrpc":"2.0","id":1,"result":{}}))).await;
+    let mut config = config_for(&upstream.url());
+    config.rate_limits.per_ip = Some(Rate {
+        rate: 1,
+        per: Duration::from_secs(60),
+        burst: 3,
+    });
+    let proxy = Proxy::start(config).await;
+    let client = client();
+    for _ in 0..3 {
+        assert_eq!(
+            post(&client, &proxy.url(), &call(1, "x")).await.status(),
+            200
+        );
+    }
+    let resp = post(&client, &proxy.url(), &call(9, "x")).await;
+    assert_eq!(resp.status(), 429);
+    let wait: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (body["id"].clone(), body["error"]["code"].clone()),
+        (json!(9), json!(-32008))
+    );
+    assert_eq!(upstream.received().len(), 3, "refused before the upstream");
+    let metrics = proxy.metrics().await;
+    assert_eq!(
+        sample(&metrics, r#"shadowcat_rate_limited_total{scope="ip"}"#),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn forwarded_for_counts_only_from_trusted_proxies() {
+    use shadowcat::config::{Cidr, Rate};
+    use std::time::Duration;
+    let upstream =
+        MockUpstream::start(|_| Reply::json(json!({"jsonrpc":"2.0","id":1,"result":{}}))).await;
+    let mut config = config_for(&upstream.url());
+    config.rate_limits.per_ip = Some(Rate {
+        rate: 1,
+        per: Duration::from_secs(60),
+        burst: 1,
+    });
+    config.rate_limits.trusted_proxies = vec![Cidr::parse("127.0.0.0/8").unwrap()];
+    let proxy = Proxy::start(config).await;
+    let client = client();
+    let from = |ip: &'static str| {
+        let client = client.clone();
+        let url = proxy.url();
+        async move {
+            client
+                .post(url)
+                .header("x-forwarded-for", ip)
+                .body(call(1, "x").to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // The peer (127.0.0.1) is trusted, so each forwarded client has its own budget.
+    assert_eq!(from("203.0.113.1").await, 200);
+    assert_eq!(from("203.0.113.2").await, 200);
+    assert_eq!(from("203.0.113.1").await, 429);
+}

@@ -21,6 +21,7 @@ pub struct Metrics {
     pub upstream_errors: IntCounterVec,
     pub sessions_active: IntGauge,
     pub sessions: IntCounterVec,
+    pub rate_limited: IntCounterVec,
 }
 
 /// Every `outcome` of `shadowcat_sessions_total`.
@@ -78,6 +79,14 @@ impl Metrics {
         for outcome in SESSION_OUTCOMES {
             sessions.with_label_values(&[outcome]);
         }
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "shadowcat_rate_limited_total",
+                "Requests refused with 429, by limit scope",
+            ),
+            &["scope"],
+        )?;
+        registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(sessions_active.clone()))?;
         registry.register(Box::new(sessions.clone()))?;
         registry.register(Box::new(requests.clone()))?;
@@ -94,6 +103,7 @@ impl Metrics {
             upstream_errors,
             sessions_active,
             sessions,
+            rate_limited,
         })
     }
 

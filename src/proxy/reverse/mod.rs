@@ -13,6 +13,7 @@ pub mod metrics;
 mod respond;
 pub mod session;
 pub mod sse;
+mod throttle;
 pub mod upstream;
 
 use std::sync::atomic::AtomicUsize;
@@ -31,6 +32,7 @@ use handlers::{Rejection, Route};
 use json::BodyPlan;
 pub use metrics::Metrics;
 use session::SessionTable;
+use throttle::Throttle;
 use upstream::UpstreamSet;
 
 use crate::config::Config;
@@ -57,6 +59,7 @@ pub struct McpProxy {
     config: Arc<Config>,
     upstreams: UpstreamSet,
     sessions: Arc<SessionTable>,
+    throttle: Throttle,
     metrics: Arc<Metrics>,
     in_flight: Arc<AtomicUsize>,
 }
@@ -67,6 +70,7 @@ impl McpProxy {
     pub fn new(config: Arc<Config>, upstreams: UpstreamSet, metrics: Arc<Metrics>) -> Self {
         let sessions = Arc::new(SessionTable::new(config.sessions.max, upstreams.len()));
         Self {
+            throttle: Throttle::new(&config.rate_limits),
             config,
             upstreams,
             sessions,
@@ -88,12 +92,26 @@ impl McpProxy {
         ctx: &mut RequestCtx,
         r: Rejection,
     ) -> Result<bool> {
+        self.reject_with(session, ctx, r, None).await
+    }
+
+    /// [`Self::reject`] with a `Retry-After` of `retry_after` (rounded up to whole seconds).
+    async fn reject_with(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        r: Rejection,
+        retry_after: Option<Duration>,
+    ) -> Result<bool> {
         let mut extra: Vec<(&'static str, &str)> = Vec::new();
         if let Some(allow) = r.allow {
             extra.push(("allow", allow));
         }
-        if r.status == 503 {
-            extra.push(("retry-after", "5"));
+        let wait = retry_after.map(|d| d.as_secs_f64().ceil().max(1.0).to_string());
+        match (&wait, r.status) {
+            (Some(secs), _) => extra.push(("retry-after", secs)),
+            (None, 503) => extra.push(("retry-after", "5")),
+            _ => {}
         }
         let close = !session.is_body_done();
         respond::jsonrpc_error(
@@ -173,10 +191,22 @@ impl ProxyHttp for McpProxy {
             }
             Route::Get | Route::Delete | Route::Options => {}
         }
-        match self.route_session(session.req_header(), route, ctx) {
-            Ok(()) => Ok(false),
-            Err(r) => self.reject(session, ctx, r).await,
+        if let Err(r) = self.route_session(session.req_header(), route, ctx) {
+            return self.reject(session, ctx, r).await;
         }
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        if let Err(t) = self.throttle.check(session.req_header(), peer, ctx) {
+            self.metrics
+                .rate_limited
+                .with_label_values(&[t.scope])
+                .inc();
+            let r = throttle::RATE_LIMITED;
+            return self.reject_with(session, ctx, r, Some(t.retry_after)).await;
+        }
+        Ok(false)
     }
 
     async fn upstream_peer(

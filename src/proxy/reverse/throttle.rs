@@ -1,0 +1,73 @@
+//! Rate limits in the request path: per client IP, per principal, per session, each a token
+//! bucket (`crate::ratelimit`). Checked after the session is known and before any upstream
+//! contact; over the limit → 429 with `Retry-After` and a JSON-RPC error.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use pingora::http::RequestHeader;
+
+use super::ctx::RequestCtx;
+use super::handlers::Rejection;
+use crate::config::RateLimits;
+use crate::mcp::ErrorCode;
+use crate::ratelimit::{client_ip, Limiter};
+
+/// Limiters for the configured scopes.
+#[derive(Debug)]
+pub struct Throttle {
+    config: RateLimits,
+    ip: Option<Limiter>,
+    principal: Option<Limiter>,
+    session: Option<Limiter>,
+}
+
+/// Why a request was throttled: the scope (metric label) and how long to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttled {
+    pub scope: &'static str,
+    pub retry_after: Duration,
+}
+
+pub const RATE_LIMITED: Rejection = Rejection {
+    status: 429,
+    code: ErrorCode::RateLimited,
+    message: "Too Many Requests: rate limit exceeded",
+    allow: None,
+};
+
+impl Throttle {
+    pub fn new(config: &RateLimits) -> Self {
+        Self {
+            ip: config.per_ip.map(Limiter::new),
+            principal: config.per_principal.map(Limiter::new),
+            session: config.per_session.map(Limiter::new),
+            config: config.clone(),
+        }
+    }
+
+    /// Takes a token in every configured scope that applies to this request.
+    pub fn check(
+        &self,
+        req: &RequestHeader,
+        peer: Option<IpAddr>,
+        ctx: &RequestCtx,
+    ) -> Result<(), Throttled> {
+        let over = |scope: &'static str| move |retry_after| Throttled { scope, retry_after };
+        if let (Some(limiter), Some(peer)) = (&self.ip, peer) {
+            let xff = req
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok());
+            let ip = client_ip(peer, xff, &self.config.trusted_proxies);
+            limiter.check(&ip).map_err(over("ip"))?;
+        }
+        if let (Some(limiter), Some(principal)) = (&self.principal, &ctx.principal) {
+            limiter.check(principal).map_err(over("principal"))?;
+        }
+        if let (Some(limiter), Some(session)) = (&self.session, &ctx.session) {
+            limiter.check(&*session.id).map_err(over("session"))?;
+        }
+        Ok(())
+    }
+}
