@@ -143,6 +143,18 @@ pub struct Timeouts {
 pub struct Limits {
     pub max_body: u64,
     pub max_sse_event: usize,
+    /// Request headers past this count → 431.
+    pub max_headers: usize,
+    /// Request header bytes (names + values) past this → 431.
+    pub max_header_bytes: usize,
+    /// Longest wait for the next piece of a request body (slow senders) → 408.
+    pub body_read_timeout: Duration,
+    /// An idle keep-alive connection is closed after this long.
+    pub keepalive_idle: Duration,
+    /// Requests in flight at once, SSE streams included; past it → 503.
+    pub max_concurrent_requests: usize,
+    /// Requests in flight at once within one session (its SSE streams); past it → 429.
+    pub max_streams_per_session: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +183,12 @@ impl Default for Config {
             limits: Limits {
                 max_body: 4 << 20,
                 max_sse_event: 8 << 20,
+                max_headers: 100,
+                max_header_bytes: 32 << 10,
+                body_read_timeout: Duration::from_secs(30),
+                keepalive_idle: Duration::from_secs(60),
+                max_concurrent_requests: 20_000,
+                max_streams_per_session: 32,
             },
             sse: SseConfig {
                 keepalive: Some(Duration::from_secs(15)),

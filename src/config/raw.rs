@@ -81,6 +81,12 @@ pub struct RawTimeouts {
 pub struct RawLimits {
     pub max_body: Option<Scalar>,
     pub max_sse_event: Option<Scalar>,
+    pub max_headers: Option<u32>,
+    pub max_header_bytes: Option<Scalar>,
+    pub body_read_timeout: Option<Scalar>,
+    pub keepalive_idle: Option<Scalar>,
+    pub max_concurrent_requests: Option<u32>,
+    pub max_streams_per_session: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

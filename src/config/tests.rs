@@ -82,6 +82,12 @@ fn errors_name_the_field_path() {
             "timeouts.connect",
         ),
         ("load_balancing: random\n", "load_balancing"),
+        ("limits:\n  max_headers: 0\n", "limits.max_headers"),
+        ("limits:\n  keepalive_idle: 0\n", "limits.keepalive_idle"),
+        (
+            "limits:\n  max_streams_per_session: 0\n",
+            "limits.max_streams_per_session",
+        ),
         (
             "rate_limits:\n  per_ip: {rate: 0}\n",
             "rate_limits.per_ip.rate",

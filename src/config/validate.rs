@@ -252,6 +252,37 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
         limits: Limits {
             max_body,
             max_sse_event,
+            max_headers: count(
+                raw.limits.max_headers,
+                "limits.max_headers",
+                defaults.limits.max_headers,
+            )?,
+            max_header_bytes: usize::try_from(size(
+                raw.limits.max_header_bytes,
+                "limits.max_header_bytes",
+                defaults.limits.max_header_bytes as u64,
+            )?)
+            .unwrap_or(usize::MAX),
+            body_read_timeout: positive(
+                raw.limits.body_read_timeout,
+                "limits.body_read_timeout",
+                defaults.limits.body_read_timeout,
+            )?,
+            keepalive_idle: positive(
+                raw.limits.keepalive_idle,
+                "limits.keepalive_idle",
+                defaults.limits.keepalive_idle,
+            )?,
+            max_concurrent_requests: count(
+                raw.limits.max_concurrent_requests,
+                "limits.max_concurrent_requests",
+                defaults.limits.max_concurrent_requests,
+            )?,
+            max_streams_per_session: count(
+                raw.limits.max_streams_per_session,
+                "limits.max_streams_per_session",
+                defaults.limits.max_streams_per_session,
+            )?,
         },
         sse: SseConfig { keepalive },
         shutdown: Shutdown { grace_period },
@@ -290,6 +321,14 @@ fn upstream_header(
         .map_err(|_| invalid(field, "value is not a valid header value"))?;
     value.set_sensitive(true);
     Ok((header, value))
+}
+
+fn count(value: Option<u32>, field: &str, default: usize) -> Result<usize, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(invalid(field, "must be more than 0")),
+        Some(n) => Ok(n as usize),
+    }
 }
 
 fn rate(raw: RawRate, field: &str) -> Result<Rate, ConfigError> {

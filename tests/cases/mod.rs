@@ -1,5 +1,6 @@
 mod cli;
 mod errors;
+mod hostile;
 mod json;
 mod security;
 mod sessions;

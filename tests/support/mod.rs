@@ -13,7 +13,7 @@ use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
 use shadowcat::config::{Config, UpstreamConfig, UpstreamUrl};
 use tokio::sync::oneshot;
 
-pub use mock::{Event, MockUpstream, Reply};
+pub use mock::{Event, MockUpstream, Received, Reply};
 
 pub const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 

@@ -17,7 +17,7 @@ use pingora::Result;
 use super::ctx::RequestCtx;
 use super::handlers::{
     self, Rejection, Route, SessionPlan, MISSING_SESSION, SESSIONS_FULL, SESSION_NOT_FOUND,
-    SESSION_UPSTREAM_DOWN,
+    SESSION_UPSTREAM_DOWN, TOO_MANY_STREAMS,
 };
 use super::session::principal_of;
 use super::McpProxy;
@@ -55,6 +55,11 @@ impl McpProxy {
                 Err(SESSION_UPSTREAM_DOWN)
             }
             SessionPlan::Pinned(s) => {
+                let (guard, active) = s.enter();
+                if active > self.config.limits.max_streams_per_session {
+                    return Err(TOO_MANY_STREAMS);
+                }
+                ctx.session_active = Some(guard);
                 self.sessions.touch(&s);
                 ctx.upstream = Some(s.upstream);
                 ctx.session = Some(s);

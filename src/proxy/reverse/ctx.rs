@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use super::session::{Principal, Reservation, Session};
+use super::session::{ActiveGuard, Principal, Reservation, Session};
 use super::sse::SseStream;
 use crate::mcp::{peek, ProtocolVersion};
 
@@ -40,6 +40,8 @@ pub struct RequestCtx {
     pub principal: Option<Principal>,
     /// Upstreams that failed to connect for this request (not chosen again).
     pub tried: Vec<usize>,
+    /// Counts this request among its session's requests in flight.
+    pub session_active: Option<ActiveGuard>,
     _in_flight: InFlight,
 }
 
@@ -72,6 +74,7 @@ impl RequestCtx {
             new_session: None,
             principal: None,
             tried: Vec::new(),
+            session_active: None,
             _in_flight: InFlight::enter(in_flight),
         }
     }

@@ -133,10 +133,15 @@ pub fn classify(e: &Error) -> Failure {
                 )
             }
             ErrorSource::Downstream => match etype {
+                ErrorType::ReadTimedout => Failure::downstream(
+                    408,
+                    ErrorCode::InvalidRequest,
+                    "request body too slow (limits.body_read_timeout)",
+                    "body_read_timeout",
+                ),
                 ErrorType::ReadError
                 | ErrorType::WriteError
                 | ErrorType::ConnectionClosed
-                | ErrorType::ReadTimedout
                 | ErrorType::WriteTimedout => Failure::downstream(
                     0,
                     ErrorCode::InternalError,

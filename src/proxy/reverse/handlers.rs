@@ -109,6 +109,56 @@ pub fn check_origin_and_host(
     Ok(())
 }
 
+/// Header limits (431) and MCP headers the proxy can judge on its own (400): a session id sent
+/// twice with different values is ambiguous, and a protocol version that is not a date is no
+/// version at all (unknown dates go upstream, which decides whether it supports them).
+pub fn check_headers(
+    headers: &http::HeaderMap,
+    max_headers: usize,
+    max_header_bytes: usize,
+) -> Result<(), Rejection> {
+    const TOO_LARGE: Rejection = Rejection {
+        status: 431,
+        code: ErrorCode::InvalidRequest,
+        message: "Request Header Fields Too Large (limits.max_headers / limits.max_header_bytes)",
+        allow: None,
+    };
+    const BAD: fn(&'static str) -> Rejection = |message| Rejection {
+        status: 400,
+        code: ErrorCode::InvalidRequest,
+        message,
+        allow: None,
+    };
+    let bytes: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if headers.len() > max_headers || bytes > max_header_bytes {
+        return Err(TOO_LARGE);
+    }
+    let mut ids = headers.get_all(crate::mcp::SESSION_ID).iter();
+    if let Some(first) = ids.next() {
+        if ids.any(|other| other != first) {
+            return Err(BAD("Bad Request: conflicting Mcp-Session-Id headers"));
+        }
+    }
+    if let Some(v) = headers.get(crate::mcp::PROTOCOL_VERSION) {
+        let v = v.as_bytes().trim_ascii();
+        let date = v.len() == 10
+            && v.iter().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    *b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            });
+        if !date {
+            return Err(BAD("Bad Request: malformed MCP-Protocol-Version"));
+        }
+    }
+    Ok(())
+}
+
 /// What a request means for sessions.
 #[derive(Debug)]
 pub enum SessionPlan {
@@ -169,6 +219,22 @@ pub const SESSION_UPSTREAM_DOWN: Rejection = Rejection {
     allow: None,
 };
 
+/// Too many requests in flight within one session.
+pub const TOO_MANY_STREAMS: Rejection = Rejection {
+    status: 429,
+    code: ErrorCode::RateLimited,
+    message: "Too Many Requests: too many concurrent streams in this session (limits.max_streams_per_session)",
+    allow: None,
+};
+
+/// Too many requests in flight in the whole proxy.
+pub const OVERLOADED: Rejection = Rejection {
+    status: 503,
+    code: ErrorCode::Overloaded,
+    message: "Service Unavailable: too many requests in flight (limits.max_concurrent_requests)",
+    allow: None,
+};
+
 /// No room for another session.
 pub const SESSIONS_FULL: Rejection = Rejection {
     status: 503,
@@ -183,6 +249,40 @@ mod tests {
     use crate::proxy::reverse::session::principal_of;
 
     const IDLE: Duration = Duration::from_secs(1800);
+
+    #[test]
+    fn header_checks() {
+        let mut h = http::HeaderMap::new();
+        h.insert("mcp-protocol-version", "2025-11-25".parse().unwrap());
+        assert!(check_headers(&h, 100, 32 << 10).is_ok());
+        h.insert("mcp-protocol-version", "2031-01-01".parse().unwrap());
+        assert!(
+            check_headers(&h, 100, 32 << 10).is_ok(),
+            "unknown dates go upstream"
+        );
+        h.insert("mcp-protocol-version", "latest".parse().unwrap());
+        assert_eq!(check_headers(&h, 100, 32 << 10).unwrap_err().status, 400);
+        h.remove("mcp-protocol-version");
+        h.append("mcp-session-id", "a".parse().unwrap());
+        h.append("mcp-session-id", "a".parse().unwrap());
+        assert!(
+            check_headers(&h, 100, 32 << 10).is_ok(),
+            "a repeated identical id is harmless"
+        );
+        h.append("mcp-session-id", "b".parse().unwrap());
+        assert_eq!(check_headers(&h, 100, 32 << 10).unwrap_err().status, 400);
+        h.remove("mcp-session-id");
+        h.insert("x-big", "x".repeat(40_000).parse().unwrap());
+        assert_eq!(check_headers(&h, 100, 32 << 10).unwrap_err().status, 431);
+        let mut many = http::HeaderMap::new();
+        for i in 0..101 {
+            many.insert(
+                http::HeaderName::from_bytes(format!("x-{i}").as_bytes()).unwrap(),
+                "1".parse().unwrap(),
+            );
+        }
+        assert_eq!(check_headers(&many, 100, 32 << 10).unwrap_err().status, 431);
+    }
 
     #[test]
     fn origin_and_host_checks() {

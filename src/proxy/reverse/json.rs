@@ -52,7 +52,13 @@ pub async fn pre_read(session: &mut Session, ctx: &mut RequestCtx) -> Result<()>
     session.enable_retry_buffering();
     let mut first: Option<Bytes> = None;
     let mut rest = BytesMut::new();
-    while let Some(chunk) = session.read_request_body().await? {
+    // A read failure here is the client's (slow, truncated or gone): mark it so, or it would
+    // be classified as the proxy's own fault.
+    while let Some(chunk) = session
+        .read_request_body()
+        .await
+        .map_err(|e| e.into_down())?
+    {
         match &first {
             None => first = Some(chunk),
             Some(f) => {

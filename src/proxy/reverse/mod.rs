@@ -148,6 +148,21 @@ impl ProxyHttp for McpProxy {
         RequestCtx::new(&self.in_flight)
     }
 
+    /// Connection-level limits, per request: a slow request body is cut after
+    /// `limits.body_read_timeout` (the idle read Pingora keeps during a response has no
+    /// timeout, so SSE is unaffected), and an idle keep-alive connection after
+    /// `limits.keepalive_idle`.
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let limits = &self.config.limits;
+        session.set_keepalive(Some(limits.keepalive_idle.as_secs().max(1)));
+        session.set_read_timeout(Some(limits.body_read_timeout));
+        Ok(())
+    }
+
     /// Routes, then (for a POST) reads or plans the body. Runs before any upstream contact.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
@@ -164,6 +179,18 @@ impl ProxyHttp for McpProxy {
         let origin = req.headers.get(http::header::ORIGIN).map(|v| v.as_bytes());
         if let Err(r) = handlers::check_origin_and_host(origin, host, &self.config.security) {
             return self.reject(session, ctx, r).await;
+        }
+        let limits = &self.config.limits;
+        if let Err(r) =
+            handlers::check_headers(&req.headers, limits.max_headers, limits.max_header_bytes)
+        {
+            return self.reject(session, ctx, r).await;
+        }
+        // This request is counted already, hence `>`.
+        if self.in_flight.load(std::sync::atomic::Ordering::Relaxed)
+            > limits.max_concurrent_requests
+        {
+            return self.reject(session, ctx, handlers::OVERLOADED).await;
         }
         match route {
             Route::Reject(r) => return self.reject(session, ctx, r).await,

@@ -56,6 +56,26 @@ pub struct Session {
     pub created: Instant,
     /// Milliseconds since the table's origin.
     last_seen: AtomicU64,
+    /// Requests of this session in flight (its open SSE streams among them).
+    active: AtomicUsize,
+}
+
+impl Session {
+    /// Counts one more request in flight until the guard drops; returns the count with it.
+    pub fn enter(self: &Arc<Self>) -> (ActiveGuard, usize) {
+        let now = self.active.fetch_add(1, Ordering::AcqRel) + 1;
+        (ActiveGuard(self.clone()), now)
+    }
+}
+
+/// One request in flight within a session.
+#[derive(Debug)]
+pub struct ActiveGuard(Arc<Session>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Why a session could not be created.
@@ -217,6 +237,7 @@ impl SessionTable {
                 principal,
                 created: Instant::now(),
                 last_seen: AtomicU64::new(self.now_ms()),
+                active: AtomicUsize::new(0),
             });
             // 256 random bits do not collide; the check costs one lookup and makes it certain.
             let shard = &self.forward[key.shard()].0;
