@@ -7,6 +7,7 @@
 //! * [`server`] — builds and runs the Pingora server; [`admin`] serves metrics and health.
 
 pub mod admin;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod glob;

@@ -20,6 +20,7 @@ use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::proxy::reverse::session::SessionTable;
 use crate::proxy::reverse::upstream::UpstreamSet;
@@ -44,6 +45,8 @@ pub enum StartError {
     Upstream(String),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("auth: {0}")]
+    Auth(String),
 }
 
 /// A built, not yet running, proxy.
@@ -92,8 +95,15 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
+    let auth = config
+        .auth
+        .clone()
+        .map(Authenticator::new)
+        .transpose()
+        .map_err(StartError::Auth)?
+        .map(Arc::new);
     let config = Arc::new(config);
-    let proxy = McpProxy::new(config.clone(), upstreams, metrics.clone());
+    let proxy = McpProxy::new(config.clone(), upstreams, metrics.clone(), auth.clone());
     let in_flight = proxy.in_flight();
     let sweeper = Sweeper {
         sessions: proxy.sessions(),
@@ -109,6 +119,9 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     service.add_tcp(&config.listen.to_string());
     server.add_service(service);
     server.add_service(background_service("session sweeper", sweeper));
+    if let Some(auth) = auth {
+        server.add_service(background_service("jwks refresher", JwksRefresher(auth)));
+    }
 
     if let Some(admin) = config.admin {
         let mut svc = Service::new(
@@ -191,6 +204,25 @@ impl BackgroundService for Sweeper {
                         tracing::debug!(expired = expired.len(), active = self.sessions.len(), "idle sessions expired");
                     }
                 }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Loads the JWKS at start and then every `auth.refresh`; a failure keeps the old keys.
+struct JwksRefresher(Arc<Authenticator>);
+
+#[async_trait]
+impl BackgroundService for JwksRefresher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(self.0.refresh_every());
+        loop {
+            tokio::select! {
+                _ = tick.tick() => match self.0.refresh().await {
+                    Ok(n) => tracing::debug!(keys = n, "JWKS loaded"),
+                    Err(e) => tracing::error!(error = %e, "JWKS refresh failed; keeping the previous keys"),
+                },
                 _ = shutdown.changed() => return,
             }
         }

@@ -34,6 +34,35 @@ pub struct Config {
     pub sessions: Sessions,
     pub security: Security,
     pub rate_limits: RateLimits,
+    /// OAuth 2.1 resource server; `None` = no authentication at the proxy.
+    pub auth: Option<AuthConfig>,
+}
+
+/// Bearer-token validation (see `crate::auth`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthConfig {
+    /// This proxy's canonical MCP URL: the required `aud`, and the `resource` of its metadata.
+    pub resource: String,
+    /// The required `iss`.
+    pub issuer: String,
+    /// Listed in the protected-resource metadata (default: the issuer).
+    pub authorization_servers: Vec<String>,
+    pub jwks_url: Option<String>,
+    pub jwks_file: Option<std::path::PathBuf>,
+    pub refresh: Duration,
+    /// Accepted signature algorithms; never `none`, never HMAC.
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    pub leeway: Duration,
+    pub scopes_supported: Vec<String>,
+    /// First match wins: a call to `method` (and `tool`, if set) needs all of `scopes`.
+    pub required_scopes: Vec<ScopeRule>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScopeRule {
+    pub method: Glob,
+    pub tool: Option<Glob>,
+    pub scopes: Vec<String>,
 }
 
 /// Token-bucket limits; each scope is off unless configured.
@@ -206,6 +235,7 @@ impl Default for Config {
             },
             security: Security::loopback(),
             rate_limits: RateLimits::default(),
+            auth: None,
         }
     }
 }

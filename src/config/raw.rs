@@ -29,6 +29,30 @@ pub struct RawConfig {
     pub security: RawSecurity,
     #[serde(default)]
     pub rate_limits: RawRateLimits,
+    pub auth: Option<RawAuth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub resource: String,
+    pub issuer: String,
+    pub authorization_servers: Option<Vec<String>>,
+    pub jwks_url: Option<String>,
+    pub jwks_file: Option<String>,
+    pub refresh: Option<Scalar>,
+    pub algorithms: Option<Vec<String>>,
+    pub leeway: Option<Scalar>,
+    pub scopes_supported: Option<Vec<String>>,
+    pub required_scopes: Option<Vec<RawScopeRule>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScopeRule {
+    pub method: Option<String>,
+    pub tool: Option<String>,
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

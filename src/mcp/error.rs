@@ -35,6 +35,8 @@ pub enum ErrorCode {
     Forbidden,
     /// Over a rate limit (HTTP 429).
     RateLimited,
+    /// Missing, invalid or insufficient bearer token (HTTP 401/403).
+    Unauthorized,
 }
 
 impl ErrorCode {
@@ -53,6 +55,7 @@ impl ErrorCode {
             Self::Overloaded => -32006,
             Self::Forbidden => -32000,
             Self::RateLimited => -32008,
+            Self::Unauthorized => -32009,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod mcp_server;
 pub mod mock;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::time::Duration;

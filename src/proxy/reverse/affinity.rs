@@ -34,7 +34,11 @@ impl McpProxy {
         ctx: &mut RequestCtx,
     ) -> Result<(), Rejection> {
         let id = req.headers.get(SESSION_ID).and_then(|v| v.to_str().ok());
-        ctx.principal = principal_of(req.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes));
+        // With `auth:` the principal is the token's subject (set already); without it, the
+        // credential the client presents.
+        if self.auth.is_none() {
+            ctx.principal = principal_of(req.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes));
+        }
         let plan = handlers::plan_session(
             id,
             ctx.version,

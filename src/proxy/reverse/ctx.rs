@@ -32,6 +32,14 @@ pub struct RequestCtx {
     pub failure: Option<&'static str>,
     /// The body is a single `initialize` request.
     pub is_initialize: bool,
+    /// Every message's JSON-RPC method and `params.name` (tool or prompt), decoded: escapes
+    /// resolved, so a scope rule cannot be dodged by spelling a name differently, and every
+    /// member of a batch listed, so none hides behind another.
+    pub calls: Vec<(Box<str>, Option<Box<str>>)>,
+    /// The bearer token's identity (with `auth:`).
+    pub identity: Option<crate::auth::Identity>,
+    /// A scope refusal found when a streamed body ended: its `WWW-Authenticate` value.
+    pub auth_challenge: Option<String>,
     pub is_delete: bool,
     /// The live session this request belongs to.
     pub session: Option<Arc<Session>>,
@@ -69,6 +77,9 @@ impl RequestCtx {
             sse: None,
             failure: None,
             is_initialize: false,
+            calls: Vec::new(),
+            identity: None,
+            auth_challenge: None,
             is_delete: false,
             session: None,
             new_session: None,
@@ -86,6 +97,16 @@ impl RequestCtx {
                 self.method_label = p.method().map_or("invalid", super::metrics::method_label);
                 self.id_range = p.reply_id().and_then(|id| subslice_range(&body, id.get()));
                 self.is_initialize = !p.is_batch() && p.method() == Some("initialize");
+                self.calls = p
+                    .messages()
+                    .iter()
+                    .map(|m| {
+                        (
+                            Box::from(m.method.as_deref().unwrap_or("")),
+                            m.name.as_deref().map(Box::from),
+                        )
+                    })
+                    .collect();
             }
             Err(_) => self.method_label = "invalid",
         }

@@ -5,6 +5,7 @@
 //! SSE alike, so nothing can skip metrics or (later) interceptors.
 
 mod affinity;
+mod authn;
 mod ctx;
 pub mod failure;
 pub mod handlers;
@@ -28,13 +29,14 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
 pub use ctx::RequestCtx;
-use handlers::{Rejection, Route};
+use handlers::Route;
 use json::BodyPlan;
 pub use metrics::Metrics;
 use session::SessionTable;
 use throttle::Throttle;
 use upstream::UpstreamSet;
 
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::mcp::{ProtocolVersion, PROTOCOL_VERSION};
 
@@ -60,6 +62,7 @@ pub struct McpProxy {
     upstreams: UpstreamSet,
     sessions: Arc<SessionTable>,
     throttle: Throttle,
+    auth: Option<Arc<Authenticator>>,
     metrics: Arc<Metrics>,
     in_flight: Arc<AtomicUsize>,
 }
@@ -67,65 +70,22 @@ pub struct McpProxy {
 // === impl McpProxy ===
 
 impl McpProxy {
-    pub fn new(config: Arc<Config>, upstreams: UpstreamSet, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        upstreams: UpstreamSet,
+        metrics: Arc<Metrics>,
+        auth: Option<Arc<Authenticator>>,
+    ) -> Self {
         let sessions = Arc::new(SessionTable::new(config.sessions.max, upstreams.len()));
         Self {
             throttle: Throttle::new(&config.rate_limits),
+            auth,
             config,
             upstreams,
             sessions,
             metrics,
             in_flight: Arc::new(AtomicUsize::new(0)),
         }
-    }
-
-    /// The session table (the sweeper expires idle sessions in it).
-    pub fn sessions(&self) -> Arc<SessionTable> {
-        self.sessions.clone()
-    }
-
-    /// Answers a request the proxy refuses, with the request's id when it is known. The
-    /// connection closes when the request body was not read.
-    async fn reject(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        r: Rejection,
-    ) -> Result<bool> {
-        self.reject_with(session, ctx, r, None).await
-    }
-
-    /// [`Self::reject`] with a `Retry-After` of `retry_after` (rounded up to whole seconds).
-    async fn reject_with(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        r: Rejection,
-        retry_after: Option<Duration>,
-    ) -> Result<bool> {
-        let mut extra: Vec<(&'static str, &str)> = Vec::new();
-        if let Some(allow) = r.allow {
-            extra.push(("allow", allow));
-        }
-        let wait = retry_after.map(|d| d.as_secs_f64().ceil().max(1.0).to_string());
-        match (&wait, r.status) {
-            (Some(secs), _) => extra.push(("retry-after", secs)),
-            (None, 503) => extra.push(("retry-after", "5")),
-            _ => {}
-        }
-        let close = !session.is_body_done();
-        respond::jsonrpc_error(
-            session,
-            r.status,
-            ctx.reply_id(),
-            r.code,
-            r.message,
-            &extra,
-            close,
-        )
-        .await?;
-        ctx.status = r.status;
-        Ok(true)
     }
 
     /// Requests in flight right now (shutdown waits for this to reach zero).
@@ -137,6 +97,11 @@ impl McpProxy {
         ctx.upstream
             .and_then(|i| self.upstreams.get(i))
             .map_or("none", |u| u.name.as_str())
+    }
+
+    /// The session table (the sweeper expires idle sessions in it).
+    pub fn sessions(&self) -> Arc<SessionTable> {
+        self.sessions.clone()
     }
 }
 
@@ -171,6 +136,25 @@ impl ProxyHttp for McpProxy {
         ctx.version =
             ProtocolVersion::from_header(req.headers.get(PROTOCOL_VERSION).map(|v| v.as_bytes()));
         ctx.is_delete = route == Route::Delete;
+        // RFC 9728 metadata, public by design (clients read it to learn where to log in).
+        if let Some(auth) = &self.auth {
+            let path = req.uri.path();
+            if req.method == http::Method::GET && auth.metadata_paths().iter().any(|p| p == path) {
+                let body = auth.metadata();
+                respond::send(
+                    session,
+                    200,
+                    "application/json",
+                    body,
+                    &[("access-control-allow-origin", "*")],
+                    false,
+                )
+                .await?;
+                ctx.status = 200;
+                ctx.method_label = "metadata";
+                return Ok(true);
+            }
+        }
         let host = req
             .headers
             .get(http::header::HOST)
@@ -217,6 +201,11 @@ impl ProxyHttp for McpProxy {
                 }
             }
             Route::Get | Route::Delete | Route::Options => {}
+        }
+        if let (Some(auth), false) = (&self.auth, route == Route::Options) {
+            if let Some(done) = self.authorize(session, ctx, auth).await? {
+                return Ok(done);
+            }
         }
         if let Err(r) = self.route_session(session.req_header(), route, ctx) {
             return self.reject(session, ctx, r).await;
@@ -313,6 +302,14 @@ impl ProxyHttp for McpProxy {
     ) -> Result<()> {
         if ctx.body.is_none() {
             json::on_streamed_chunk(ctx, body, end_of_stream, self.config.limits.max_body)?;
+            // A body too large to read before choosing an upstream is judged when it ends,
+            // before its last piece goes upstream (which then sees an aborted request).
+            if let (Some(auth), Some(identity), true) = (&self.auth, &ctx.identity, end_of_stream) {
+                if let Err(e) = authn::check_calls(auth, identity, &ctx.calls) {
+                    ctx.auth_challenge = Some(auth.challenge(&e));
+                    return Error::e_explain(ErrorType::HTTPStatus(403), "insufficient scope");
+                }
+            }
         }
         Ok(())
     }
@@ -428,8 +425,16 @@ impl ProxyHttp for McpProxy {
         }
         if code > 0 {
             let id = ctx.reply_id();
+            let (rpc_code, message, extra) = match &ctx.auth_challenge {
+                Some(c) => (
+                    crate::mcp::ErrorCode::Unauthorized,
+                    "Forbidden: insufficient scope",
+                    vec![("www-authenticate", c.as_str())],
+                ),
+                None => (f.code, f.message, Vec::new()),
+            };
             if let Err(write) =
-                respond::jsonrpc_error(session, code, id, f.code, f.message, &[], true).await
+                respond::jsonrpc_error(session, code, id, rpc_code, message, &extra, true).await
             {
                 tracing::debug!(error = %write, "client gone before the error reply");
             }
@@ -455,7 +460,7 @@ impl ProxyHttp for McpProxy {
             0 => session.response_written().map_or(0, |r| r.status.as_u16()),
             s => s,
         };
-        let status_label = status_label(status);
+        let status_label = metrics::status_label(status);
         self.metrics
             .requests
             .with_label_values(&[ctx.method_label, status_label])
@@ -480,33 +485,5 @@ impl ProxyHttp for McpProxy {
         if let Some(e) = e {
             tracing::debug!(error = %e, "request ended with an error");
         }
-    }
-}
-
-/// Status label from a bounded set.
-fn status_label(status: u16) -> &'static str {
-    match status {
-        0 => "0",
-        200 => "200",
-        202 => "202",
-        204 => "204",
-        400 => "400",
-        401 => "401",
-        403 => "403",
-        404 => "404",
-        405 => "405",
-        406 => "406",
-        413 => "413",
-        415 => "415",
-        429 => "429",
-        500 => "500",
-        502 => "502",
-        503 => "503",
-        504 => "504",
-        s if s < 200 => "1xx",
-        s if s < 300 => "2xx",
-        s if s < 400 => "3xx",
-        s if s < 500 => "4xx",
-        _ => "5xx",
     }
 }

@@ -6,6 +6,11 @@ use pingora::proxy::Session;
 use pingora::Result;
 use serde_json::value::RawValue;
 
+use std::time::Duration;
+
+use super::ctx::RequestCtx;
+use super::handlers::Rejection;
+use super::McpProxy;
 use crate::mcp::{error_body, ErrorCode};
 
 /// Writes a complete local response. `close` ends the downstream connection afterwards (used
@@ -45,4 +50,52 @@ pub async fn jsonrpc_error(
 ) -> Result<()> {
     let body = error_body(id, code, message);
     send(session, status, "application/json", body, extra, close).await
+}
+
+// === impl McpProxy ===
+
+impl McpProxy {
+    /// Answers a request the proxy refuses, with the request's id when it is known. The
+    /// connection closes when the request body was not read.
+    pub(super) async fn reject(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        r: Rejection,
+    ) -> Result<bool> {
+        self.reject_with(session, ctx, r, None).await
+    }
+
+    /// [`Self::reject`] with a `Retry-After` of `retry_after` (rounded up to whole seconds).
+    pub(super) async fn reject_with(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        r: Rejection,
+        retry_after: Option<Duration>,
+    ) -> Result<bool> {
+        let mut extra: Vec<(&'static str, &str)> = Vec::new();
+        if let Some(allow) = r.allow {
+            extra.push(("allow", allow));
+        }
+        let wait = retry_after.map(|d| d.as_secs_f64().ceil().max(1.0).to_string());
+        match (&wait, r.status) {
+            (Some(secs), _) => extra.push(("retry-after", secs)),
+            (None, 503) => extra.push(("retry-after", "5")),
+            _ => {}
+        }
+        let close = !session.is_body_done();
+        jsonrpc_error(
+            session,
+            r.status,
+            ctx.reply_id(),
+            r.code,
+            r.message,
+            &extra,
+            close,
+        )
+        .await?;
+        ctx.status = r.status;
+        Ok(true)
+    }
 }
