@@ -52,6 +52,9 @@ pub struct ResponseFraming {
     /// The last payload bytes of the SSE body (to tell an event boundary).
     tail: [u8; 3],
     tail_len: usize,
+    /// The last response said the connection closes after it (`Connection: close`, or
+    /// HTTP/1.0 without keep-alive).
+    closing: bool,
 }
 
 impl Default for ResponseFraming {
@@ -71,7 +74,14 @@ impl ResponseFraming {
             sse: false,
             tail: [0; 3],
             tail_len: 0,
+            closing: false,
         }
+    }
+
+    /// The connection sits cleanly between exchanges: every response was complete, nothing is
+    /// pending, and the server did not announce a close. Only then may it carry another request.
+    pub fn reusable(&self) -> bool {
+        self.state == State::Head && self.head.is_empty() && !self.awaiting && !self.closing
     }
 
     /// The client wrote request bytes.
@@ -223,6 +233,9 @@ impl ResponseFraming {
                 .find(|h| h.name.eq_ignore_ascii_case(name))
                 .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
         };
+        let connection = header("connection").unwrap_or_default();
+        self.closing = connection.contains("close")
+            || (resp.version == Some(0) && !connection.contains("keep-alive"));
         self.sse = (200..300).contains(&status)
             && header("content-type").is_some_and(|v| v.starts_with("text/event-stream"));
         self.tail_len = 0;

@@ -125,3 +125,26 @@ fn garbage_goes_opaque_and_stays_quiet() {
     f.observe(&vec![b'a'; MAX_HEAD + 1]);
     assert_eq!(f.state, State::Opaque);
 }
+
+#[test]
+fn reusable_only_between_complete_exchanges() {
+    let mut f = ResponseFraming::new();
+    assert!(f.reusable());
+    f.request_written();
+    assert!(!f.reusable(), "a response is pending");
+    f.observe(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{");
+    assert!(!f.reusable(), "mid-body");
+    f.observe(b"}");
+    assert!(f.reusable());
+    f.request_written();
+    f.observe(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+    assert!(!f.reusable(), "the server said it closes");
+    let mut old = ResponseFraming::new();
+    old.request_written();
+    old.observe(b"HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n");
+    assert!(!old.reusable(), "HTTP/1.0 closes by default");
+    let mut sse = ResponseFraming::new();
+    sse.request_written();
+    sse.observe(format!("{SSE_HEAD}{}", chunk("data: a\n\n")).as_bytes());
+    assert!(!sse.reusable(), "a stream cut mid-way");
+}

@@ -3,5 +3,6 @@
 //! keep-alives.
 
 pub mod h1_framing;
+pub mod idle_pool;
 pub mod sse;
 pub mod upstream_conn;

@@ -20,6 +20,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -34,6 +35,13 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use super::h1_framing::ResponseFraming;
+use super::idle_pool::IdlePool;
+
+/// How long an idle upstream connection is kept: below Node's default 5 s keep-alive timeout
+/// (the usual MCP server runtime), so the proxy rarely reuses one the upstream is closing.
+pub const POOL_IDLE: Duration = Duration::from_secs(4);
+/// Idle connections kept per upstream.
+const POOL_CAPACITY: usize = 256;
 
 /// Timeouts and keep-alive for one upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,17 +109,30 @@ impl UpstreamTimeout {
 #[derive(Debug)]
 pub struct WatchdogConnector {
     policy: ConnPolicy,
+    pool: Arc<IdlePool>,
 }
 
 impl WatchdogConnector {
     pub fn new(policy: ConnPolicy) -> Self {
-        Self { policy }
+        Self {
+            policy,
+            pool: Arc::new(IdlePool::new(POOL_IDLE, POOL_CAPACITY)),
+        }
+    }
+
+    /// Idle connections held for reuse right now.
+    pub fn idle(&self) -> usize {
+        self.pool.len()
     }
 }
 
 #[async_trait]
 impl L4Connect for WatchdogConnector {
     async fn connect(&self, addr: &SocketAddr) -> Result<Stream> {
+        if let Some(tcp) = self.pool.take() {
+            let socket = WatchdogSocket::new(tcp, self.policy).returning_to(self.pool.clone());
+            return Ok(VirtualSocketStream::new(Box::new(socket)).into());
+        }
         let inet = addr.as_inet().ok_or_else(|| {
             Error::explain(ErrorType::ConnectError, "upstream is not a TCP address")
         })?;
@@ -134,7 +155,7 @@ impl L4Connect for WatchdogConnector {
         };
         tcp.set_nodelay(true)
             .map_err(|e| Error::because(ErrorType::SocketError, "TCP_NODELAY", e))?;
-        let socket = WatchdogSocket::new(tcp, self.policy);
+        let socket = WatchdogSocket::new(tcp, self.policy).returning_to(self.pool.clone());
         Ok(VirtualSocketStream::new(Box::new(socket)).into())
     }
 }
@@ -142,7 +163,12 @@ impl L4Connect for WatchdogConnector {
 /// One upstream connection under watch.
 #[derive(Debug)]
 pub struct WatchdogSocket {
-    inner: TcpStream,
+    /// `None` only after `Drop` handed it back to the pool.
+    inner: Option<TcpStream>,
+    /// Where a cleanly finished connection goes when Pingora drops it.
+    pool: Option<Arc<IdlePool>>,
+    /// `poll_shutdown` was called: the write side is closed, never reuse.
+    shut: bool,
     policy: ConnPolicy,
     framing: ResponseFraming,
     /// When the response head became due (the request was written).
@@ -159,7 +185,9 @@ impl WatchdogSocket {
     pub fn new(inner: TcpStream, policy: ConnPolicy) -> Self {
         let now = Instant::now();
         Self {
-            inner,
+            inner: Some(inner),
+            pool: None,
+            shut: false,
             policy,
             framing: ResponseFraming::new(),
             head_due: None,
@@ -167,6 +195,12 @@ impl WatchdogSocket {
             next_keepalive: None,
             sleep: Box::pin(tokio::time::sleep_until(now)),
         }
+    }
+
+    /// Hands the connection to `pool` on drop when it ended cleanly between exchanges.
+    pub fn returning_to(mut self, pool: Arc<IdlePool>) -> Self {
+        self.pool = Some(pool);
+        self
     }
 
     /// The earliest armed deadline and what it is for.
@@ -221,7 +255,7 @@ impl AsyncRead for WatchdogSocket {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        if let Poll::Ready(result) = Pin::new(&mut this.inner).poll_read(cx, buf) {
+        if let Poll::Ready(result) = Pin::new(tcp(&mut this.inner)?).poll_read(cx, buf) {
             result?;
             if buf.filled().len() > before {
                 this.on_upstream_bytes(&buf.filled()[before..]);
@@ -263,7 +297,7 @@ impl AsyncWrite for WatchdogSocket {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let n = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+        let n = ready!(Pin::new(tcp(&mut this.inner)?).poll_write(cx, buf))?;
         if n > 0 {
             this.framing.request_written();
             if this.framing.awaiting_head() && this.head_due.is_none() {
@@ -274,22 +308,44 @@ impl AsyncWrite for WatchdogSocket {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        Pin::new(tcp(&mut self.get_mut().inner)?).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        this.shut = true;
+        Pin::new(tcp(&mut this.inner)?).poll_shutdown(cx)
     }
 }
 
 impl VirtualSocket for WatchdogSocket {
     fn set_socket_option(&self, opt: VirtualSockOpt) -> io::Result<()> {
         match opt {
-            VirtualSockOpt::NoDelay => self.inner.set_nodelay(true),
+            VirtualSockOpt::NoDelay => match &self.inner {
+                Some(t) => t.set_nodelay(true),
+                None => Ok(()),
+            },
             // TCP keep-alive probes are not configured for upstreams; nothing to do.
             _ => Ok(()),
         }
     }
+}
+
+impl Drop for WatchdogSocket {
+    fn drop(&mut self) {
+        if let (Some(pool), Some(tcp), false) = (&self.pool, self.inner.take(), self.shut) {
+            if self.framing.reusable() {
+                pool.put(tcp);
+            }
+        }
+    }
+}
+
+/// The live socket (always there until `Drop`).
+fn tcp(inner: &mut Option<TcpStream>) -> io::Result<&mut TcpStream> {
+    inner
+        .as_mut()
+        .ok_or_else(|| io::ErrorKind::NotConnected.into())
 }
 
 #[cfg(test)]

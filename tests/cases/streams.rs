@@ -72,3 +72,60 @@ async fn a_thousand_concurrent_sse_streams() {
         Some(2.0 * STREAMS as f64)
     );
 }
+
+/// Regression: Pingora 0.9 cannot pool the virtual (watchdog) sockets, so every request opened
+/// a new upstream connection (measured: 50 requests, 50 connections). The connector's own idle
+/// pool must carry sequential requests over one connection.
+#[tokio::test]
+async fn regression_upstream_connections_are_reused() {
+    let upstream = MockUpstream::start(|_| {
+        Reply::json(serde_json::json!({"jsonrpc":"2.0","id":1,"result":{}}))
+    })
+    .await;
+    let proxy = Proxy::start(config_for(&upstream.url())).await;
+    let client = client();
+    for i in 0..30 {
+        assert_eq!(
+            post(&client, &proxy.url(), &call(i, "x")).await.status(),
+            200
+        );
+    }
+    // SSE responses end cleanly too, and their connection is reused as well.
+    assert!(
+        upstream.connections() <= 2,
+        "{} upstream connections for 30 requests",
+        upstream.connections()
+    );
+}
+
+#[tokio::test]
+async fn a_connection_the_upstream_closed_while_idle_is_not_reused() {
+    let upstream = MockUpstream::start(|req| {
+        if req.json()["id"] == 1 {
+            // Answer, then close (as a server hitting its keep-alive timeout would).
+            Reply::Full {
+                status: 200,
+                headers: vec![
+                    ("content-type".into(), "application/json".into()),
+                    ("connection".into(), "close".into()),
+                ],
+                body: br#"{"jsonrpc":"2.0","id":1,"result":{}}"#.to_vec(),
+            }
+        } else {
+            Reply::json(serde_json::json!({"jsonrpc":"2.0","id":2,"result":{}}))
+        }
+    })
+    .await;
+    let proxy = Proxy::start(config_for(&upstream.url())).await;
+    let client = client();
+    assert_eq!(
+        post(&client, &proxy.url(), &call(1, "x")).await.status(),
+        200
+    );
+    assert_eq!(
+        post(&client, &proxy.url(), &call(2, "x")).await.status(),
+        200,
+        "a fresh connection, no 502"
+    );
+    assert_eq!(upstream.connections(), 2);
+}

@@ -97,6 +97,7 @@ pub struct MockUpstream {
     events: mpsc::UnboundedReceiver<Event>,
     stopped: Arc<std::sync::atomic::AtomicBool>,
     acceptor: tokio::task::JoinHandle<()>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl MockUpstream {
@@ -109,8 +110,11 @@ impl MockUpstream {
         let rec = received.clone();
         let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop = stopped.clone();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
         let acceptor = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let conn = serve(
                     stream,
                     handler.clone(),
@@ -127,7 +131,13 @@ impl MockUpstream {
             events,
             stopped,
             acceptor,
+            accepted,
         }
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The upstream dies: no new connections, and open ones close at their next request.

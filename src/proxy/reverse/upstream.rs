@@ -19,11 +19,6 @@ use tokio::time::Instant;
 use crate::config::{Config, LoadBalancing, UpstreamConfig};
 use crate::transport::upstream_conn::{ConnPolicy, WatchdogConnector};
 
-/// How long an idle pooled upstream connection is kept. Below Node's default 5 s keep-alive
-/// timeout, the usual MCP server runtime, so the proxy rarely reuses a connection the upstream
-/// is closing (and a reused connection that fails before any response is retried).
-const POOL_IDLE: Duration = Duration::from_secs(4);
-
 /// One upstream MCP server.
 #[derive(Debug)]
 pub struct Upstream {
@@ -200,7 +195,9 @@ impl Upstream {
         peer.options.connection_timeout = Some(connect_timeout);
         peer.options.total_connection_timeout = Some(connect_timeout);
         peer.options.read_timeout = None;
-        peer.options.idle_timeout = Some(POOL_IDLE);
+        // Pingora cannot pool virtual sockets (it checks the fd); the connector's own idle
+        // pool does (see transport::idle_pool), so Pingora's is switched off.
+        peer.options.idle_timeout = Some(Duration::ZERO);
         peer.options.custom_l4 = Some(self.connector.clone());
         Box::new(peer)
     }

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Turns a loadtest/run.sh output folder into one markdown table (median over rounds)."""
+import glob
+import json
+import os
+import statistics
+import sys
+
+out = sys.argv[1]
+TARGETS = ["direct", "shadowcat", "nginx"]
+SCENARIOS = ["json_rate", "json_max", "sse", "churn"]
+
+
+def metric(summary, name):
+    m = summary.get("metrics", {}).get(name, {})
+    return m.get("values", m)
+
+
+runs = {}  # (scenario, target) -> list of dicts per round
+for path in glob.glob(os.path.join(out, "*.*.*.json")):
+    scenario, target, rnd, _ = os.path.basename(path).split(".")
+    if scenario not in SCENARIOS:
+        continue
+    with open(path) as f:
+        s = json.load(f)
+    d = metric(s, "http_req_duration")
+    reqs = metric(s, "http_reqs")
+    checks = metric(s, "checks")
+    runs.setdefault((scenario, target), {})[int(rnd)] = {
+        "p50": d.get("p(50)", 0), "p95": d.get("p(95)", 0), "p99": d.get("p(99)", 0),
+        "rps": reqs.get("rate", 0), "count": reqs.get("count", 0),
+        "failed_checks": checks.get("fails", 0),
+    }
+resources = [json.loads(l) for l in open(os.path.join(out, "resources.jsonl"))]
+for r in resources:
+    if r["kind"] == "cpu":
+        runs.get((r["scenario"], r["target"]), {}).get(r["round"], {}).update(cpu_s=r["cpu_s"], hwm_kb=r["hwm_kb"])
+
+med = lambda xs: statistics.median(xs) if xs else 0
+
+
+def col(scenario, target, key):
+    return med([v.get(key, 0) for v in runs.get((scenario, target), {}).values()])
+
+
+def added(scenario, target, key="p95"):
+    rounds = runs.get((scenario, target), {})
+    direct = runs.get((scenario, "direct"), {})
+    return med([rounds[r][key] - direct[r][key] for r in rounds if r in direct])
+
+
+print(f"Median of {len(runs.get(('json_rate', 'direct'), {}))} interleaved rounds. Latency in ms; CPU = seconds of the proxy's own processes during the run; RSS = peak resident MB.\n")
+print("| scenario | target | p50 | p95 | p99 | req/s | CPU s | CPU µs/req | peak RSS MB | added p95 vs direct | failed checks |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+for sc in SCENARIOS:
+    for t in TARGETS:
+        if (sc, t) not in runs:
+            continue
+        cpu = col(sc, t, "cpu_s")
+        count = col(sc, t, "count")
+        per = f"{cpu / count * 1e6:.0f}" if count and t != "direct" else "—"
+        add = f"{added(sc, t):+.3f}" if t != "direct" else "—"
+        rss = f"{col(sc, t, 'hwm_kb') / 1024:.0f}" if t != "direct" else "—"
+        print(f"| {sc} | {t} | {col(sc, t, 'p50'):.3f} | {col(sc, t, 'p95'):.3f} | {col(sc, t, 'p99'):.3f} | {col(sc, t, 'rps'):.0f} | "
+              f"{cpu if t != 'direct' else 0:.2f} | {per} | {rss} | {add} | {col(sc, t, 'failed_checks'):.0f} |")
+
+print("\n**Shadowcat vs nginx** (added p95 latency ratio, lower is better; throughput ratio, higher is better):\n")
+print("| scenario | added p95 shadowcat | added p95 nginx | ratio | req/s ratio | p95 overhead vs direct |")
+print("|---|---|---|---|---|---|")
+for sc in SCENARIOS:
+    a_s, a_n = added(sc, "shadowcat"), added(sc, "nginx")
+    ratio = f"{a_s / a_n:.2f}" if a_n > 0 else "n/a"
+    rps = col(sc, "shadowcat", "rps") / col(sc, "nginx", "rps") if col(sc, "nginx", "rps") else 0
+    direct_p95 = col(sc, "direct", "p95")
+    over = f"{a_s / direct_p95 * 100:.1f}%" if direct_p95 else "n/a"
+    print(f"| {sc} | {a_s:+.3f} ms | {a_n:+.3f} ms | {ratio} | {rps:.2f} | {over} |")
+
+streams = [r for r in resources if r["kind"] == "streams"]
+if streams:
+    print("\n**Idle SSE streams** (one event per stream per second; delivery delay = receive − send, µs; memory = RSS with the streams open minus idle):\n")
+    print("| streams | target | opened | events | p50 µs | p95 µs | p99 µs | KB per stream |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in streams:
+        res = r["result"]
+        per = f"{(r['busy_kb'] - r['idle_kb']) / max(res['streams'], 1):.1f}" if r["target"] != "direct" else "—"
+        print(f"| {r['streams']} | {r['target']} | {res['streams']} | {res['events']} | {res['p50_us']} | {res['p95_us']} | {res['p99_us']} | {per} |")

