@@ -127,10 +127,17 @@ impl<'a> Peek<'a> {
             .and_then(|m| m.method.as_deref())
     }
 
-    /// The id to echo in an error reply: the single message's id; none for a batch.
+    /// The id to echo in an error reply: the single message's id when it is a valid JSON-RPC
+    /// id (a string, a number or null); none for a batch or an id of another type, which the
+    /// reply answers with `null`, as JSON-RPC prescribes when the id cannot be determined.
     pub fn reply_id(&self) -> Option<&'a RawValue> {
         match self {
-            Peek::Single(m) => m.id,
+            Peek::Single(m) => m.id.filter(|id| {
+                matches!(
+                    id.get().as_bytes().first(),
+                    Some(b'"' | b'-' | b'0'..=b'9' | b'n')
+                )
+            }),
             Peek::Batch(_) => None,
         }
     }
@@ -280,26 +287,26 @@ impl<'de> Visitor<'de> for MessageVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Message<'de>, A::Error> {
         let mut m = Message::invalid();
         let (mut method_ok, mut has_result, mut has_error) = (true, false, false);
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match key.as_ref() {
-                "jsonrpc" => {
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::Jsonrpc => {
                     m.has_jsonrpc_2 = map.next_value::<MaybeStr<'de>>()?.0.as_deref() == Some("2.0")
                 }
-                "method" => {
+                Key::Method => {
                     let v = map.next_value::<MaybeStr<'de>>()?.0;
                     method_ok = v.is_some();
                     m.method = v;
                 }
-                "id" => m.id = Some(map.next_value::<&'de RawValue>()?),
-                "params" => {
+                Key::Id => m.id = Some(map.next_value::<&'de RawValue>()?),
+                Key::Params => {
                     let p = map.next_value::<Params<'de>>()?;
                     (m.name, m.uri) = (p.name, p.uri);
                 }
-                "result" => {
+                Key::Result => {
                     has_result = true;
                     map.next_value::<IgnoredAny>()?;
                 }
-                "error" => {
+                Key::Error => {
                     has_error = true;
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -317,6 +324,46 @@ impl<'de> Visitor<'de> for MessageVisitor {
             _ => MessageKind::Invalid,
         };
         Ok(m)
+    }
+}
+
+/// The keys the visitors act on, matched in place: serde's `Cow<str>` always builds a `String`,
+/// which would cost an allocation per key of every message.
+enum Key {
+    Jsonrpc,
+    Method,
+    Id,
+    Params,
+    Result,
+    Error,
+    Name,
+    Uri,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+                Ok(match v {
+                    "jsonrpc" => Key::Jsonrpc,
+                    "method" => Key::Method,
+                    "id" => Key::Id,
+                    "params" => Key::Params,
+                    "result" => Key::Result,
+                    "error" => Key::Error,
+                    "name" => Key::Name,
+                    "uri" => Key::Uri,
+                    _ => Key::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(V)
     }
 }
 
@@ -382,10 +429,10 @@ impl<'de> Deserialize<'de> for Params<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params<'de>, A::Error> {
                 let mut p = Params::default();
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    match key.as_ref() {
-                        "name" => p.name = map.next_value::<MaybeStr<'de>>()?.0,
-                        "uri" => p.uri = map.next_value::<MaybeStr<'de>>()?.0,
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::Name => p.name = map.next_value::<MaybeStr<'de>>()?.0,
+                        Key::Uri => p.uri = map.next_value::<MaybeStr<'de>>()?.0,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }

@@ -54,20 +54,14 @@ fn strings_borrow_unless_escaped() {
     assert!(matches!(m.method, Some(Cow::Owned(_))));
     assert_eq!(m.method.as_deref(), Some("tools/call"));
     assert_eq!(m.name.as_deref(), Some("ab"));
+    let m = single(r#"{"i\u0064":1,"met\u0068od":"ping","params":{"\u006eame":"n"}}"#);
+    assert_eq!(m.kind, MessageKind::Request, "escaped keys still match");
+    assert_eq!(m.name.as_deref(), Some("n"));
 }
 
 #[test]
 fn ids_echo_byte_exactly() {
-    for id in [
-        "1.50",
-        r#""a\"b""#,
-        "null",
-        "-0",
-        "1e3",
-        r#"{"x":1}"#,
-        "[1]",
-        "true",
-    ] {
+    for id in ["1.50", r#""a\"b""#, "null", "-0", "1e3", "2.5e7777"] {
         let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
         let p = peek(body.as_bytes()).unwrap();
         assert_eq!(p.reply_id().unwrap().get(), id);
@@ -185,4 +179,22 @@ proptest! {
         let echoed: serde_json::Value = serde_json::from_str(p.reply_id().unwrap().get()).unwrap();
         prop_assert_eq!(echoed, id);
     }
+}
+
+/// Regression (found by fuzzing jsonrpc_peek): ids of other types than string, number or null
+/// are not JSON-RPC ids; the error reply answers them with `null`. Numbers are echoed exactly,
+/// even ones no f64 holds.
+#[test]
+fn regression_only_valid_ids_are_echoed() {
+    for id in [r#"{"x":1}"#, "[1]", "true", "false"] {
+        let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+        assert!(peek(body.as_bytes()).unwrap().reply_id().is_none(), "{id}");
+    }
+    let p = peek(br#"{"id":2.57e7777,"method":"m"}"#).unwrap();
+    assert_eq!(p.reply_id().unwrap().get(), "2.57e7777");
+    let reply = crate::mcp::error_body(p.reply_id(), crate::mcp::ErrorCode::InternalError, "x");
+    assert!(
+        serde_json::from_slice::<serde::de::IgnoredAny>(&reply).is_ok(),
+        "valid JSON"
+    );
 }
