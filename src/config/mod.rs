@@ -302,32 +302,79 @@ pub fn from_yaml_str_with(
     overrides: &Overrides,
 ) -> Result<Config, ConfigError> {
     let raw = match text {
-        Some(t) if !is_empty_document(t) => parse(t)?,
-        _ => raw::RawConfig::default(),
+        Some(t) => parse(t)?,
+        None => raw::RawConfig::default(),
     };
     validate::validate(raw, overrides)
 }
 
-fn is_empty_document(text: &str) -> bool {
-    text.lines()
-        .map(str::trim)
-        .all(|l| l.is_empty() || l.starts_with('#') || l == "---")
-}
-
+/// The typed pass names the field path. Only when it fails is the text parsed untyped, to tell
+/// an empty document (nothing, comments, `---`, `null`: all defaults) and broken YAML (a
+/// scanner error, reported as `(yaml)`: the typed pass would blame whatever field it was in)
+/// from a wrong value.
 fn parse(text: &str) -> Result<raw::RawConfig, ConfigError> {
     let de = serde_yaml::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path.is_empty() || path == "." {
-            "(yaml)".to_owned()
-        } else {
-            path
-        };
-        ConfigError::Invalid {
-            field,
-            message: e.into_inner().to_string().replace('\n', " "),
+    let typed_error = match serde_path_to_error::deserialize(de) {
+        Ok(raw) => return Ok(raw),
+        Err(e) => e,
+    };
+    match serde_yaml::from_str::<serde_yaml::Value>(text) {
+        Ok(serde_yaml::Value::Null) => return Ok(raw::RawConfig::default()),
+        Ok(_) => {}
+        Err(e) => {
+            let message = one_line(&e.to_string());
+            // Scanner errors carry no path; value errors (an integer past u64) lead with one.
+            let has_path = message
+                .split_once(": ")
+                .is_some_and(|(p, _)| !p.is_empty() && !p.contains(char::is_whitespace));
+            if !has_path {
+                return Err(ConfigError::Invalid {
+                    field: "(yaml)".to_owned(),
+                    message,
+                });
+            }
         }
+    }
+    let path = one_line(&typed_error.path().to_string());
+    let field = if path.is_empty() || path == "." {
+        "(yaml)".to_owned()
+    } else {
+        path
+    };
+    let message = one_line(&typed_error.into_inner().to_string());
+    Err(ConfigError::Invalid {
+        message: strip_yaml_path(&field, &message).to_owned(),
+        field,
     })
+}
+
+/// serde_yaml starts its message with its own path (`limits: unknown field ...`); the error
+/// already leads with the (longer or equal) field path, so that prefix would only repeat it.
+fn strip_yaml_path<'a>(field: &str, message: &'a str) -> &'a str {
+    match message.split_once(": ") {
+        Some((prefix, rest))
+            if field == prefix
+                || field
+                    .strip_prefix(prefix)
+                    .is_some_and(|tail| tail.starts_with(['.', '['])) =>
+        {
+            rest
+        }
+        _ => message,
+    }
+}
+
+/// Errors are one line: control characters (a key may hold CRs) are shown escaped.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 // === impl UpstreamUrl ===
@@ -363,6 +410,18 @@ impl UpstreamUrl {
         if host.is_empty() {
             return Err(format!("{text:?} has no host"));
         }
+        // `Authority::port_u16` is `None` for an out-of-range port too: check the text.
+        let port = match authority.as_str().strip_prefix(authority.host()) {
+            Some("") => 80,
+            Some(rest) => match rest.strip_prefix(':').map(str::parse::<u16>) {
+                Some(Ok(port)) if port != 0 => port,
+                _ => return Err(format!("{text:?} has an invalid port (use 1 to 65535)")),
+            },
+            None => return Err(format!("{text:?} has an invalid authority")),
+        };
+        if text.contains('#') {
+            return Err(format!("{text:?} has a fragment (#...); remove it"));
+        }
         let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
         let path_and_query = if path_and_query.starts_with('/') {
             path_and_query
@@ -371,7 +430,7 @@ impl UpstreamUrl {
         };
         Ok(Self {
             host: host.to_owned(),
-            port: authority.port_u16().unwrap_or(80),
+            port,
             path_and_query,
             original: text.trim().to_owned(),
         })

@@ -138,12 +138,48 @@ pub struct RawSessions {
     pub max: Option<u64>,
 }
 
-/// A unit value as written: `5s` is a string to YAML, `0` or `1024` a number.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+/// A unit value as written: `5s` is a string to YAML, `0` or `1024` a number. Negative and
+/// fractional numbers are kept as text, so the unit parser rejects them by value (`"-1"`,
+/// `"1.5"`) instead of serde failing with a vague type error.
+#[derive(Debug, Clone)]
 pub enum Scalar {
     Int(u64),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        de.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl serde::de::Visitor<'_> for ScalarVisitor {
+    type Value = Scalar;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a number or a value with a unit, like 5s or 4MiB")
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Scalar, E> {
+        Ok(Scalar::Int(n))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Scalar, E> {
+        Ok(u64::try_from(n).map_or_else(|_| Scalar::Text(n.to_string()), Scalar::Int))
+    }
+    fn visit_u128<E>(self, n: u128) -> Result<Scalar, E> {
+        Ok(Scalar::Text(n.to_string()))
+    }
+    fn visit_i128<E>(self, n: i128) -> Result<Scalar, E> {
+        Ok(Scalar::Text(n.to_string()))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Scalar, E> {
+        // `{:?}` keeps the point (`1000.0`), so a float never passes as an integer.
+        Ok(Scalar::Text(format!("{n:?}")))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Scalar, E> {
+        Ok(Scalar::Text(s.to_owned()))
+    }
 }
 
 impl Scalar {

@@ -272,3 +272,116 @@ fn rate_limits_are_off_unless_configured() {
     assert!(c.rate_limits.per_principal.is_none());
     assert_eq!(c.rate_limits.trusted_proxies.len(), 1);
 }
+
+/// Regression (found by fuzzing config_load): an unknown key holding CR bytes put control
+/// characters into the field path, so the "one line" error spanned several. (Raw CRs inside a
+/// flow mapping are broken YAML, reported as `(yaml)`; a quoted key can hold them legally.)
+#[test]
+fn regression_control_characters_in_keys_stay_on_one_line() {
+    for text in [
+        "upstreams:\n  - {url: \"http://x/\", wei\r\r\rtse: 1}\n",
+        "upstreams:\n  - {url: \"http://x/\", \"wei\\r\\ntse\": 1}\n",
+    ] {
+        let line = err(text).to_string();
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+    }
+    let e = err("upstreams:\n  - {url: \"http://x/\", \"wei\\r\\ntse\": 1}\n");
+    assert!(e.field().contains("wei\\r\\n"), "shown escaped: {e}");
+}
+
+/// serde_yaml's own path prefix is dropped (the error already starts with the field path);
+/// its line/column is kept.
+#[test]
+fn type_errors_name_the_path_once_with_line_and_column() {
+    let e = err(&format!("{ONE}limits:\n  max_bodyy: 1\n"));
+    assert_eq!(e.field(), "limits.max_bodyy");
+    let line = e.to_string();
+    assert!(line.starts_with("limits.max_bodyy: unknown field `max_bodyy`, expected one of"));
+    assert!(line.ends_with("at line 5 column 3"), "{line}");
+    let e = err(&format!("{ONE}timeouts: 5s\n"));
+    assert_eq!(e.field(), "timeouts");
+    assert!(!e.to_string().contains("timeouts: timeouts"), "{e}");
+}
+
+/// A syntax error is about the text, not the field the typed pass was in.
+#[test]
+fn yaml_syntax_errors_are_reported_as_yaml_with_a_location() {
+    for text in [
+        "upstreams:\n  - url: http://x/\n\tlisten: x\n",
+        "listen: [\n",
+        "a: 1\na: 2\n",
+    ] {
+        let e = err(text);
+        assert_eq!(e.field(), "(yaml)", "{text:?}: {e}");
+        assert_eq!(e.to_string().lines().count(), 1);
+    }
+    assert!(err("listen: [\n").to_string().contains(" at line "));
+}
+
+#[test]
+fn null_and_empty_documents_are_all_defaults() {
+    for text in ["", "\n", "# c\n", "---\n", "null\n", "~\n", "{}\n"] {
+        assert_eq!(err(text).field(), "upstreams", "{text:?}");
+    }
+}
+
+/// Numbers that are not non-negative integers are reported by value, not as type errors.
+#[test]
+fn negative_fractional_and_huge_numbers_name_the_field() {
+    let cases = [
+        ("timeouts:\n  connect: -1\n", "timeouts.connect", "\"-1\""),
+        ("timeouts:\n  connect: 1.5\n", "timeouts.connect", "\"1.5\""),
+        ("limits:\n  max_body: -5\n", "limits.max_body", "\"-5\""),
+        (
+            "limits:\n  max_body: 1000.0\n",
+            "limits.max_body",
+            "\"1000.0\"",
+        ),
+        (
+            "limits:\n  max_body: 99999999999999999999\n",
+            "limits.max_body",
+            "too large",
+        ),
+        (
+            "limits:\n  max_body: true\n",
+            "limits.max_body",
+            "like 5s or 4MiB",
+        ),
+        (
+            "limits:\n  max_body: 99999999999999999999999999999999999999999\n",
+            "limits.max_body",
+            "",
+        ),
+        (
+            "limits:\n  max_header_bytes: 0\n",
+            "limits.max_header_bytes",
+            "more than 0",
+        ),
+    ];
+    for (text, field, needle) in cases {
+        let e = err(&format!("{ONE}{text}"));
+        assert_eq!(e.field(), field, "{text:?}: {e}");
+        assert!(e.to_string().contains(needle), "{text:?}: {e}");
+    }
+}
+
+#[test]
+fn upstream_ports_and_fragments() {
+    for bad in [
+        "http://x:0/",
+        "http://x:99999/",
+        "http://x:/",
+        "http://x/p#frag",
+    ] {
+        assert!(UpstreamUrl::parse(bad).is_err(), "{bad}");
+    }
+    let u = UpstreamUrl::parse("http://x:65535?q=1").unwrap();
+    assert_eq!((u.port, u.path_and_query.as_str()), (65535, "/?q=1"));
+    assert_eq!(UpstreamUrl::parse("http://[::1]/").unwrap().port, 80);
+    let o = Overrides {
+        admin: Some("OFF".into()),
+        upstream: Some("http://127.0.0.1:3001/mcp".into()),
+        ..Overrides::default()
+    };
+    assert_eq!(from_yaml_str_with(None, &o).unwrap().admin, None);
+}

@@ -14,7 +14,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("invalid duration {text:?} (use e.g. 250ms, 5s, 30m, 1h)");
     let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| bad())?;
+    if num.is_empty() {
+        return Err(bad());
+    }
+    let n = number(num).ok_or_else(|| format!("duration {text:?} is too large"))?;
     let per_unit_ms: u64 = match unit {
         "ms" => 1,
         "s" => 1_000,
@@ -33,7 +36,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let bad = || format!("invalid size {text:?} (use e.g. 512B, 64KiB, 4MiB, 1GiB)");
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| bad())?;
+    if num.is_empty() {
+        return Err(bad());
+    }
+    let n = number(num).ok_or_else(|| format!("size {text:?} is too large"))?;
     let mult: u64 = match unit.trim_start() {
         "" | "B" => 1,
         "KiB" => 1 << 10,
@@ -46,6 +52,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+/// A non-empty run of ASCII digits as `u64`; `None` only when it overflows.
+fn number(digits: &str) -> Option<u64> {
+    digits.parse().ok()
 }
 
 /// Formats a duration the way the config spells it (for messages and docs).

@@ -34,7 +34,13 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
         (None, None) => defaults.listen,
     };
     let admin = match (&overrides.admin, &raw.admin) {
-        (Some(flag), _) if matches!(flag.as_str(), "off" | "none") => None,
+        (Some(flag), _)
+            if ["off", "none"]
+                .iter()
+                .any(|o| flag.trim().eq_ignore_ascii_case(o)) =>
+        {
+            None
+        }
         (Some(flag), _) => Some(addr(flag, "--admin")?),
         (None, Some(None)) => None,
         (None, Some(Some(text))) => Some(addr(text, "admin")?),
@@ -182,6 +188,16 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
     let max_sse_event = usize::try_from(max_sse_event)
         .map_err(|_| invalid("limits.max_sse_event", "too large for this platform"))?;
 
+    let max_header_bytes = size(
+        raw.limits.max_header_bytes,
+        "limits.max_header_bytes",
+        defaults.limits.max_header_bytes as u64,
+    )?;
+    if max_header_bytes == 0 {
+        return Err(invalid("limits.max_header_bytes", "must be more than 0"));
+    }
+    let max_header_bytes = usize::try_from(max_header_bytes).unwrap_or(usize::MAX);
+
     let keepalive = match raw.sse.keepalive {
         None => defaults.sse.keepalive,
         Some(v) => Some(duration(&v, "sse.keepalive")?).filter(|d| !d.is_zero()),
@@ -260,12 +276,7 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
                 "limits.max_headers",
                 defaults.limits.max_headers,
             )?,
-            max_header_bytes: usize::try_from(size(
-                raw.limits.max_header_bytes,
-                "limits.max_header_bytes",
-                defaults.limits.max_header_bytes as u64,
-            )?)
-            .unwrap_or(usize::MAX),
+            max_header_bytes,
             body_read_timeout: positive(
                 raw.limits.body_read_timeout,
                 "limits.body_read_timeout",
