@@ -10,6 +10,8 @@ use memchr::memchr;
 
 /// Largest response head followed (Pingora's own limit is smaller).
 const MAX_HEAD: usize = 64 * 1024;
+/// Most header lines followed (Pingora's own limit).
+const MAX_HEADERS: usize = 256;
 
 /// A keep-alive comment as one chunk: 0xd = 13 = `": keepalive\n\n".len()`.
 const CHUNKED_KEEPALIVE: &[u8] = b"d\r\n: keepalive\n\n\r\n";
@@ -27,6 +29,8 @@ enum State {
         started: bool,
         ext: bool,
     },
+    /// The size line's CR arrived; its LF must follow.
+    ChunkSizeLf(u64),
     ChunkData(u64),
     /// The CRLF after chunk data: bytes left of it.
     ChunkEnd(u8),
@@ -114,6 +118,9 @@ impl ResponseFraming {
         }
     }
 
+    /// No payload yet, or it ends with a blank line: `\n\n`, `\r\r`, `\r\n\r\n` (which ends
+    /// with `\n\r\n`, so three bytes of tail suffice) or `\n\r\n`. Conservative: `\n\r` is
+    /// also a blank line but could be the start of a CRLF, so it waits.
     fn at_event_boundary(&self) -> bool {
         let t = &self.tail[..self.tail_len];
         t.is_empty() || t.ends_with(b"\n\n") || t.ends_with(b"\r\r") || t.ends_with(b"\n\r\n")
@@ -138,6 +145,13 @@ impl ResponseFraming {
                 }
                 State::ChunkSize { size, started, ext } => {
                     self.on_chunk_size(bytes[0], size, started, ext);
+                    1
+                }
+                State::ChunkSizeLf(size) => {
+                    self.state = match bytes[0] {
+                        b'\n' => Self::after_size_line(size),
+                        _ => State::Opaque,
+                    };
                     1
                 }
                 State::ChunkData(left) => {
@@ -182,13 +196,14 @@ impl ResponseFraming {
         }
     }
 
-    /// Gathers head bytes; returns how many of `bytes` belonged to the head.
+    /// Gathers head bytes; returns how many of `bytes` belonged to the head. The head buffer
+    /// never holds more than `MAX_HEAD` bytes: a longer head sends the observer opaque.
     fn on_head(&mut self, bytes: &[u8]) -> usize {
         let before = self.head.len();
+        let take = bytes.len().min(MAX_HEAD.saturating_sub(before));
         // Only the new bytes (and 3 before them) can complete "\r\n\r\n".
-        let search_from = before.saturating_sub(3);
-        self.head.extend_from_slice(bytes);
-        let mut at = search_from;
+        let mut at = before.saturating_sub(3);
+        self.head.extend_from_slice(&bytes[..take]);
         let end = loop {
             match memchr(b'\n', &self.head[at..]) {
                 Some(i) => {
@@ -202,7 +217,7 @@ impl ResponseFraming {
             }
         };
         let Some(end) = end else {
-            if self.head.len() > MAX_HEAD {
+            if self.head.len() >= MAX_HEAD {
                 self.go_opaque();
             }
             return bytes.len();
@@ -211,18 +226,28 @@ impl ResponseFraming {
         self.head.truncate(end);
         self.state = self.parse_head();
         self.head.clear();
+        if self.head.capacity() > 4096 {
+            // One huge head must not pin 64 KiB for the life of a long SSE connection.
+            self.head = Vec::new();
+        }
         used
     }
 
     fn parse_head(&mut self) -> State {
-        let mut headers = [httparse::EMPTY_HEADER; 100];
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut headers);
         let Ok(httparse::Status::Complete(_)) = resp.parse(&self.head) else {
             self.awaiting = false;
             return State::Opaque;
         };
         let status = resp.code.unwrap_or(0);
+        if status == 101 {
+            // Switching protocols: what follows is not HTTP/1.1 any more.
+            self.awaiting = false;
+            return State::Opaque;
+        }
         if (100..200).contains(&status) {
+            // Interim: the final head is still due.
             return State::Head;
         }
         self.awaiting = false;
@@ -242,13 +267,16 @@ impl ResponseFraming {
         if status == 204 || status == 304 {
             return self.finish();
         }
-        if header("transfer-encoding")
-            .is_some_and(|v| v.rsplit(',').next().is_some_and(|c| c.trim() == "chunked"))
-        {
-            return State::ChunkSize {
-                size: 0,
-                started: false,
-                ext: false,
+        if let Some(codings) = header("transfer-encoding") {
+            // RFC 9112 6.3: chunked when it is the last coding, otherwise read until close.
+            return if codings.rsplit(',').next().map(str::trim) == Some("chunked") {
+                State::ChunkSize {
+                    size: 0,
+                    started: false,
+                    ext: false,
+                }
+            } else {
+                State::Close
             };
         }
         match header("content-length").map(|v| v.parse::<u64>()) {
@@ -260,25 +288,19 @@ impl ResponseFraming {
     }
 
     fn on_chunk_size(&mut self, b: u8, size: u64, started: bool, ext: bool) {
+        let next = |ext| State::ChunkSize {
+            size,
+            started: true,
+            ext,
+        };
         self.state = match b {
-            b'\n' if !started => State::Opaque,
-            b'\n' if size == 0 => State::Trailer { line: 0 },
-            b'\n' => State::ChunkData(size),
-            b'\r' => State::ChunkSize {
-                size,
-                started: true,
-                ext,
-            },
-            _ if ext => State::ChunkSize {
-                size,
-                started: true,
-                ext,
-            },
-            b';' => State::ChunkSize {
-                size,
-                started: true,
-                ext: true,
-            },
+            // A size line needs at least one hex digit before anything else.
+            _ if !started && !b.is_ascii_hexdigit() => State::Opaque,
+            b'\r' => State::ChunkSizeLf(size),
+            b'\n' => Self::after_size_line(size),
+            _ if ext => next(true),
+            // Extensions (after optional whitespace) are skipped to the end of the line.
+            b';' | b' ' | b'\t' => next(true),
             _ => match (b as char).to_digit(16) {
                 Some(d) if size < (1 << 56) => State::ChunkSize {
                     size: size * 16 + u64::from(d),
@@ -288,6 +310,14 @@ impl ResponseFraming {
                 _ => State::Opaque,
             },
         };
+    }
+
+    fn after_size_line(size: u64) -> State {
+        if size == 0 {
+            State::Trailer { line: 0 }
+        } else {
+            State::ChunkData(size)
+        }
     }
 
     fn payload(&mut self, p: &[u8]) {

@@ -148,3 +148,134 @@ fn reusable_only_between_complete_exchanges() {
     sse.observe(format!("{SSE_HEAD}{}", chunk("data: a\n\n")).as_bytes());
     assert!(!sse.reusable(), "a stream cut mid-way");
 }
+
+/// Splits `input` into two reads at every position; every split must end where one read does.
+fn every_split(input: &[u8]) -> ResponseFraming {
+    let whole = both(input);
+    for at in 0..=input.len() {
+        let mut f = ResponseFraming::new();
+        f.request_written();
+        f.observe(&input[..at]);
+        f.observe(&input[at..]);
+        assert_eq!(f.state, whole.state, "split at {at}");
+        assert_eq!(f.tail[..f.tail_len], whole.tail[..whole.tail_len]);
+        assert_eq!(f.keepalive_injection(), whole.keepalive_injection());
+    }
+    whole
+}
+
+#[test]
+fn chunk_boundaries_anywhere_give_the_same_answers() {
+    let body = [
+        chunk("data: a\n"),
+        chunk("\n"),
+        "5;ext=1\r\ndata:\r\n".into(),
+        chunk(" b\r\n\r\n"),
+    ]
+    .concat();
+    let f = every_split(format!("{SSE_HEAD}{body}").as_bytes());
+    assert_eq!(f.keepalive_injection(), Some(CHUNKED_KEEPALIVE));
+    // The same events, but the stream stops inside a size line / a CRLF / an event.
+    for cut in ["7", "7\r", "7\r\ndata: a", "7\r\ndata: a\n\r"] {
+        let f = every_split(format!("{SSE_HEAD}{cut}").as_bytes());
+        assert_eq!(f.keepalive_injection(), None, "after {cut:?}");
+    }
+}
+
+#[test]
+fn lone_cr_events_are_boundaries() {
+    let f = every_split(format!("{SSE_HEAD}{}", chunk("data: a\r\r")).as_bytes());
+    assert_eq!(f.keepalive_injection(), Some(CHUNKED_KEEPALIVE));
+    let f = every_split(format!("{SSE_HEAD}{}", chunk("data: a\r\n")).as_bytes());
+    assert_eq!(
+        f.keepalive_injection(),
+        None,
+        "one line ended, not the event"
+    );
+}
+
+#[test]
+fn injection_changes_nothing_but_the_moment() {
+    let mut f = every_split(format!("{SSE_HEAD}{}", chunk("data: a\n\n")).as_bytes());
+    let (state, awaiting, sse) = (f.state, f.awaiting, f.sse);
+    f.observe(CHUNKED_KEEPALIVE);
+    assert_eq!((f.state, f.awaiting, f.sse), (state, awaiting, sse));
+    let mut raw = every_split(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n");
+    raw.observe(RAW_KEEPALIVE);
+    assert_eq!(raw.state, State::Close);
+    assert_eq!(raw.keepalive_injection(), Some(RAW_KEEPALIVE));
+}
+
+#[test]
+fn no_body_statuses_and_continue() {
+    let f =
+        every_split(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n");
+    assert_eq!(f.state, State::Length(3), "100 then the real head");
+    assert!(!f.awaiting_head());
+    let f = every_split(b"HTTP/1.1 304 Not Modified\r\ncontent-length: 99\r\n\r\n");
+    assert_eq!(f.state, State::Head, "304 has no body whatever it says");
+    let f = every_split(b"HTTP/1.1 204 No Content\r\ncontent-type: text/event-stream\r\n\r\n");
+    assert!(!f.in_sse_body());
+}
+
+#[test]
+fn upgrades_and_non_chunked_codings_are_not_followed_as_http() {
+    let f = both(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n\x81\x05hello");
+    assert_eq!(f.state, State::Opaque);
+    assert!(
+        !f.awaiting_head(),
+        "no response-head deadline on an upgraded connection"
+    );
+    let f = both(b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\ncontent-length: 5\r\n\r\nab");
+    assert_eq!(f.state, State::Close, "RFC 9112: read until close");
+    let f = both(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\nCONTENT-TYPE: text/event-stream; charset=utf-8\r\n\r\n",
+    );
+    assert_eq!(f.keepalive_injection(), Some(CHUNKED_KEEPALIVE));
+}
+
+#[test]
+fn heads_up_to_the_limit_only() {
+    let head = |filler: usize| {
+        let mut h = b"HTTP/1.1 200 OK\r\nx-pad: ".to_vec();
+        h.resize(h.len() + filler, b'a');
+        h.extend_from_slice(b"\r\ncontent-length: 0\r\n\r\n");
+        h
+    };
+    let fits = head(MAX_HEAD - 64);
+    let mut f = ResponseFraming::new();
+    f.request_written();
+    f.observe(&fits);
+    assert_eq!(f.state, State::Head);
+    assert!(!f.awaiting_head());
+    assert!(f.head.capacity() <= 4096, "the big head buffer is released");
+    let too_big = head(MAX_HEAD);
+    let mut f = ResponseFraming::new();
+    f.request_written();
+    for part in too_big.chunks(1000) {
+        f.observe(part);
+    }
+    assert_eq!(f.state, State::Opaque);
+    assert!(f.head.len() <= MAX_HEAD);
+}
+
+#[test]
+fn bad_framing_inside_bodies_goes_opaque() {
+    for body in ["5\r\ndata:X\r\n", "\r\n", "5\r\nabcde\n"] {
+        let f = both(format!("{SSE_HEAD}{body}").as_bytes());
+        assert_eq!(f.state, State::Opaque, "{body:?}");
+        assert_eq!(f.keepalive_injection(), None);
+    }
+    let f = both(b"HTTP/1.1 200 OK\r\ncontent-length: nope\r\n\r\n");
+    assert_eq!(f.state, State::Opaque);
+}
+
+#[test]
+fn size_lines_need_digits_and_a_line_end() {
+    for body in ["\r\n", ";x\r\n", "5\rX", "g\r\n"] {
+        let f = both(format!("{SSE_HEAD}{body}").as_bytes());
+        assert_eq!(f.state, State::Opaque, "{body:?}");
+    }
+    let f = every_split(format!("{SSE_HEAD}9 ; a=b\r\ndata: a\n\n\r\n0\r\n\r\n").as_bytes());
+    assert_eq!(f.state, State::Head, "whitespace before an extension");
+}

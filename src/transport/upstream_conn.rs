@@ -8,7 +8,7 @@
 //! waits on a read:
 //!
 //! * fails the read with [`UpstreamTimeout::ResponseHeader`] when a response head is overdue
-//!   (`timeouts.request`), which the proxy answers with 504;
+//!   (`timeouts.request` after the last request byte written), which the proxy answers with 504;
 //! * fails it with [`UpstreamTimeout::IdleStream`] after `timeouts.idle_stream` of upstream
 //!   silence on an SSE body;
 //! * after `sse.keepalive` of silence on an SSE body, returns a `: keepalive` comment as if the
@@ -182,7 +182,9 @@ pub struct WatchdogSocket {
 // === impl WatchdogSocket ===
 
 impl WatchdogSocket {
-    pub fn new(inner: TcpStream, policy: ConnPolicy) -> Self {
+    pub fn new(inner: TcpStream, mut policy: ConnPolicy) -> Self {
+        // A zero period would spin in `poll_read` while no keep-alive fits.
+        policy.keepalive = policy.keepalive.filter(|k| !k.is_zero());
         let now = Instant::now();
         Self {
             inner: Some(inner),
@@ -300,7 +302,9 @@ impl AsyncWrite for WatchdogSocket {
         let n = ready!(Pin::new(tcp(&mut this.inner)?).poll_write(cx, buf))?;
         if n > 0 {
             this.framing.request_written();
-            if this.framing.awaiting_head() && this.head_due.is_none() {
+            if this.framing.awaiting_head() {
+                // The deadline runs from the last request byte: a slowly uploaded body is the
+                // client's pace, not the upstream's.
                 this.head_due = Some(Instant::now());
             }
         }
