@@ -149,7 +149,9 @@ impl Authenticator {
         };
         let mut keys = self.keys.load_full();
         if keys.find(header.kid.as_deref(), header.alg).is_none()
-            && self.refresh_for_unknown_kid().await
+            && self
+                .refresh_for_unknown_kid(header.kid.as_deref(), header.alg)
+                .await
         {
             keys = self.keys.load_full();
         }
@@ -237,9 +239,16 @@ impl Authenticator {
         [root, suffixed]
     }
 
-    /// Reloads the JWKS (file or URL); keeps the old keys when that fails.
+    /// Reloads the JWKS (file or URL); keeps the old keys when that fails. Refreshes are
+    /// serialized by `last_refresh`, which records when the last one *finished*.
     pub async fn refresh(&self) -> Result<usize, String> {
-        *self.last_refresh.lock().await = Some(Instant::now());
+        let mut last = self.last_refresh.lock().await;
+        let result = self.load_keys().await;
+        *last = Some(Instant::now());
+        result
+    }
+
+    async fn load_keys(&self) -> Result<usize, String> {
         let keys = match (&self.config.jwks_url, &self.config.jwks_file) {
             (Some(url), _) => {
                 let resp = self
@@ -267,16 +276,24 @@ impl Authenticator {
         self.config.refresh
     }
 
-    async fn refresh_for_unknown_kid(&self) -> bool {
-        let recent = self
-            .last_refresh
-            .lock()
-            .await
-            .is_some_and(|t| t.elapsed() < KID_REFRESH_MIN);
-        if recent {
+    /// Waits for a refresh in flight (the start-up fetch, say), then refreshes once more only if
+    /// the key is still missing and the last refresh is older than `KID_REFRESH_MIN`. Returns
+    /// whether the keys may have changed.
+    async fn refresh_for_unknown_kid(
+        &self,
+        kid: Option<&str>,
+        alg: jsonwebtoken::Algorithm,
+    ) -> bool {
+        let mut last = self.last_refresh.lock().await;
+        if self.keys.load().find(kid, alg).is_some() {
+            return true;
+        }
+        if last.is_some_and(|t| t.elapsed() < KID_REFRESH_MIN) {
             return false;
         }
-        match self.refresh().await {
+        let result = self.load_keys().await;
+        *last = Some(Instant::now());
+        match result {
             Ok(_) => true,
             Err(e) => {
                 tracing::warn!(error = %e, "JWKS refresh for an unknown kid failed");

@@ -253,3 +253,36 @@ fn scopes_challenges_and_metadata() {
         "https://h:8443/.well-known/oauth-protected-resource"
     );
 }
+
+/// Regression: a token arriving while the start-up JWKS fetch was still in flight got 401,
+/// because the refresh was marked done when it started. It now waits for that fetch.
+#[tokio::test]
+async fn regression_token_during_the_first_jwks_fetch_is_accepted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let jwks = std::fs::read_to_string(fixture("jwks.json")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let body = jwks.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                tokio::time::sleep(Duration::from_millis(300)).await; // a slow identity provider
+                let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    let mut cfg = config();
+    cfg.jwks_file = None;
+    cfg.jwks_url = Some(format!("http://{addr}/jwks"));
+    let auth = std::sync::Arc::new(Authenticator::new(cfg).unwrap());
+    let background = auth.clone();
+    let first_fetch = tokio::spawn(async move { background.refresh().await });
+    tokio::time::sleep(Duration::from_millis(50)).await; // the fetch is in flight
+    let t = token("ed25519.pem", "ed-1", claims("alice"));
+    let id = auth.authenticate(Some(&bearer(&t))).await;
+    assert_eq!(id.map(|i| i.subject), Ok("alice".to_owned()));
+    assert_eq!(first_fetch.await.unwrap(), Ok(2));
+}

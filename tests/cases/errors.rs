@@ -131,3 +131,26 @@ async fn garbage_bodies_are_forwarded_unchanged() {
     assert_eq!(resp.text().await.unwrap(), "bad json");
     assert_eq!(upstream.received()[0].body, vec![0xff, 0xfe, b'{', 0]);
 }
+
+/// Regression: error answers that close the connection added `Connection: close`, which is a
+/// protocol error in HTTP/2, so h2c clients got a broken stream instead of the JSON-RPC error.
+#[tokio::test]
+async fn regression_error_answers_over_h2c() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let proxy = Proxy::start(config_for(&format!("http://{dead}/mcp"))).await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let resp = post(&h2, &proxy.url(), &call(5, "x")).await;
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status(), 502);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["id"], 5);
+    let big = json!({"jsonrpc":"2.0","id":6,"method":"x","params":{"b":"x".repeat(5 << 20)}});
+    let resp = post(&h2, &proxy.url(), &big).await;
+    assert_eq!(resp.status(), 413);
+}

@@ -31,7 +31,11 @@ pub async fn send(
     }
     if close {
         session.set_keepalive(None);
-        resp.insert_header(http::header::CONNECTION, "close")?;
+        // HTTP/2 has no connection-specific headers (sending one is a protocol error); there
+        // the stream simply ends.
+        if !session.is_http2() {
+            resp.insert_header(http::header::CONNECTION, "close")?;
+        }
     }
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await?;
