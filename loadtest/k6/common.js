@@ -17,3 +17,15 @@ export function headers(extra) {
 export function call(id, extra) {
   return JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hi' } }, ...extra });
 }
+
+// Each VU initializes once and calls within its session, as stateful MCP clients do (an
+// upstream that issues sessions requires them, and the proxy enforces that).
+let session = null;
+
+export function sessionHeaders(http, extra) {
+  if (!session) {
+    const init = http.post(TARGET, JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: {} }), { headers: headers() });
+    session = init.headers['Mcp-Session-Id'] || '';
+  }
+  return headers(Object.assign(session ? { 'mcp-session-id': session } : {}, extra || {}));
+}

@@ -2,7 +2,7 @@
 // the latency budget case (p95 overhead below 5%).
 import http from 'k6/http';
 import { check } from 'k6';
-import { TARGET, DURATION, summaryTrendStats, headers, call } from './common.js';
+import { TARGET, DURATION, summaryTrendStats, sessionHeaders, call } from './common.js';
 
 export const options = {
   summaryTrendStats,
@@ -12,6 +12,6 @@ export const options = {
 };
 
 export default function () {
-  const r = http.post(TARGET, call(1), { headers: headers({ 'x-mock-service-ms': '2' }) });
+  const r = http.post(TARGET, call(1), { headers: sessionHeaders(http, { 'x-mock-service-ms': '2' }) });
   check(r, { '200': (res) => res.status === 200 });
 }
