@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pingora::apps::http_app::HttpServer;
 use pingora::apps::HttpServerOptions;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::proxy::ProxyServiceBuilder;
 use pingora::server::configuration::ServerConf;
 use pingora::server::ShutdownWatch;
@@ -116,7 +117,12 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
         .name("shadowcat")
         .server_options(options)
         .build();
-    service.add_tcp(&config.listen.to_string());
+    // Pingora reads each downstream connection through a 64 KiB buffer by default; an idle SSE
+    // stream then costs ~65 KB (measured). MCP requests are small, so a smaller buffer costs
+    // at most a few more reads on large bodies.
+    let listener = ListenerConfig::tcp(config.listen.to_string())
+        .l4_buffer(L4BufferSettings::new(config.limits.read_buffer, 1460));
+    service.add_listener(listener);
     server.add_service(service);
     server.add_service(background_service("session sweeper", sweeper));
     if let Some(auth) = auth {

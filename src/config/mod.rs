@@ -184,6 +184,9 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// Requests in flight at once within one session (its SSE streams); past it → 429.
     pub max_streams_per_session: usize,
+    /// Read buffer per downstream connection (Pingora's default is 64 KiB, which dominates the
+    /// memory of an idle SSE stream).
+    pub read_buffer: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +221,7 @@ impl Default for Config {
                 keepalive_idle: Duration::from_secs(60),
                 max_concurrent_requests: 20_000,
                 max_streams_per_session: 32,
+                read_buffer: 16 << 10,
             },
             sse: SseConfig {
                 keepalive: Some(Duration::from_secs(15)),

@@ -111,6 +111,7 @@ pub struct RawLimits {
     pub keepalive_idle: Option<Scalar>,
     pub max_concurrent_requests: Option<u32>,
     pub max_streams_per_session: Option<u32>,
+    pub read_buffer: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]

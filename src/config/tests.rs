@@ -83,6 +83,7 @@ fn errors_name_the_field_path() {
         ),
         ("load_balancing: random\n", "load_balancing"),
         ("limits:\n  max_headers: 0\n", "limits.max_headers"),
+        ("limits:\n  read_buffer: 100\n", "limits.read_buffer"),
         ("limits:\n  keepalive_idle: 0\n", "limits.keepalive_idle"),
         (
             "limits:\n  max_streams_per_session: 0\n",

@@ -297,6 +297,14 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
                 "limits.max_streams_per_session",
                 defaults.limits.max_streams_per_session,
             )?,
+            read_buffer: match size(
+                raw.limits.read_buffer,
+                "limits.read_buffer",
+                defaults.limits.read_buffer as u64,
+            )? {
+                n if (1024..=(1 << 20)).contains(&n) => n as usize,
+                _ => return Err(invalid("limits.read_buffer", "must be 1KiB to 1MiB")),
+            },
         },
         sse: SseConfig { keepalive },
         shutdown: Shutdown { grace_period },
