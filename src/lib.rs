@@ -11,6 +11,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod glob;
+pub mod interceptor;
 pub mod mcp;
 pub mod proxy;
 pub mod ratelimit;
