@@ -8,6 +8,16 @@ use serde_json::{json, Value};
 use crate::support::mcp_server::SessionServer;
 use crate::support::*;
 
+/// A proxy config in front of upstream `a` and upstream `b` (round robin).
+fn two_upstreams(a: &MockUpstream, b: &MockUpstream) -> shadowcat::config::Config {
+    let mut config = config_for(&a.url());
+    let mut second = config.upstreams[0].clone();
+    second.name = "b".into();
+    second.url = shadowcat::config::UpstreamUrl::parse(&b.url()).unwrap();
+    config.upstreams.push(second);
+    config
+}
+
 fn init_body() -> Value {
     json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})
 }
@@ -355,12 +365,7 @@ async fn missing_ids_are_400_but_2026_requests_pass_sessionless() {
 async fn two_upstreams_each_see_only_their_own_sessions() {
     let (_a, upstream_a) = SessionServer::start("a", false).await;
     let (_b, upstream_b) = SessionServer::start("b", true).await;
-    let mut config = config_for(&upstream_a.url());
-    let mut second = config.upstreams[0].clone();
-    second.name = "b".into();
-    second.url = shadowcat::config::UpstreamUrl::parse(&upstream_b.url()).unwrap();
-    config.upstreams.push(second);
-    let proxy = Proxy::start(config).await;
+    let proxy = Proxy::start(two_upstreams(&upstream_a, &upstream_b)).await;
     let client = client();
     let mut sessions = Vec::new();
     for _ in 0..4 {
@@ -397,12 +402,7 @@ async fn two_upstreams_each_see_only_their_own_sessions() {
 async fn a_down_upstream_is_avoided_and_its_sessions_get_502() {
     let (_a, upstream_a) = SessionServer::start("a", false).await;
     let (_b, upstream_b) = SessionServer::start("b", false).await;
-    let mut config = config_for(&upstream_a.url());
-    let mut second = config.upstreams[0].clone();
-    second.name = "b".into();
-    second.url = shadowcat::config::UpstreamUrl::parse(&upstream_b.url()).unwrap();
-    config.upstreams.push(second);
-    let proxy = Proxy::start(config).await;
+    let proxy = Proxy::start(two_upstreams(&upstream_a, &upstream_b)).await;
     let client = client();
     let on_a = initialize(&client, &proxy.url(), None).await;
     let on_b = initialize(&client, &proxy.url(), None).await;
