@@ -23,6 +23,7 @@ use pingora::services::listening::Service;
 use crate::admin::AdminApp;
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::interceptor::Interceptors;
 use crate::proxy::reverse::session::SessionTable;
 use crate::proxy::reverse::upstream::UpstreamSet;
 use crate::proxy::reverse::Metrics;
@@ -104,7 +105,17 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
         .map_err(StartError::Auth)?
         .map(Arc::new);
     let config = Arc::new(config);
-    let proxy = McpProxy::new(config.clone(), upstreams, metrics.clone(), auth.clone());
+    let interceptors = Arc::new(Interceptors::new(
+        config.interceptors.rules.clone(),
+        config.interceptors.rules_file.clone(),
+    ));
+    let proxy = McpProxy::new(
+        config.clone(),
+        upstreams,
+        metrics.clone(),
+        auth.clone(),
+        interceptors.clone(),
+    );
     let in_flight = proxy.in_flight();
     let sweeper = Sweeper {
         sessions: proxy.sessions(),
@@ -127,6 +138,14 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     server.add_service(background_service("session sweeper", sweeper));
     if let Some(auth) = auth {
         server.add_service(background_service("jwks refresher", JwksRefresher(auth)));
+    }
+    if interceptors.file().is_some() {
+        let watcher = RulesWatcher {
+            interceptors,
+            watch: config.interceptors.watch,
+            metrics: metrics.clone(),
+        };
+        server.add_service(background_service("rules watcher", watcher));
     }
 
     if let Some(admin) = config.admin {
@@ -229,6 +248,62 @@ impl BackgroundService for JwksRefresher {
                     Ok(n) => tracing::debug!(keys = n, "JWKS loaded"),
                     Err(e) => tracing::error!(error = %e, "JWKS refresh failed; keeping the previous keys"),
                 },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Reloads the rule file on SIGHUP, and on change when `interceptors.watch` is set (polled
+/// once a second: cheap, and it works on every filesystem, editors' rename-on-save included).
+struct RulesWatcher {
+    interceptors: Arc<Interceptors>,
+    watch: bool,
+    metrics: Arc<Metrics>,
+}
+
+impl RulesWatcher {
+    fn reload(&self, why: &'static str) {
+        let file = self.interceptors.file().map(|f| f.display().to_string());
+        match self.interceptors.reload() {
+            Ok(n) => {
+                self.metrics.rules_reload.with_label_values(&["ok"]).inc();
+                tracing::info!(rules = n, file, why, "interceptor rules reloaded");
+            }
+            Err(e) => {
+                self.metrics
+                    .rules_reload
+                    .with_label_values(&["error"])
+                    .inc();
+                tracing::error!(error = %e, file, why, "rule file rejected; the previous rules stay in force");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for RulesWatcher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot install the SIGHUP handler; reload by file change only");
+                None
+            }
+        };
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    self.reload("SIGHUP");
+                }
+                _ = tick.tick(), if self.watch => {
+                    if self.interceptors.file_changed() {
+                        self.reload("file changed");
+                    }
+                }
                 _ = shutdown.changed() => return,
             }
         }

@@ -36,6 +36,18 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// OAuth 2.1 resource server; `None` = no authentication at the proxy.
     pub auth: Option<AuthConfig>,
+    pub interceptors: InterceptorsConfig,
+}
+
+/// Interceptor rules (see `crate::interceptor`), validated with the config.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct InterceptorsConfig {
+    /// The rules in force at start-up (empty: interception costs nothing).
+    pub rules: crate::interceptor::RuleSet,
+    /// Where they came from; read again on SIGHUP (and on change with `watch`).
+    pub rules_file: Option<std::path::PathBuf>,
+    /// Reload when the file changes (checked once a second).
+    pub watch: bool,
 }
 
 /// Bearer-token validation (see `crate::auth`).
@@ -240,6 +252,7 @@ impl Default for Config {
             security: Security::loopback(),
             rate_limits: RateLimits::default(),
             auth: None,
+            interceptors: InterceptorsConfig::default(),
         }
     }
 }

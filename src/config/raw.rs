@@ -30,6 +30,18 @@ pub struct RawConfig {
     #[serde(default)]
     pub rate_limits: RawRateLimits,
     pub auth: Option<RawAuth>,
+    pub interceptors: Option<RawInterceptors>,
+}
+
+/// `interceptors:` — a rule file (hot-reloaded) or inline rules.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInterceptors {
+    pub rules_file: Option<String>,
+    #[serde(default)]
+    pub watch: bool,
+    /// The rule list itself, validated by the rules engine.
+    pub rules: Option<serde_yaml::Value>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,12 +4,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::raw::{RawAuth, RawConfig, RawRate, Scalar};
+use super::raw::{RawAuth, RawConfig, RawInterceptors, RawRate, Scalar};
 use super::units::{parse_duration, parse_size};
 use super::{
-    AuthConfig, Cidr, Config, ConfigError, Health, Limits, LoadBalancing, Overrides, Rate,
-    RateLimits, ScopeRule, Security, Sessions, Shutdown, SseConfig, Timeouts, UpstreamConfig,
-    UpstreamUrl,
+    AuthConfig, Cidr, Config, ConfigError, Health, InterceptorsConfig, Limits, LoadBalancing,
+    Overrides, Rate, RateLimits, ScopeRule, Security, Sessions, Shutdown, SseConfig, Timeouts,
+    UpstreamConfig, UpstreamUrl,
 };
 use crate::glob::Glob;
 
@@ -261,6 +261,7 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
     };
 
     let auth = raw.auth.map(auth).transpose()?;
+    let interceptors = interceptors(raw.interceptors.unwrap_or_default(), &upstreams)?;
 
     Ok(Config {
         listen,
@@ -314,6 +315,55 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
         security,
         rate_limits,
         auth,
+        interceptors,
+    })
+}
+
+/// Loads the rules now, so a bad rule file fails `check-config` and start-up alike.
+fn interceptors(
+    raw: RawInterceptors,
+    upstreams: &[UpstreamConfig],
+) -> Result<InterceptorsConfig, ConfigError> {
+    use crate::interceptor::RuleSet;
+    let (rules, rules_file) = match (raw.rules_file, raw.rules) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "interceptors",
+                "give rules_file or rules, not both",
+            ))
+        }
+        (Some(file), None) => {
+            let path = std::path::PathBuf::from(file);
+            let rules =
+                RuleSet::load(&path).map_err(|e| invalid("interceptors.rules_file", e.0))?;
+            (rules, Some(path))
+        }
+        (None, Some(value)) => (
+            RuleSet::from_yaml_value(value).map_err(|e| invalid("interceptors", e.0))?,
+            None,
+        ),
+        (None, None) => (RuleSet::default(), None),
+    };
+    if raw.watch && rules_file.is_none() {
+        return Err(invalid("interceptors.watch", "needs rules_file"));
+    }
+    for rule in rules.rules() {
+        if let Some(u) = rule.upstream() {
+            if !upstreams.iter().any(|c| c.name == u) {
+                return Err(invalid(
+                    "interceptors",
+                    format!(
+                        "rule {:?}: match.upstream {u:?} is not a configured upstream",
+                        rule.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(InterceptorsConfig {
+        rules,
+        rules_file,
+        watch: raw.watch,
     })
 }
 

@@ -14,14 +14,25 @@
 //! * **Cost when nothing can match**: [`RuleSet::may_match`] answers from the (from, kind,
 //!   method) classes precomputed at load, so unmatched traffic is never parsed past the peek.
 //!
-//! Wiring the rules into the proxy phases (request decisions, JSON responses, SSE events,
-//! hot reload) is the next step; until then the proxy has no `interceptors:` setting.
+//! * **Applying them** ([`plan_request`], [`plan_response`], [`plan_event`]): whole messages
+//!   in, plans out (answers, replacement bodies, dropped events), for the proxy phases in
+//!   `proxy::reverse::interceptor` to act on.
+//! * **Hot reload** ([`Interceptors`]): the rules in force sit behind an `ArcSwap`; a new file
+//!   is validated completely before it replaces them, and a request keeps the snapshot it
+//!   started with.
 
 mod edit;
+mod engine;
 mod raw;
+mod reload;
 mod rules;
 
 pub use edit::{hide_tools, remove, set};
+pub use engine::{
+    calls_of, is_probe, merge_answers, plan_event, plan_request, plan_response, response, Call,
+    EventPlan, Hit, RequestPlan, PROBE_ID,
+};
+pub use reload::{Interceptors, ReloadError};
 pub use rules::{Action, Decision, From, Kind, MessageView, Rule, RuleError, RuleSet, Terminal};
 
 #[cfg(test)]

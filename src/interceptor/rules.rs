@@ -79,6 +79,8 @@ pub struct MessageView<'a> {
 #[derive(Debug, Default, PartialEq)]
 pub struct Decision<'r> {
     pub matched: Vec<&'r str>,
+    /// (rule, action) for every action of every matched rule: metrics and logs.
+    pub hits: Vec<(&'r str, &'static str)>,
     pub terminal: Option<(&'r str, &'r Terminal)>,
     pub set: Vec<&'r (String, Value)>,
     pub remove: Vec<&'r str>,
@@ -102,10 +104,28 @@ impl std::error::Error for RuleError {}
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RuleSet {
     rules: Vec<Rule>,
-    /// (from, kind or any, exact method) of rules whose method has no `*`.
-    exact: HashSet<(From, Option<Kind>, String)>,
+    /// Exact methods (no `*`) of rules, per (from, kind or any) class (see [`class`]); looked
+    /// up by `&str`, so the fast path allocates nothing.
+    exact: [HashSet<String>; 8],
     /// Rules with a method glob or no method: checked one by one in `may_match`.
     wide: Vec<usize>,
+    client_rules: bool,
+    server_rules: bool,
+    hides_tools: bool,
+}
+
+/// Index of a (from, kind or any) class in [`RuleSet::exact`].
+fn class(from: From, kind: Option<Kind>) -> usize {
+    let f = match from {
+        From::Client => 0,
+        From::Server => 4,
+    };
+    f + match kind {
+        None => 0,
+        Some(Kind::Request) => 1,
+        Some(Kind::Notification) => 2,
+        Some(Kind::Response) => 3,
+    }
 }
 
 impl RuleSet {
@@ -117,10 +137,21 @@ impl RuleSet {
 
     pub fn from_yaml(text: &str) -> Result<Self, RuleError> {
         let raw: RawRuleFile = serde_yaml::from_str(text)
-            .map_err(|e| RuleError(format!("rules: {}", e.to_string().replace('\n', " "))))?;
+            .map_err(|e| RuleError(format!("rules: {}", one_line(&e.to_string()))))?;
+        Self::compile_all(raw.rules)
+    }
+
+    /// The rules given inline in the main config (`interceptors.rules`).
+    pub fn from_yaml_value(rules: serde_yaml::Value) -> Result<Self, RuleError> {
+        let raw: Vec<RawRule> = serde_yaml::from_value(rules)
+            .map_err(|e| RuleError(format!("rules: {}", one_line(&e.to_string()))))?;
+        Self::compile_all(raw)
+    }
+
+    fn compile_all(raw: Vec<RawRule>) -> Result<Self, RuleError> {
         let mut names = HashSet::new();
-        let mut rules = Vec::with_capacity(raw.rules.len());
-        for (i, r) in raw.rules.into_iter().enumerate() {
+        let mut rules = Vec::with_capacity(raw.len());
+        for (i, r) in raw.into_iter().enumerate() {
             let at = format!("rules[{i}] ({:?})", r.name);
             if r.name.trim().is_empty() {
                 return Err(RuleError(format!("rules[{i}]: a rule needs a name")));
@@ -137,10 +168,13 @@ impl RuleSet {
         for (i, r) in set.rules.iter().enumerate() {
             match &r.method {
                 Some(m) if !m.as_str().contains('*') => {
-                    set.exact.insert((r.from, r.kind, m.as_str().to_owned()));
+                    set.exact[class(r.from, r.kind)].insert(m.as_str().to_owned());
                 }
                 _ => set.wide.push(i),
             }
+            set.client_rules |= r.from == From::Client;
+            set.server_rules |= r.from == From::Server;
+            set.hides_tools |= !r.action.hide_tools.is_empty();
         }
         Ok(set)
     }
@@ -153,13 +187,27 @@ impl RuleSet {
         self.rules.is_empty()
     }
 
+    /// Any rule about client messages (requests, notifications, responses).
+    pub fn has_client_rules(&self) -> bool {
+        self.client_rules
+    }
+
+    /// Any rule about server messages (JSON responses, SSE events).
+    pub fn has_server_rules(&self) -> bool {
+        self.server_rules
+    }
+
+    /// Any `hide_tools` action (calls to hidden tools are then blocked).
+    pub fn hides_tools(&self) -> bool {
+        self.hides_tools
+    }
+
     /// The fast path: can any rule match this class of message? When not, the message is
-    /// never parsed beyond the peek.
+    /// never parsed beyond the peek. Allocates nothing.
     pub fn may_match(&self, from: From, kind: Kind, method: &str) -> bool {
-        let key = |k| (from, k, method.to_owned());
         !self.rules.is_empty()
-            && (self.exact.contains(&key(Some(kind)))
-                || self.exact.contains(&key(None))
+            && (self.exact[class(from, Some(kind))].contains(method)
+                || self.exact[class(from, None)].contains(method)
                 || self.wide.iter().any(|&i| {
                     let r = &self.rules[i];
                     r.from == from
@@ -174,6 +222,8 @@ impl RuleSet {
         for rule in self.rules.iter().filter(|r| r.matches(msg)) {
             d.matched.push(&rule.name);
             let a = &rule.action;
+            d.hits
+                .extend(a.labels().map(|label| (rule.name.as_str(), label)));
             d.set.extend(a.set.iter());
             d.remove.extend(a.remove.iter().map(String::as_str));
             d.hide_tools.extend(a.hide_tools.iter());
@@ -196,7 +246,37 @@ impl RuleSet {
     }
 }
 
+impl Action {
+    /// The action's parts by their names in the rule file.
+    fn labels(&self) -> impl Iterator<Item = &'static str> + '_ {
+        let terminal = self.terminal.as_ref().map(|t| match t {
+            Terminal::Block { .. } => "block",
+            Terminal::Mock(_) => "mock",
+            Terminal::Drop => "drop",
+        });
+        terminal.into_iter().chain(
+            [
+                (!self.set.is_empty()).then_some("set"),
+                (!self.remove.is_empty()).then_some("remove"),
+                (!self.hide_tools.is_empty()).then_some("hide_tools"),
+                (!self.delay.is_zero()).then_some("delay"),
+            ]
+            .into_iter()
+            .flatten(),
+        )
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}
+
 impl Rule {
+    /// The upstream this rule is limited to, if any.
+    pub fn upstream(&self) -> Option<&str> {
+        self.upstream.as_deref()
+    }
+
     fn matches(&self, m: &MessageView<'_>) -> bool {
         let glob = |g: &Option<Glob>, v: Option<&str>| {
             g.as_ref().is_none_or(|g| v.is_some_and(|v| g.matches(v)))
@@ -360,6 +440,9 @@ fn check_fits(r: &Rule) -> Result<(), String> {
             return Err("drop applies to notifications: a dropped request or response would leave its peer waiting".into())
         }
         _ => {}
+    }
+    if !r.action.delay.is_zero() && r.from == From::Server {
+        return Err("delay applies to client messages (the proxy holds them before the upstream); server messages are never held".into());
     }
     if !r.action.hide_tools.is_empty()
         && (r.from != From::Server

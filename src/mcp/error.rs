@@ -37,6 +37,8 @@ pub enum ErrorCode {
     RateLimited,
     /// Missing, invalid or insufficient bearer token (HTTP 401/403).
     Unauthorized,
+    /// MCP 2026-07-28: `Mcp-Method`/`Mcp-Name` disagree with the body (HTTP 400).
+    HeaderMismatch,
 }
 
 impl ErrorCode {
@@ -56,6 +58,7 @@ impl ErrorCode {
             Self::Forbidden => -32000,
             Self::RateLimited => -32008,
             Self::Unauthorized => -32009,
+            Self::HeaderMismatch => -32020,
         }
     }
 }

@@ -2,7 +2,9 @@
 //! protocol revisions, a borrowed peek at message bodies and JSON-RPC error bodies.
 
 pub mod error;
+pub mod headers;
 pub mod peek;
+pub mod sniff;
 pub mod version;
 
 pub use error::{error_body, ErrorCode};

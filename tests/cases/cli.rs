@@ -82,3 +82,35 @@ fn help_and_version_work_on_every_command() {
         assert!(out.status.success(), "{args:?}");
     }
 }
+
+#[test]
+fn check_config_rejects_a_bad_rule_file_naming_the_rule() {
+    let dir = std::env::temp_dir().join(format!("shadowcat-cli-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - name: ok\n    match: {method: ping}\n    action: {delay: 1ms}\n  - name: bad-one\n    match: {from: server, method: tools/call}\n    action: {block: {}}\n",
+    )
+    .unwrap();
+    let file = dir.join("main.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "upstreams:\n  - url: http://127.0.0.1:1/mcp\ninterceptors:\n  rules_file: {}\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("interceptors.rules_file"), "{stderr}");
+    assert!(stderr.contains("bad-one"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -8,11 +8,9 @@ use crate::support::*;
 
 #[tokio::test]
 async fn upstream_down_is_502_with_the_request_id() {
-    // A port that nothing listens on: bind, note it, drop it.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // Regression: the port was bound and dropped, so a parallel test could take it and the
+    // request went there (flaky `connect_refused` count).
+    let (_hold, dead) = refused_addr();
     let proxy = Proxy::start(config_for(&format!("http://{dead}/mcp"))).await;
     let resp = post(
         &client(),
@@ -136,10 +134,7 @@ async fn garbage_bodies_are_forwarded_unchanged() {
 /// protocol error in HTTP/2, so h2c clients got a broken stream instead of the JSON-RPC error.
 #[tokio::test]
 async fn regression_error_answers_over_h2c() {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let (_hold, dead) = refused_addr();
     let proxy = Proxy::start(config_for(&format!("http://{dead}/mcp"))).await;
     let h2 = reqwest::Client::builder()
         .http2_prior_knowledge()

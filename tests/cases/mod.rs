@@ -2,6 +2,7 @@ mod auth;
 mod cli;
 mod errors;
 mod hostile;
+mod interceptors;
 mod json;
 mod security;
 mod sessions;

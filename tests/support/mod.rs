@@ -102,6 +102,16 @@ impl Drop for Proxy {
     }
 }
 
+/// An address where connections are refused for as long as the returned socket lives: bound
+/// but never listening, so no other test can take the port meanwhile (a listener bound and
+/// dropped leaves the port free for the next test that binds port 0).
+pub fn refused_addr() -> (tokio::net::TcpSocket, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))

@@ -50,6 +50,8 @@ pub struct RequestCtx {
     pub tried: Vec<usize>,
     /// Counts this request among its session's requests in flight.
     pub session_active: Option<ActiveGuard>,
+    /// Interceptor state; `None` when no rule is configured (interception costs nothing).
+    pub intercept: Option<Box<super::interceptor::Intercept>>,
     _in_flight: InFlight,
 }
 
@@ -86,6 +88,7 @@ impl RequestCtx {
             principal: None,
             tried: Vec::new(),
             session_active: None,
+            intercept: None,
             _in_flight: InFlight::enter(in_flight),
         }
     }

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub sessions_active: IntGauge,
     pub sessions: IntCounterVec,
     pub rate_limited: IntCounterVec,
+    pub interceptor_actions: IntCounterVec,
+    pub rules_reload: IntCounterVec,
 }
 
 /// Every `outcome` of `shadowcat_sessions_total`.
@@ -86,6 +88,25 @@ impl Metrics {
             ),
             &["scope"],
         )?;
+        let interceptor_actions = IntCounterVec::new(
+            Opts::new(
+                "shadowcat_interceptor_actions_total",
+                "Interceptor actions taken, by rule name and action",
+            ),
+            &["rule", "action"],
+        )?;
+        let rules_reload = IntCounterVec::new(
+            Opts::new(
+                "shadowcat_rules_reload_total",
+                "Rule file reloads: ok (new rules in force) or error (old rules kept)",
+            ),
+            &["result"],
+        )?;
+        for result in ["ok", "error"] {
+            rules_reload.with_label_values(&[result]);
+        }
+        registry.register(Box::new(interceptor_actions.clone()))?;
+        registry.register(Box::new(rules_reload.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(sessions_active.clone()))?;
         registry.register(Box::new(sessions.clone()))?;
@@ -104,6 +125,8 @@ impl Metrics {
             sessions_active,
             sessions,
             rate_limited,
+            interceptor_actions,
+            rules_reload,
         })
     }
 

@@ -2,13 +2,15 @@
 //!
 //! Each phase is a short dispatcher over the files beside this one; per-request state lives in
 //! [`RequestCtx`], shared state on [`McpProxy`]. Every request takes the same phases, JSON and
-//! SSE alike, so nothing can skip metrics or (later) interceptors.
+//! SSE alike, so nothing can skip metrics or interceptors.
 
 mod affinity;
 mod authn;
 mod ctx;
 pub mod failure;
+mod forward;
 pub mod handlers;
+mod interceptor;
 pub mod json;
 pub mod metrics;
 mod respond;
@@ -38,22 +40,8 @@ use upstream::UpstreamSet;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::interceptor::Interceptors;
 use crate::mcp::{ProtocolVersion, PROTOCOL_VERSION};
-
-/// Request headers the proxy removes before going upstream (Pingora handles the standard
-/// hop-by-hop ones).
-const STRIP_UPSTREAM: &[&str] = &[
-    // The proxy must see SSE uncompressed to frame it, and sends it uncompressed.
-    "accept-encoding",
-    "proxy-connection",
-    "keep-alive",
-    // Meant for this hop only, whatever the upstream's settings.
-    "proxy-authorization",
-];
-
-/// The client's credentials: never passed to an upstream (the MCP spec forbids token
-/// passthrough) unless that upstream sets `forward_authorization`.
-const CLIENT_CREDENTIALS: &[&str] = &["authorization", "cookie"];
 
 /// The MCP reverse proxy service.
 #[derive(Debug)]
@@ -63,6 +51,7 @@ pub struct McpProxy {
     sessions: Arc<SessionTable>,
     throttle: Throttle,
     auth: Option<Arc<Authenticator>>,
+    interceptors: Arc<Interceptors>,
     metrics: Arc<Metrics>,
     in_flight: Arc<AtomicUsize>,
 }
@@ -75,11 +64,13 @@ impl McpProxy {
         upstreams: UpstreamSet,
         metrics: Arc<Metrics>,
         auth: Option<Arc<Authenticator>>,
+        interceptors: Arc<Interceptors>,
     ) -> Self {
         let sessions = Arc::new(SessionTable::new(config.sessions.max, upstreams.len()));
         Self {
             throttle: Throttle::new(&config.rate_limits),
             auth,
+            interceptors,
             config,
             upstreams,
             sessions,
@@ -222,7 +213,7 @@ impl ProxyHttp for McpProxy {
             let r = throttle::RATE_LIMITED;
             return self.reject_with(session, ctx, r, Some(t.retry_after)).await;
         }
-        Ok(false)
+        self.intercept_request(session, route, ctx).await
     }
 
     async fn upstream_peer(
@@ -251,45 +242,7 @@ impl ProxyHttp for McpProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let upstream = ctx
-            .upstream
-            .and_then(|i| self.upstreams.get(i))
-            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
-        let target = upstream.target(session.req_header().uri.query());
-        let uri = target
-            .parse::<http::Uri>()
-            .map_err(|e| Error::because(ErrorType::InternalError, "upstream target", e))?;
-        upstream_request.set_uri(uri);
-        upstream_request.insert_header(http::header::HOST, upstream.authority.as_str())?;
-        for name in STRIP_UPSTREAM {
-            upstream_request.remove_header(*name);
-        }
-        if !upstream.forward_authorization {
-            for name in CLIENT_CREDENTIALS {
-                upstream_request.remove_header(*name);
-            }
-        }
-        for (name, value) in &upstream.headers {
-            upstream_request.insert_header(name.clone(), value.clone())?;
-        }
-        self.rewrite_session_upstream(upstream_request, ctx)?;
-        if let Some(ip) = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip())
-        {
-            let xff = match upstream_request
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(prior) => format!("{prior}, {ip}"),
-                None => ip.to_string(),
-            };
-            upstream_request.insert_header("x-forwarded-for", xff)?;
-        }
-        upstream_request.insert_header("x-forwarded-proto", "http")?;
-        Ok(())
+        self.rewrite_upstream_request(session, upstream_request, ctx)
     }
 
     /// Streamed (not pre-read) POST bodies are counted against the limit and peeked at the end.
@@ -311,26 +264,29 @@ impl ProxyHttp for McpProxy {
                 }
             }
         }
-        Ok(())
+        self.intercept_body(body, end_of_stream, ctx).await
     }
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.status = upstream_response.status.as_u16();
         self.on_session_response(upstream_response, ctx)?;
-        if sse::is_event_stream(upstream_response) {
+        let is_sse = sse::is_event_stream(upstream_response);
+        if is_sse {
             sse::prepare_headers(upstream_response)?;
             ctx.sse = Some(sse::SseStream::new(self.config.limits.max_sse_event));
             self.metrics.sse_streams_active.inc();
         }
-        Ok(())
+        self.intercept_response_header(upstream_response, is_sse, session.is_http2(), ctx)
     }
 
-    /// SSE chunks are framed (for metrics and the event bound) and forwarded unchanged.
+    /// SSE chunks are framed (for metrics and the event bound) and forwarded unchanged, or
+    /// event by event through the interceptor rules; JSON bodies that rules may change are
+    /// collected and rewritten at their end.
     fn response_body_filter(
         &self,
         _session: &mut Session,
@@ -338,20 +294,33 @@ impl ProxyHttp for McpProxy {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
-        if let Some(stream) = ctx.sse.as_mut() {
-            if let Some(chunk) = body.as_ref() {
-                if let Err(e) = stream.on_chunk(chunk, &self.metrics) {
-                    tracing::warn!(error = %e, "ending SSE stream");
-                    return Err(Error::because(
-                        failure::SSE_EVENT_TOO_LARGE,
-                        "framing SSE",
-                        e,
-                    ));
+        if ctx.sse.is_none() {
+            self.intercept_json_body(body, end_of_stream, ctx);
+            return Ok(None);
+        }
+        let framed = match self.intercept_sse_chunk(body, ctx) {
+            Ok(true) => {
+                if end_of_stream {
+                    self.intercept_sse_end(body, ctx);
                 }
+                Ok(())
             }
-            if end_of_stream {
-                stream.finish();
-            }
+            Ok(false) => match (ctx.sse.as_mut(), body.as_ref()) {
+                (Some(stream), Some(chunk)) => stream.on_chunk(chunk, &self.metrics),
+                _ => Ok(()),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = framed {
+            tracing::warn!(error = %e, "ending SSE stream");
+            return Err(Error::because(
+                failure::SSE_EVENT_TOO_LARGE,
+                "framing SSE",
+                e,
+            ));
+        }
+        if let (true, Some(stream)) = (end_of_stream, ctx.sse.as_mut()) {
+            stream.finish();
         }
         Ok(None)
     }
@@ -394,7 +363,7 @@ impl ProxyHttp for McpProxy {
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
         let replayable = ctx.body.is_some() && !session.as_ref().retry_buffer_truncated();
-        if ctx.status == 0 && replayable {
+        if ctx.status == 0 && replayable && e.etype() != &interceptor::INTERCEPTED {
             e.retry.decide_reuse(client_reused);
         } else {
             e.set_retry(false);
@@ -410,6 +379,17 @@ impl ProxyHttp for McpProxy {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
+        if let Some((status, content_type, body)) = Self::take_local_answer(ctx) {
+            let sent = respond::send(session, status, content_type, body, &[], true).await;
+            if let Err(write) = sent {
+                tracing::debug!(error = %write, "client gone before the interceptor answer");
+            }
+            ctx.status = status;
+            return FailToProxy {
+                error_code: status,
+                can_reuse_downstream: false,
+            };
+        }
         let f = failure::classify(e);
         ctx.failure = Some(f.kind);
         // Connect failures were counted per attempt in `fail_to_connect`.
@@ -449,7 +429,7 @@ impl ProxyHttp for McpProxy {
     /// Client disconnects are normal for SSE; they are logged (at debug) by `logging`.
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, e: &Error) -> bool {
         let f = failure::classify(e);
-        !f.upstream_fault
+        !f.upstream_fault || e.etype() == &interceptor::INTERCEPTED
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {

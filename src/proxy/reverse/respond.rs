@@ -13,8 +13,9 @@ use super::handlers::Rejection;
 use super::McpProxy;
 use crate::mcp::{error_body, ErrorCode};
 
-/// Writes a complete local response. `close` ends the downstream connection afterwards (used
-/// when the request body was not read, so the connection is not in a reusable state).
+/// Writes a complete local response (an empty `content_type` sends none). `close` ends the
+/// downstream connection afterwards (used when the request body was not read, so the
+/// connection is not in a reusable state).
 pub async fn send(
     session: &mut Session,
     status: u16,
@@ -24,7 +25,9 @@ pub async fn send(
     close: bool,
 ) -> Result<()> {
     let mut resp = ResponseHeader::build(status, Some(4 + extra.len()))?;
-    resp.insert_header(http::header::CONTENT_TYPE, content_type)?;
+    if !content_type.is_empty() {
+        resp.insert_header(http::header::CONTENT_TYPE, content_type)?;
+    }
     resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
     for (name, value) in extra {
         resp.insert_header(*name, *value)?;

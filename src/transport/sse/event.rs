@@ -6,6 +6,8 @@
 //! one more `memchr` pass over an event, and only the events an interceptor must change are
 //! built into an [`SseEvent`] and encoded again.
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use memchr::memchr2;
 
@@ -64,6 +66,23 @@ impl RawEvent {
             .filter(|f| f.name == b"id" && !f.value.contains(&0))
             .last()
             .map(|f| f.value)
+    }
+
+    /// The event's data: its `data:` lines joined with LF, borrowed when there is one line
+    /// (the usual case: one JSON-RPC message per line). `None` when it has no `data:` line.
+    pub fn data(&self) -> Option<Cow<'_, [u8]>> {
+        let mut lines = self.fields().filter(|f| f.name == b"data");
+        let first = lines.next()?;
+        let Some(second) = lines.next() else {
+            return Some(Cow::Borrowed(first.value));
+        };
+        let mut out = Vec::with_capacity(first.value.len() + second.value.len() + 1);
+        out.extend_from_slice(first.value);
+        for line in std::iter::once(second).chain(lines) {
+            out.push(b'\n');
+            out.extend_from_slice(line.value);
+        }
+        Some(Cow::Owned(out))
     }
 
     /// Builds the owned event (allocates; used when an event must be changed).

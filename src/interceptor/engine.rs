@@ -1,0 +1,518 @@
+//! The rules applied to whole messages: what becomes of a client's POST body, of a JSON
+//! response body and of one SSE event's data. No Pingora: the proxy phases act on the plans
+//! returned here.
+//!
+//! Every entry point starts with the fast path: the borrowed peek (or, for SSE events, the
+//! [`sniff`]) names each message's class, and a message in no class a rule can match is left
+//! as its original bytes, never parsed into a `serde_json::Value`. Only messages a rule may
+//! match are parsed, evaluated and, when changed, serialized again.
+//!
+//! A response is matched by the method (and tool or resource) of the request it answers,
+//! found by id among the requests of the same exchange ([`Call`]).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::edit;
+use super::rules::{From, Kind, MessageView, RuleSet, Terminal};
+use crate::mcp::peek::{self, MessageKind, Peek};
+use crate::mcp::sniff::sniff;
+
+/// JSON-RPC "invalid params": what an MCP server answers for a tool it does not have.
+const UNKNOWN_TOOL: i64 = -32602;
+
+/// The id of the `ping` the proxy adds to a batch left with notifications only: a batch of
+/// notifications gets a bodiless 202, which the proxy's own answers could not join. With the
+/// ping the upstream answers with a body; the ping's answer is taken out again.
+pub const PROBE_ID: &str = "\"shadowcat:probe\"";
+const PROBE: &str = r#"{"jsonrpc":"2.0","id":"shadowcat:probe","method":"ping"}"#;
+
+/// Is this message (or SSE event data) the answer to the proxy's probe?
+pub fn is_probe(message: &[u8]) -> bool {
+    sniff(message).is_some_and(|s| s.id == Some(PROBE_ID.as_bytes()))
+}
+
+/// One action taken: the rule and the action's name (`block`, `mock`, `drop`, `set`,
+/// `remove`, `hide_tools`, `delay`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit<'r> {
+    pub rule: &'r str,
+    pub action: &'static str,
+}
+
+/// A request of the exchange, so the responses to it can be matched by its method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The id's raw JSON text, as the response echoes it.
+    pub id: Box<str>,
+    pub method: Box<str>,
+    pub name: Option<Box<str>>,
+    pub uri: Option<Box<str>>,
+}
+
+/// The requests (members with an id and a method) of a peeked body.
+pub fn calls_of(peek: &Peek<'_>) -> Vec<Call> {
+    peek.messages()
+        .iter()
+        .filter(|m| m.is_request())
+        .filter_map(|m| {
+            Some(Call {
+                id: m.id?.get().into(),
+                method: m.method.as_deref()?.into(),
+                name: m.name.as_deref().map(Box::from),
+                uri: m.uri.as_deref().map(Box::from),
+            })
+        })
+        .collect()
+}
+
+fn call_for<'c>(calls: &'c [Call], id: Option<&[u8]>) -> Option<&'c Call> {
+    let id = id?;
+    calls.iter().find(|c| c.id.as_bytes() == id)
+}
+
+/// What becomes of a client's POST body.
+#[derive(Debug, Default)]
+pub struct RequestPlan<'r> {
+    pub hits: Vec<Hit<'r>>,
+    /// The body to forward instead of the original (members edited or taken out).
+    pub body: Option<Bytes>,
+    /// Members still going upstream; 0 means the proxy answers alone.
+    pub forwarded: usize,
+    /// Of those, the requests (which the upstream answers with JSON or SSE, not 202).
+    pub forwarded_requests: usize,
+    /// The proxy's own answers (JSON-RPC responses), in member order.
+    pub answers: Vec<Bytes>,
+    pub delay: Duration,
+    pub batch: bool,
+    /// The forwarded batch ends with the proxy's probe `ping` (see [`PROBE_ID`]).
+    pub probe: bool,
+}
+
+impl RequestPlan<'_> {
+    /// No rule touched the body.
+    pub fn is_pass(&self) -> bool {
+        self.hits.is_empty()
+    }
+}
+
+/// Decides a client's POST body. `upstream` is the name of the upstream it would go to.
+pub fn plan_request<'r>(
+    rules: &'r RuleSet,
+    body: &[u8],
+    peeked: &Peek<'_>,
+    upstream: Option<&str>,
+) -> RequestPlan<'r> {
+    let msgs = peeked.messages();
+    let mut plan = RequestPlan {
+        forwarded: msgs.len(),
+        forwarded_requests: msgs.iter().filter(|m| m.is_request()).count(),
+        batch: peeked.is_batch(),
+        ..RequestPlan::default()
+    };
+    let wanted: Vec<bool> = msgs
+        .iter()
+        .map(|m| client_may_match(rules, m.kind, m.method.as_deref()))
+        .collect();
+    if !wanted.contains(&true) {
+        return plan;
+    }
+    let Some(members) = members(body, peeked.is_batch()) else {
+        return plan;
+    };
+    let mut out: Vec<Member> = Vec::with_capacity(members.len());
+    let mut changed = false;
+    for (i, raw) in members.iter().enumerate() {
+        let kind = msgs.get(i).and_then(|m| client_kind(m.kind));
+        let parsed = match (wanted.get(i), kind) {
+            (Some(true), Some(kind)) => serde_json::from_str::<Value>(raw.get())
+                .ok()
+                .map(|v| (kind, v)),
+            _ => None,
+        };
+        let Some((kind, mut value)) = parsed else {
+            out.push(Member::Original);
+            continue;
+        };
+        match apply(
+            rules,
+            From::Client,
+            kind,
+            None,
+            &mut value,
+            upstream,
+            &mut plan,
+        ) {
+            Outcome::Keep { edited: false } => out.push(Member::Original),
+            Outcome::Keep { edited: true } => match serde_json::value::to_raw_value(&value) {
+                Ok(v) => {
+                    changed = true;
+                    out.push(Member::Edited(v));
+                }
+                Err(_) => out.push(Member::Original),
+            },
+            Outcome::Remove(answer) => {
+                changed = true;
+                plan.forwarded -= 1;
+                if kind == Kind::Request {
+                    plan.forwarded_requests -= 1;
+                }
+                plan.answers.extend(answer);
+                out.push(Member::Gone);
+            }
+        }
+    }
+    if changed && plan.forwarded > 0 {
+        let kept: Vec<&RawValue> = members
+            .iter()
+            .zip(&out)
+            .filter_map(|(orig, new)| match new {
+                Member::Original => Some(*orig),
+                Member::Edited(v) => Some(&**v),
+                Member::Gone => None,
+            })
+            .collect();
+        plan.probe = plan.batch && plan.forwarded_requests == 0 && !plan.answers.is_empty();
+        let probe = plan.probe.then_some(PROBE);
+        plan.body = Some(if plan.batch {
+            join_array(kept.iter().map(|v| v.get()).chain(probe))
+        } else {
+            kept.first()
+                .map_or_else(Bytes::new, |v| Bytes::copy_from_slice(v.get().as_bytes()))
+        });
+    }
+    plan
+}
+
+/// A batch member after the rules.
+enum Member {
+    Original,
+    Edited(Box<RawValue>),
+    Gone,
+}
+
+fn client_kind(kind: MessageKind) -> Option<Kind> {
+    match kind {
+        MessageKind::Request => Some(Kind::Request),
+        MessageKind::Notification => Some(Kind::Notification),
+        MessageKind::Response | MessageKind::Error => Some(Kind::Response),
+        MessageKind::Invalid => None,
+    }
+}
+
+fn client_may_match(rules: &RuleSet, kind: MessageKind, method: Option<&str>) -> bool {
+    let Some(kind) = client_kind(kind) else {
+        return false;
+    };
+    let method = method.unwrap_or("");
+    rules.may_match(From::Client, kind, method)
+        || (kind == Kind::Request && method == "tools/call" && rules.hides_tools())
+}
+
+/// The members of a body as raw JSON (one for a single message).
+fn members(body: &[u8], batch: bool) -> Option<Vec<&RawValue>> {
+    if batch {
+        serde_json::from_slice(body).ok()
+    } else {
+        serde_json::from_slice::<&RawValue>(body)
+            .ok()
+            .map(|v| vec![v])
+    }
+}
+
+fn join_array<'a>(items: impl Iterator<Item = &'a str>) -> Bytes {
+    let mut out = Vec::with_capacity(256);
+    out.push(b'[');
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item.as_bytes());
+    }
+    out.push(b']');
+    Bytes::from(out)
+}
+
+/// The JSON array of a response body's messages (an object, an array, or nothing) and the
+/// proxy's `answers`; the answer to the proxy's probe is left out.
+pub fn merge_answers(body: &[u8], answers: &[Bytes]) -> Bytes {
+    let body = body.trim_ascii();
+    let mut parts: Vec<&str> = Vec::with_capacity(answers.len() + 1);
+    let keep = |m: &&RawValue| !is_probe(m.get().as_bytes());
+    if let Ok(items) = serde_json::from_slice::<Vec<&RawValue>>(body) {
+        parts.extend(items.into_iter().filter(keep).map(RawValue::get));
+    } else if let Ok(one) = serde_json::from_slice::<&RawValue>(body) {
+        parts.extend(Some(one).filter(keep).map(RawValue::get));
+    } else if !body.is_empty() {
+        // Not JSON: passed on as it came, rather than lost.
+        parts.push(std::str::from_utf8(body).unwrap_or("null"));
+    }
+    parts.extend(
+        answers
+            .iter()
+            .map(|a| std::str::from_utf8(a).unwrap_or("null")),
+    );
+    join_array(parts.into_iter())
+}
+
+/// What becomes of one message.
+enum Outcome {
+    Keep {
+        edited: bool,
+    },
+    /// Not forwarded; a request gets the proxy's answer instead.
+    Remove(Option<Bytes>),
+}
+
+/// Evaluates the rules on one parsed message and applies what they decide.
+fn apply<'r>(
+    rules: &'r RuleSet,
+    from: From,
+    kind: Kind,
+    call: Option<&Call>,
+    value: &mut Value,
+    upstream: Option<&str>,
+    plan: &mut RequestPlan<'r>,
+) -> Outcome {
+    let str_at = |v: &Value, key: &str| -> Option<String> {
+        v.get("params")?.get(key)?.as_str().map(str::to_owned)
+    };
+    let method = match call {
+        Some(c) => c.method.to_string(),
+        None => value
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+    };
+    let tool = call.map_or_else(
+        || str_at(value, "name"),
+        |c| c.name.as_deref().map(str::to_owned),
+    );
+    let uri = call.map_or_else(
+        || str_at(value, "uri"),
+        |c| c.uri.as_deref().map(str::to_owned),
+    );
+    let id = value.get("id").cloned().unwrap_or(Value::Null);
+
+    if let (From::Client, Kind::Request, "tools/call", Some(t)) =
+        (from, kind, method.as_str(), &tool)
+    {
+        if let Some(rule) = rules.hidden_tool(upstream, t) {
+            plan.hits.push(Hit {
+                rule,
+                action: "hide_tools",
+            });
+            let answer = response(&id, Err((UNKNOWN_TOOL, format!("Unknown tool: {t}"))));
+            return Outcome::Remove(Some(answer));
+        }
+    }
+    let view = MessageView {
+        from,
+        kind,
+        method: &method,
+        tool: tool.as_deref(),
+        uri: uri.as_deref(),
+        upstream,
+        params: value.get("params"),
+    };
+    let d = rules.evaluate(&view);
+    plan.hits
+        .extend(d.hits.iter().map(|&(rule, action)| Hit { rule, action }));
+    plan.delay += d.delay;
+    if let Some((_, terminal)) = d.terminal {
+        let answer = match terminal {
+            Terminal::Block { code, message } => Some(Err((*code, message.clone()))),
+            Terminal::Mock(m) => Some(m.clone()),
+            Terminal::Drop => None,
+        };
+        let answer = answer
+            .filter(|_| kind == Kind::Request)
+            .map(|a| response(&id, a));
+        return Outcome::Remove(answer);
+    }
+    let mut edited = false;
+    for (pointer, new) in &d.set {
+        match edit::set(value, pointer, new.clone()) {
+            Ok(()) => edited = true,
+            Err(e) => tracing::warn!(error = %e, method = %method, "interceptor set not applied"),
+        }
+    }
+    for pointer in &d.remove {
+        edited |= value.pointer(pointer).is_some();
+        edit::remove(value, pointer);
+    }
+    if !d.hide_tools.is_empty() {
+        if let Some(result) = value.get_mut("result") {
+            edited |= edit::hide_tools(result, &d.hide_tools) > 0;
+        }
+    }
+    Outcome::Keep { edited }
+}
+
+/// A JSON-RPC response with the request's id.
+pub fn response(id: &Value, outcome: Result<Value, (i64, String)>) -> Bytes {
+    let body = match outcome {
+        Ok(result) => serde_json::json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        Err((code, message)) => serde_json::json!({
+            "jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}
+        }),
+    };
+    Bytes::from(body.to_string())
+}
+
+/// Applies server-side rules to a JSON response body; `Some` is the changed body.
+pub fn plan_response<'r>(
+    rules: &'r RuleSet,
+    body: &[u8],
+    calls: &[Call],
+    upstream: Option<&str>,
+    hits: &mut Vec<Hit<'r>>,
+) -> Option<Bytes> {
+    let peeked = peek::peek(body).ok()?;
+    let wanted: Vec<Wanted<'_>> = peeked
+        .messages()
+        .iter()
+        .map(|m| {
+            let call = call_for(calls, m.id.map(|i| i.get().as_bytes()))?;
+            let answer = matches!(m.kind, MessageKind::Response | MessageKind::Error);
+            (answer && rules.may_match(From::Server, Kind::Response, &call.method))
+                .then_some((Kind::Response, Some(call)))
+        })
+        .collect();
+    match apply_server(rules, body, peeked.is_batch(), &wanted, upstream, hits)? {
+        Changed::To(text) => Some(Bytes::from(text)),
+        // Server rules cannot drop a response (refused at load).
+        Changed::Gone => None,
+    }
+}
+
+/// What becomes of one SSE event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EventPlan {
+    /// Forward the original bytes.
+    Pass,
+    /// Forward nothing.
+    Drop,
+    /// Forward the event with this `data` instead.
+    Replace(String),
+}
+
+/// Applies server-side rules to one SSE event's data (the JSON-RPC message it carries).
+pub fn plan_event<'r>(
+    rules: &'r RuleSet,
+    data: &[u8],
+    calls: &[Call],
+    upstream: Option<&str>,
+    hits: &mut Vec<Hit<'r>>,
+) -> EventPlan {
+    // The fast path: the sniffer names the message's class without parsing it.
+    if let Some(s) = sniff(data) {
+        let (kind, method) = match (s.method, s.id) {
+            (Some(m), Some(_)) => (Kind::Request, m),
+            (Some(m), None) => (Kind::Notification, m),
+            (None, id) if s.has_result || s.has_error => match call_for(calls, id) {
+                Some(c) => (Kind::Response, &*c.method),
+                None => return EventPlan::Pass,
+            },
+            _ => return EventPlan::Pass,
+        };
+        if !rules.may_match(From::Server, kind, method) {
+            return EventPlan::Pass;
+        }
+    }
+    let Ok(peeked) = peek::peek(data) else {
+        return EventPlan::Pass;
+    };
+    let wanted: Vec<Wanted<'_>> = peeked
+        .messages()
+        .iter()
+        .map(|m| {
+            let (kind, call) = match m.kind {
+                MessageKind::Request => (Kind::Request, None),
+                MessageKind::Notification => (Kind::Notification, None),
+                MessageKind::Response | MessageKind::Error => (
+                    Kind::Response,
+                    Some(call_for(calls, m.id.map(|i| i.get().as_bytes()))?),
+                ),
+                MessageKind::Invalid => return None,
+            };
+            let method = call.map_or(m.method.as_deref().unwrap_or(""), |c| &*c.method);
+            rules
+                .may_match(From::Server, kind, method)
+                .then_some((kind, call))
+        })
+        .collect();
+    match apply_server(rules, data, peeked.is_batch(), &wanted, upstream, hits) {
+        None => EventPlan::Pass,
+        Some(Changed::Gone) => EventPlan::Drop,
+        Some(Changed::To(text)) => EventPlan::Replace(text),
+    }
+}
+
+/// A member a server rule may match: its kind, and the request it answers (responses).
+type Wanted<'c> = Option<(Kind, Option<&'c Call>)>;
+
+/// A server message after the rules.
+enum Changed {
+    /// Every member was dropped.
+    Gone,
+    /// The new JSON text (a batch stays a batch).
+    To(String),
+}
+
+/// Parses the `wanted` members of a server message and applies the rules to them; `None`
+/// when nothing changed (the original bytes stand).
+fn apply_server<'r>(
+    rules: &'r RuleSet,
+    text: &[u8],
+    batch: bool,
+    wanted: &[Wanted<'_>],
+    upstream: Option<&str>,
+    hits: &mut Vec<Hit<'r>>,
+) -> Option<Changed> {
+    if wanted.iter().all(Option::is_none) {
+        return None;
+    }
+    let members = members(text, batch)?;
+    let mut plan = RequestPlan::default();
+    let mut changed = false;
+    let mut out: Vec<Box<RawValue>> = Vec::with_capacity(members.len());
+    for (raw, want) in members.iter().zip(wanted) {
+        let parsed = want.map(|w| (w, serde_json::from_str::<Value>(raw.get())));
+        let Some(((kind, call), Ok(mut value))) = parsed else {
+            out.push((*raw).to_owned());
+            continue;
+        };
+        let from = From::Server;
+        match apply(rules, from, kind, call, &mut value, upstream, &mut plan) {
+            Outcome::Keep { edited: false } => out.push((*raw).to_owned()),
+            Outcome::Keep { edited: true } => match serde_json::value::to_raw_value(&value) {
+                Ok(v) => {
+                    changed = true;
+                    out.push(v);
+                }
+                Err(_) => out.push((*raw).to_owned()),
+            },
+            Outcome::Remove(_) => changed = true,
+        }
+    }
+    hits.extend(plan.hits);
+    if !changed {
+        return None;
+    }
+    Some(match (out.len(), batch) {
+        (0, _) => Changed::Gone,
+        (_, true) => Changed::To(
+            String::from_utf8_lossy(&join_array(out.iter().map(|v| v.get()))).into_owned(),
+        ),
+        (_, false) => Changed::To(out[0].get().to_owned()),
+    })
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;
