@@ -10,7 +10,9 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use shadowcat::interceptor::{plan_event, EventPlan, From, Kind, MessageView, RuleSet};
+use shadowcat::interceptor::{
+    plan_event, EventJudge, EventPlan, From, Kind, Memo, MessageView, RuleSet,
+};
 use shadowcat::proxy::reverse::sse::SseStream;
 use shadowcat::proxy::reverse::Metrics;
 
@@ -97,13 +99,19 @@ fn sse_passthrough(c: &mut Criterion) {
     group.bench_function("100_rules_none_match", |b| {
         b.iter(|| {
             let mut s = SseStream::new(1 << 20);
+            let mut memo = Memo::new();
             let mut forwarded = 0;
             for chunk in &chunks {
+                let mut judge = EventJudge {
+                    rules: &many,
+                    calls: &[],
+                    upstream: None,
+                    memo: &mut memo,
+                    probe: false,
+                    hits: Vec::new(),
+                };
                 let out = s
-                    .filter_chunk(chunk, &metrics, Vec::new(), |data| {
-                        let mut hits = Vec::new();
-                        plan_event(&many, data, &[], None, &mut hits)
-                    })
+                    .filter_chunk(chunk, &metrics, Vec::new(), &mut judge)
                     .expect("framed");
                 forwarded += out.map_or(chunk.len(), |o| o.len());
             }

@@ -390,16 +390,8 @@ pub fn plan_response<'r>(
     }
 }
 
-/// What becomes of one SSE event.
-#[derive(Debug, PartialEq, Eq)]
-pub enum EventPlan {
-    /// Forward the original bytes.
-    Pass,
-    /// Forward nothing.
-    Drop,
-    /// Forward the event with this `data` instead.
-    Replace(String),
-}
+/// What becomes of one SSE event (the codec's verdict).
+pub type EventPlan = crate::transport::sse::Verdict;
 
 /// Applies server-side rules to one SSE event's data (the JSON-RPC message it carries).
 pub fn plan_event<'r>(

@@ -26,6 +26,7 @@ mod engine;
 mod raw;
 mod reload;
 mod rules;
+mod stream;
 
 pub use edit::{hide_tools, remove, set};
 pub use engine::{
@@ -34,6 +35,7 @@ pub use engine::{
 };
 pub use reload::{Interceptors, ReloadError};
 pub use rules::{Action, Decision, From, Kind, MessageView, Rule, RuleError, RuleSet, Terminal};
+pub use stream::{EventJudge, Memo};
 
 #[cfg(test)]
 mod tests;

@@ -30,13 +30,76 @@ pub struct Sniff<'a> {
 /// Reads the top level of `data`, or `None` when the full peek must decide.
 pub fn sniff(data: &[u8]) -> Option<Sniff<'_>> {
     let mut out = Sniff::default();
+    let mut method_ok = true;
+    let end = walk(data, |key, value| {
+        match key {
+            b"method" => match plain_string(value) {
+                Some(m) => out.method = Some(m),
+                None => method_ok = false,
+            },
+            b"id" => out.id = Some(value),
+            b"result" => out.has_result = true,
+            b"error" => out.has_error = true,
+            _ => {}
+        }
+        true
+    })?;
+    (method_ok && trailing_ok(data, end?)).then_some(out)
+}
+
+/// What the start of a message says of its method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodPrefix<'a> {
+    Method(&'a str),
+    /// The top-level object closed without a `method`: a response, or not a request at all.
+    NoMethod,
+    /// Cut short before the method, or not plainly readable.
+    Unknown,
+}
+
+/// Reads top-level keys from the start of a (possibly incomplete) message and stops at
+/// `method`: an SSE event's fate is often known from its first 50 bytes.
+pub fn method_prefix(data: &[u8]) -> MethodPrefix<'_> {
+    let mut found = None;
+    let mut bad = false;
+    let ended = walk(data, |key, value| {
+        if key == b"method" {
+            found = plain_string(value);
+            bad = found.is_none();
+            return false;
+        }
+        true
+    });
+    match (found, ended) {
+        (Some(m), _) => MethodPrefix::Method(m),
+        (None, Some(Some(_))) if !bad => MethodPrefix::NoMethod,
+        _ => MethodPrefix::Unknown,
+    }
+}
+
+/// A JSON string value without escapes, as text.
+fn plain_string(value: &[u8]) -> Option<&str> {
+    let text = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if text.contains(&b'\\') {
+        return None;
+    }
+    std::str::from_utf8(text).ok()
+}
+
+/// Walks the top-level members of the object at the start of `data`, handing each raw key
+/// and value to `on` until it returns false. `Some(Some(i))`: the object closed, `i` just past
+/// its `}`; `Some(None)`: `on` stopped the walk; `None`: not plainly readable (or cut short).
+fn walk<'a>(
+    data: &'a [u8],
+    mut on: impl FnMut(&'a [u8], &'a [u8]) -> bool,
+) -> Option<Option<usize>> {
     let mut i = ws(data, 0);
     if data.get(i) != Some(&b'{') {
         return None;
     }
     i = ws(data, i + 1);
     if data.get(i) == Some(&b'}') {
-        return trailing_ok(data, i + 1).then_some(out);
+        return Some(Some(i + 1));
     }
     loop {
         if data.get(i) != Some(&b'"') {
@@ -53,24 +116,13 @@ pub fn sniff(data: &[u8]) -> Option<Sniff<'_>> {
         }
         let start = ws(data, i + 1);
         let end = value_end(data, start)?;
-        let value = &data[start..end];
-        match key {
-            b"method" => {
-                let text = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
-                if text.contains(&b'\\') {
-                    return None;
-                }
-                out.method = Some(std::str::from_utf8(text).ok()?);
-            }
-            b"id" => out.id = Some(value),
-            b"result" => out.has_result = true,
-            b"error" => out.has_error = true,
-            _ => {}
+        if !on(key, &data[start..end]) {
+            return Some(None);
         }
         i = ws(data, end);
         match data.get(i) {
             Some(b',') => i = ws(data, i + 1),
-            Some(b'}') => return trailing_ok(data, i + 1).then_some(out),
+            Some(b'}') => return Some(Some(i + 1)),
             _ => return None,
         }
     }
@@ -175,6 +227,28 @@ mod tests {
         let s = sniff(br#"{"id":"a\"b","error":{"code":1}}"#).unwrap();
         assert_eq!(s.id, Some(&br#""a\"b""#[..]));
         assert!(s.has_error);
+    }
+
+    #[test]
+    fn method_prefix_stops_at_the_method() {
+        let cut = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progr"#;
+        assert_eq!(
+            method_prefix(cut),
+            MethodPrefix::Method("notifications/progress")
+        );
+        assert_eq!(
+            method_prefix(br#"{"jsonrpc":"2.0","me"#),
+            MethodPrefix::Unknown
+        );
+        assert_eq!(
+            method_prefix(b"{\"id\":1,\"result\":{}}\n\nid: 2\n"),
+            MethodPrefix::NoMethod
+        );
+        assert_eq!(
+            method_prefix(br#"{"method":"a\/b"}"#),
+            MethodPrefix::Unknown
+        );
+        assert_eq!(method_prefix(b"[{}]"), MethodPrefix::Unknown);
     }
 
     #[test]

@@ -31,7 +31,7 @@ use super::handlers::Route;
 use super::respond;
 use super::sse;
 use super::McpProxy;
-use crate::interceptor::{self as rules, Call, EventPlan, From, Hit, Kind, RuleSet};
+use crate::interceptor::{self as rules, Call, EventJudge, From, Hit, Kind, Memo, RuleSet};
 use crate::mcp::{error_body, headers, peek, ErrorCode, ProtocolVersion, METHOD, NAME};
 
 /// A request the interceptors answered after its body streamed; the answer is in the context.
@@ -61,6 +61,8 @@ pub struct Intercept {
     sse: bool,
     /// The forwarded batch carries the proxy's probe `ping`, whose answer is taken out.
     probe: bool,
+    /// Methods of this stream's events already looked up.
+    memo: Memo,
     accepts_json: bool,
 }
 
@@ -103,6 +105,7 @@ impl McpProxy {
             json: None,
             sse: false,
             probe: false,
+            memo: Memo::new(),
             accepts_json: headers::accepts_json(
                 req.headers
                     .get(http::header::ACCEPT)
@@ -368,20 +371,19 @@ impl McpProxy {
             .map(|a| sse::message_event(a))
             .collect();
         let rules = ic.rules.clone();
-        let mut hits: Vec<Hit<'_>> = Vec::new();
-        let probe = ic.probe;
-        let out = stream.filter_chunk(chunk, &self.metrics, prefix, |data| {
-            if probe && rules::is_probe(data) {
-                EventPlan::Drop
-            } else if rules.has_server_rules() {
-                rules::plan_event(&rules, data, &ic.calls, Some(upstream), &mut hits)
-            } else {
-                EventPlan::Pass
-            }
-        })?;
+        let mut judge = EventJudge {
+            rules: &rules,
+            calls: &ic.calls,
+            upstream: Some(upstream),
+            memo: &mut ic.memo,
+            probe: ic.probe,
+            hits: Vec::new(),
+        };
+        let out = stream.filter_chunk(chunk, &self.metrics, prefix, &mut judge)?;
         if let Some(out) = out {
             *body = Some(out);
         }
+        let hits = judge.hits;
         self.record(&hits, ctx);
         Ok(true)
     }
@@ -390,11 +392,13 @@ impl McpProxy {
     pub(super) fn intercept_sse_end(&self, body: &mut Option<Bytes>, ctx: &mut RequestCtx) {
         let intercepted = ctx.intercept.as_ref().is_some_and(|ic| ic.sse);
         if let (true, Some(stream)) = (intercepted, ctx.sse.as_mut()) {
-            if let Some(tail) = stream.finish() {
-                let mut all = BytesMut::from(&tail[..]);
+            // Held bytes of an event that never ended: they follow everything forwarded.
+            if let Some(tail) = stream.finish_filtered() {
+                let mut all = BytesMut::new();
                 if let Some(b) = body.as_ref() {
                     all.extend_from_slice(b);
                 }
+                all.extend_from_slice(&tail);
                 *body = Some(all.freeze());
             }
         }

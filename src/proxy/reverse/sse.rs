@@ -9,13 +9,12 @@
 //! unless a rule dropped or changed it. The unfinished tail of an event waits in the scanner
 //! (bounded by `limits.max_sse_event`) for the rest of that event, never for a later event.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::Result;
 
 use super::metrics::Metrics;
-use crate::interceptor::EventPlan;
-use crate::transport::sse::{ScanError, SseEvent, SseScanner};
+use crate::transport::sse::{filter, Flow, Judge, ScanError, SseEvent, SseScanner};
 
 /// Is this response an SSE stream?
 pub fn is_event_stream(resp: &ResponseHeader) -> bool {
@@ -43,6 +42,8 @@ pub fn prepare_headers(resp: &mut ResponseHeader) -> Result<()> {
 #[derive(Debug)]
 pub struct SseStream {
     scanner: SseScanner,
+    /// Where the event in progress stands (filtered streams).
+    flow: Flow,
     pub events: u64,
 }
 
@@ -52,6 +53,7 @@ impl SseStream {
     pub fn new(max_event: usize) -> Self {
         Self {
             scanner: SseScanner::new(max_event),
+            flow: Flow::Boundary,
             events: 0,
         }
     }
@@ -69,52 +71,26 @@ impl SseStream {
         result
     }
 
-    /// Frames one chunk and lets `decide` (given an event's data) drop or replace events.
-    /// Returns what to forward instead of the chunk, or `None` to forward the chunk itself
-    /// (nothing changed and it held whole events only). `prefix` events (the proxy's own
-    /// answers) go out first.
+    /// Frames one chunk and lets `judge` drop or replace events (see
+    /// [`crate::transport::sse::filter`]). Returns what to forward instead of the chunk, or
+    /// `None` to forward the chunk itself. `prefix` events (the proxy's own answers) go first.
     pub fn filter_chunk(
         &mut self,
         chunk: &Bytes,
         metrics: &Metrics,
         prefix: Vec<Bytes>,
-        mut decide: impl FnMut(&[u8]) -> EventPlan,
+        judge: &mut impl Judge,
     ) -> Result<Option<Bytes>, ScanError> {
-        let started_clean = self.scanner.at_event_boundary();
-        let mut changed = !prefix.is_empty();
-        let mut out = prefix;
-        let mut events = 0;
-        let result = self.scanner.feed(chunk, |event| {
-            if !event.has_fields() {
-                out.push(event.into_bytes());
-                return;
-            }
-            events += 1;
-            let plan = match event.data() {
-                Some(data) => decide(&data),
-                None => EventPlan::Pass,
-            };
-            match plan {
-                EventPlan::Pass => out.push(event.into_bytes()),
-                EventPlan::Drop => {
-                    changed = true;
-                    events -= 1;
-                }
-                EventPlan::Replace(data) => {
-                    changed = true;
-                    let mut new = event.parse();
-                    new.data = Some(data);
-                    out.push(new.encode());
-                }
-            }
-        });
-        self.events += events;
-        metrics.sse_events.inc_by(events);
-        result?;
-        if !changed && started_clean && self.scanner.at_event_boundary() {
-            return Ok(None);
-        }
-        Ok(Some(concat(out)))
+        let f = filter(&mut self.scanner, &mut self.flow, chunk, prefix, judge)?;
+        self.events += f.events;
+        metrics.sse_events.inc_by(f.events);
+        Ok(f.out)
+    }
+
+    /// The end of a filtered stream: the unterminated tail, unless it already flowed out.
+    pub fn finish_filtered(&mut self) -> Option<Bytes> {
+        let flowing = self.flow == Flow::Flowing;
+        self.scanner.finish().filter(|_| !flowing)
     }
 
     pub fn finish(&mut self) -> Option<Bytes> {
@@ -127,18 +103,6 @@ pub fn message_event(data: &[u8]) -> Bytes {
     let mut event = SseEvent::message(String::from_utf8_lossy(data));
     event.event = Some("message".into());
     event.encode()
-}
-
-fn concat(parts: Vec<Bytes>) -> Bytes {
-    match parts.len() {
-        0 => Bytes::new(),
-        1 => parts.into_iter().next().unwrap_or_default(),
-        _ => {
-            let mut all = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
-            parts.iter().for_each(|p| all.extend_from_slice(p));
-            all.freeze()
-        }
-    }
 }
 
 #[cfg(test)]
@@ -163,47 +127,40 @@ mod tests {
         assert!(!is_event_stream(&json));
     }
 
+    /// Passes events whose data starts with `k`, drops the rest.
+    struct KeepK;
+
+    impl Judge for KeepK {
+        fn early(&mut self, data: &[u8]) -> crate::transport::sse::Early {
+            match data.first() {
+                Some(b'k') => crate::transport::sse::Early::Pass,
+                _ => crate::transport::sse::Early::Hold,
+            }
+        }
+        fn judge(&mut self, _: &[u8]) -> crate::transport::sse::Verdict {
+            crate::transport::sse::Verdict::Drop
+        }
+    }
+
     #[test]
-    fn filtering_forwards_whole_events_and_the_chunk_itself_when_untouched() {
+    fn filtering_counts_what_it_forwards_and_puts_the_proxys_events_first() {
         let metrics = Metrics::new().unwrap();
         let mut stream = SseStream::new(1024);
-        let keep = |_: &[u8]| EventPlan::Pass;
-        let whole = Bytes::from_static(b"data: a\n\n: keepalive\n\n");
-        assert_eq!(
-            stream.filter_chunk(&whole, &metrics, vec![], keep).unwrap(),
-            None
-        );
-        // An event split across reads leaves once, whole, when its end arrives.
-        let first = stream
-            .filter_chunk(
-                &Bytes::from_static(b"id: 1\ndata: b\n\nda"),
-                &metrics,
-                vec![],
-                keep,
-            )
-            .unwrap();
-        assert_eq!(first.as_deref(), Some(&b"id: 1\ndata: b\n\n"[..]));
-        let rest = stream
-            .filter_chunk(&Bytes::from_static(b"ta: c\n\n"), &metrics, vec![], keep)
-            .unwrap();
-        assert_eq!(rest.as_deref(), Some(&b"data: c\n\n"[..]));
+        let chunk = Bytes::from_static(b"data: k1\n\ndata: x\n\ndata: k2");
         let out = stream
-            .filter_chunk(
-                &Bytes::from_static(b"id: 9\ndata: drop\n\nid: 10\nevent: message\ndata: old\n\n"),
-                &metrics,
-                vec![message_event(b"{}")],
-                |data| match data {
-                    b"drop" => EventPlan::Drop,
-                    _ => EventPlan::Replace("new".into()),
-                },
-            )
+            .filter_chunk(&chunk, &metrics, vec![message_event(b"{}")], &mut KeepK)
             .unwrap()
             .unwrap();
         assert_eq!(
             &out[..],
-            &b"event: message\ndata: {}\n\nevent: message\nid: 10\ndata: new\n\n"[..]
+            &b"event: message\ndata: {}\n\ndata: k1\n\ndata: k2"[..]
         );
-        assert_eq!(stream.events, 4);
+        assert_eq!(stream.events, 1);
+        assert_eq!(
+            stream.finish_filtered(),
+            None,
+            "the flowing tail went out already"
+        );
     }
 
     #[test]

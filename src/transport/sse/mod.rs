@@ -5,9 +5,11 @@
 //! benchmarked on its own.
 
 mod event;
+mod filter;
 mod scanner;
 
 pub use event::{Field, Fields, RawEvent, SseEvent, KEEPALIVE};
+pub use filter::{filter, Early, Filtered, Flow, Judge, Verdict};
 pub use scanner::{ScanError, SseScanner};
 
 #[cfg(test)]

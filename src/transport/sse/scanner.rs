@@ -89,6 +89,11 @@ impl SseScanner {
         self.carry.len()
     }
 
+    /// The unfinished event's bytes so far.
+    pub fn partial(&self) -> &[u8] {
+        &self.carry
+    }
+
     /// Feeds one chunk and calls `on_event` for every event block it completes, in order.
     ///
     /// After an error the scanner stays failed; the caller ends the stream.

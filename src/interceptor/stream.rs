@@ -1,0 +1,157 @@
+//! The rules as a [`Judge`] of one SSE stream's events.
+//!
+//! Most events are decided from their first bytes: the method, read by [`method_prefix`] as
+//! soon as it has arrived, is looked up in a small per-stream memo (a stream carries few
+//! distinct methods), and an event no rule can match flows on as its own bytes. The memo also
+//! keeps the raw bytes that led up to each method (`{"jsonrpc":"2.0","method":"…"`): an event
+//! that starts with the same bytes has the same method, so the usual event is decided by one
+//! short comparison. Only events a rule may match are held whole and parsed.
+
+use crate::mcp::sniff::{method_prefix, MethodPrefix};
+use crate::transport::sse::{Early, Judge, Verdict};
+
+use super::engine::{is_probe, plan_event, Call, Hit};
+use super::rules::{From, Kind, RuleSet};
+
+/// What a stream's events taught: message starts through their method, and methods, each
+/// with whether a rule may match.
+#[derive(Debug, Default)]
+pub struct Memo {
+    starts: Vec<(Box<[u8]>, bool)>,
+    methods: Vec<(Box<str>, bool)>,
+    next_start: usize,
+}
+
+impl Memo {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// How many entries each part of a stream's memo keeps.
+const MEMO_SIZE: usize = 16;
+
+/// The judge for one read of a stream (cheap to build; the memo outlives it). Hits borrow
+/// from the rules (`'r`) only, so they outlive the judge's other borrows (`'s`).
+pub struct EventJudge<'r, 's> {
+    pub rules: &'r RuleSet,
+    /// The requests the stream answers (POST streams).
+    pub calls: &'s [Call],
+    pub upstream: Option<&'s str>,
+    pub memo: &'s mut Memo,
+    /// The stream carries the answer to the proxy's probe, which is dropped.
+    pub probe: bool,
+    pub hits: Vec<Hit<'r>>,
+}
+
+impl EventJudge<'_, '_> {
+    /// Can a rule match a server request or notification with this method?
+    fn may_match(&mut self, method: &str) -> bool {
+        let memo = &mut self.memo.methods;
+        if let Some((_, may)) = memo.iter().find(|(m, _)| &**m == method) {
+            return *may;
+        }
+        let may = self.rules.may_match(From::Server, Kind::Request, method)
+            || self
+                .rules
+                .may_match(From::Server, Kind::Notification, method);
+        if memo.len() < MEMO_SIZE {
+            memo.push((method.into(), may));
+        }
+        may
+    }
+
+    /// Remembers that messages starting with `start` (through their method) get `may`.
+    fn remember_start(&mut self, start: &[u8], may: bool) {
+        let memo = &mut self.memo;
+        if memo.starts.len() < MEMO_SIZE {
+            memo.starts.push((start.into(), may));
+        } else {
+            // Full of starts that vary (request ids): replace them in turn.
+            memo.starts[memo.next_start] = (start.into(), may);
+            memo.next_start = (memo.next_start + 1) % MEMO_SIZE;
+        }
+    }
+
+    /// Can a rule match a response on this stream?
+    fn responses_wanted(&self) -> bool {
+        self.probe
+            || self.calls.iter().any(|c| {
+                self.rules
+                    .may_match(From::Server, Kind::Response, &c.method)
+            })
+    }
+}
+
+impl Judge for EventJudge<'_, '_> {
+    fn early(&mut self, data_prefix: &[u8]) -> Early {
+        let known = self
+            .memo
+            .starts
+            .iter()
+            .find(|(s, _)| data_prefix.starts_with(s));
+        if let Some((_, may)) = known {
+            return if *may { Early::Hold } else { Early::Pass };
+        }
+        let hold = match method_prefix(data_prefix) {
+            MethodPrefix::Method(m) => {
+                let may = self.may_match(m);
+                // Through the method's closing quote.
+                let end = m.as_ptr() as usize - data_prefix.as_ptr() as usize + m.len() + 1;
+                self.remember_start(&data_prefix[..end], may);
+                may
+            }
+            MethodPrefix::NoMethod => self.responses_wanted(),
+            MethodPrefix::Unknown => true,
+        };
+        if hold {
+            Early::Hold
+        } else {
+            Early::Pass
+        }
+    }
+
+    fn judge(&mut self, data: &[u8]) -> Verdict {
+        if self.probe && is_probe(data) {
+            return Verdict::Drop;
+        }
+        plan_event(self.rules, data, self.calls, self.upstream, &mut self.hits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decides_from_the_start_and_remembers_it() {
+        let rules = RuleSet::from_yaml(
+            "rules:\n  - name: d\n    match: {from: server, method: notifications/message}\n    action: drop\n",
+        )
+        .unwrap();
+        let mut memo = Memo::new();
+        let mut judge = EventJudge {
+            rules: &rules,
+            calls: &[],
+            upstream: None,
+            memo: &mut memo,
+            probe: false,
+            hits: Vec::new(),
+        };
+        let progress = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"p""#;
+        assert_eq!(judge.early(progress), Early::Pass);
+        assert_eq!(judge.early(progress), Early::Pass, "from the memo");
+        let log = br#"{"jsonrpc":"2.0","method":"notifications/message","params":"#;
+        assert_eq!(judge.early(log), Early::Hold);
+        assert_eq!(judge.early(log), Early::Hold, "from the memo");
+        // Same start, longer method: not fooled by the remembered prefix.
+        let other = br#"{"jsonrpc":"2.0","method":"notifications/messages2"}"#;
+        assert_eq!(judge.early(other), Early::Pass);
+        assert_eq!(
+            judge.early(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#),
+            Early::Pass
+        );
+        assert_eq!(judge.early(br#"{"jsonr"#), Early::Hold, "too short to know");
+        assert_eq!(memo.starts.len(), 3);
+    }
+}
