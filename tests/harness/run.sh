@@ -54,6 +54,17 @@ echo "--- run-all.sh through the proxy"
 grep -qx "4 passed, 0 failed" "$LOG.runall" || fail=1
 echo "--- http-probe.sh, STRICT (403 for a foreign Origin, 404 for unknown/ended sessions)"
 STRICT=1 "$SHARED/http-probe.sh" "$URL" || fail=1
+echo "--- TypeScript SDK through a proxy with interceptor rules (tests/harness/rules.yaml)"
+RULES_PORT=$(free_port)
+RULES_CONF=$(mktemp --suffix=.yaml)
+printf 'listen: 127.0.0.1:%s\nadmin: null\nupstreams:\n  - name: everything\n    url: http://127.0.0.1:%s/mcp\ninterceptors:\n  rules_file: %s\n' \
+  "$RULES_PORT" "$EVERY_PORT" "$ROOT/tests/harness/rules.yaml" >"$RULES_CONF"
+RUST_LOG=${RUST_LOG:-warn} "$SHADOWCAT" reverse --config "$RULES_CONF" >>"$LOG" 2>&1 &
+RULES_PID=$!
+trap 'kill $PROXY_PID $EVERY_PID $RULES_PID 2>/dev/null || true' EXIT
+wait_port "$RULES_PORT" || { cat "$LOG"; exit 1; }
+NODE_PATH="$MCP_HARNESS/node_modules" node "$ROOT/tests/harness/interceptor_client.cjs" \
+  "http://127.0.0.1:$RULES_PORT/mcp" || fail=1
 for v in 1.30.0 2.3.0; do
   echo "--- python SDK mcp==$v through the proxy"
   "$MCP_HARNESS/py-mcp-$v/bin/python" "$ROOT/tests/harness/python_client.py" "$URL" || fail=1
