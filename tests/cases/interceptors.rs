@@ -31,6 +31,9 @@ rules:
   - name: drop-client-noise
     match: {method: notifications/roots/list_changed}
     action: drop
+  - name: tag-echo-results
+    match: {from: server, kind: response, method: tools/call, tool: echo}
+    action: {set: {"/result/tagged": true}, remove: ["/result/secret"]}
 "#;
 
 fn with_rules(upstream: &str, rules: &str) -> Config {
@@ -84,6 +87,10 @@ async fn blocked_calls_get_a_jsonrpc_error_and_never_reach_the_upstream() {
         .await
         .unwrap();
     assert_eq!(got["result"]["got"]["params"]["name"], "echo");
+    assert_eq!(
+        got["result"]["tagged"], true,
+        "the JSON response was rewritten"
+    );
     assert_eq!(upstream.received().len(), 1);
     let metrics = proxy.metrics().await;
     assert_eq!(
@@ -586,4 +593,52 @@ async fn sighup_reloads_the_rule_file() {
     child.kill().ok();
     child.wait().ok();
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn responses_on_sse_streams_are_edited_by_the_request_they_answer() {
+    let upstream = MockUpstream::start(|req| {
+        let id = req.json()["id"].clone();
+        let result = format!(
+            "id: 7\ndata: {{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{\"secret\":1,\"content\":[]}}}}\n\n"
+        );
+        Reply::Sse {
+            chunks: vec![
+                (Duration::ZERO, "id: 6\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\n".into()),
+                (Duration::from_millis(10), result),
+            ],
+            hold: false,
+        }
+    })
+    .await;
+    let proxy = Proxy::start(with_rules(&upstream.url(), RULES)).await;
+    let client = client();
+    let text = post(&client, &proxy.url(), &call(21, "echo"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.len(), 2, "{text}");
+    assert!(
+        events[0].starts_with("id: 6\ndata: "),
+        "untouched event as it came"
+    );
+    assert!(
+        events[1].starts_with("id: 7\n"),
+        "the edited event keeps its id: {text}"
+    );
+    let data = events[1]
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap();
+    let got: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(got["result"], json!({"tagged": true, "content": []}));
+    // A response to another tool is left as its bytes.
+    let text = post(&client, &proxy.url(), &call(22, "other"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("\"secret\":1"), "{text}");
 }
