@@ -57,6 +57,9 @@ pub enum Flow {
     Flowing,
     /// Its bytes so far wait in the scanner.
     Held,
+    /// Between events, after a dropped or replaced event that ended with a CR at the end of
+    /// the read: a lone LF starting the next read is the rest of its CRLF and goes with it.
+    SwallowLf,
 }
 
 /// The outcome of one read.
@@ -88,9 +91,16 @@ pub fn filter(
     let mut pos = 0;
     let mut first = true;
     let mut events = 0;
+    let mut swallow = *flow == Flow::SwallowLf;
+    // The last event was dropped or replaced and its bytes end with CR.
+    let mut changed_cr = false;
     scanner.feed(chunk, |ev: RawEvent| {
         let began_earlier = first && carried > 0;
         first = false;
+        if std::mem::take(&mut swallow) && pos == 0 && ev.bytes()[..] == b"\n"[..] {
+            pos = 1;
+            return;
+        }
         let in_chunk = if began_earlier {
             ev.bytes().len() - carried
         } else {
@@ -108,6 +118,7 @@ pub fn filter(
         if has_fields && verdict != Verdict::Drop {
             events += 1;
         }
+        changed_cr = verdict != Verdict::Pass && ev.bytes().ends_with(b"\r");
         match (verdict, state) {
             (Verdict::Pass, Flow::Held) => pieces.push(Piece::Owned(ev.into_bytes())),
             (Verdict::Pass, _) => push_slice(&mut pieces, range.0, range.1),
@@ -123,7 +134,11 @@ pub fn filter(
     let began_earlier = first && carried > 0;
     let state = if began_earlier { *flow } else { Flow::Boundary };
     *flow = if scanner.at_event_boundary() {
-        Flow::Boundary
+        if changed_cr && pos == chunk.len() {
+            Flow::SwallowLf
+        } else {
+            Flow::Boundary
+        }
     } else if state == Flow::Flowing {
         push_slice(&mut pieces, pos, chunk.len());
         Flow::Flowing
@@ -284,7 +299,7 @@ mod tests {
         (out, events, copies)
     }
 
-    const STREAM: &str = "id: 1\ndata: keep a\n\n: ping\n\ndata: drop b\n\nid: 3\nevent: message\ndata: edit c\n\ndata: other\ndata: two lines\n\ndata: keep d\r\n\r\n";
+    const STREAM: &str = "id: 1\ndata: keep a\n\n: ping\n\ndata: drop b\r\n\r\nid: 3\nevent: message\ndata: edit c\r\n\r\ndata: other\ndata: two lines\n\ndata: keep d\r\n\r\n";
     const EXPECTED: &str = "id: 1\ndata: keep a\n\n: ping\n\nevent: message\nid: 3\ndata: edited\n\ndata: other\ndata: two lines\n\ndata: keep d\r\n\r\n";
 
     #[test]
@@ -309,6 +324,22 @@ mod tests {
         let f = filter(&mut scanner, &mut flow, &chunk, vec![], &mut Test).unwrap();
         assert!(f.out.is_none(), "the read itself went out");
         assert_eq!(flow, Flow::Flowing);
+    }
+
+    /// Regression (found by the `sse_filter` fuzz target): a dropped event ending in CRLF, cut
+    /// between its CR and LF, left the LF behind as a stray blank line.
+    #[test]
+    fn regression_a_dropped_crlf_event_split_at_its_cr_leaves_nothing() {
+        let (out, _, _) = run(&[b"data: keep\n\ndata: drop\r\n\r", b"\ndata: keep 2\n\n"]);
+        assert_eq!(&out[..], b"data: keep\n\ndata: keep 2\n\n");
+        let (out, _, _) = run(&[b"data: edit\r\n\r", b"\ndata: keep\n\n"]);
+        assert_eq!(&out[..], b"data: edited\n\ndata: keep\n\n");
+        let (out, _, _) = run(&[b"data: keep\r\n\r", b"\ndata: keep\n\n"]);
+        assert_eq!(
+            &out[..],
+            b"data: keep\r\n\r\ndata: keep\n\n",
+            "a passed event keeps its LF"
+        );
     }
 
     #[test]
