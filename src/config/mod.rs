@@ -205,6 +205,14 @@ pub struct Limits {
 pub struct SseConfig {
     /// `None` when keep-alive comments are off (`keepalive: 0`).
     pub keepalive: Option<Duration>,
+    /// Events kept per stream for replay (session streams, MCP up to 2025-11-25); 0 = none.
+    pub replay_buffer: usize,
+    /// Bytes kept per stream for replay.
+    pub replay_bytes: usize,
+    /// Bytes kept in every replay buffer together.
+    pub replay_total: usize,
+    /// How long the proxy keeps reading a stream whose client went away.
+    pub detached_grace: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +245,10 @@ impl Default for Config {
             },
             sse: SseConfig {
                 keepalive: Some(Duration::from_secs(15)),
+                replay_buffer: 256,
+                replay_bytes: 1 << 20,
+                replay_total: 256 << 20,
+                detached_grace: Duration::from_secs(60),
             },
             shutdown: Shutdown {
                 grace_period: Duration::from_secs(10),

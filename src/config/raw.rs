@@ -130,6 +130,10 @@ pub struct RawLimits {
 #[serde(deny_unknown_fields)]
 pub struct RawSse {
     pub keepalive: Option<Scalar>,
+    pub replay_buffer: Option<u32>,
+    pub replay_bytes: Option<Scalar>,
+    pub replay_total: Option<Scalar>,
+    pub detached_grace: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]

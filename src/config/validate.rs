@@ -307,7 +307,29 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
                 _ => return Err(invalid("limits.read_buffer", "must be 1KiB to 1MiB")),
             },
         },
-        sse: SseConfig { keepalive },
+        sse: SseConfig {
+            keepalive,
+            replay_buffer: raw
+                .sse
+                .replay_buffer
+                .map_or(defaults.sse.replay_buffer, |n| n as usize),
+            replay_bytes: usize::try_from(size(
+                raw.sse.replay_bytes,
+                "sse.replay_bytes",
+                defaults.sse.replay_bytes as u64,
+            )?)
+            .map_err(|_| invalid("sse.replay_bytes", "too large for this platform"))?,
+            replay_total: usize::try_from(size(
+                raw.sse.replay_total,
+                "sse.replay_total",
+                defaults.sse.replay_total as u64,
+            )?)
+            .map_err(|_| invalid("sse.replay_total", "too large for this platform"))?,
+            detached_grace: match raw.sse.detached_grace {
+                None => defaults.sse.detached_grace,
+                Some(v) => duration(&v, "sse.detached_grace")?,
+            },
+        },
         shutdown: Shutdown { grace_period },
         load_balancing,
         health,

@@ -35,7 +35,7 @@ pub use engine::{
 };
 pub use reload::{Interceptors, ReloadError};
 pub use rules::{Action, Decision, From, Kind, MessageView, Rule, RuleError, RuleSet, Terminal};
-pub use stream::{EventJudge, Memo};
+pub use stream::{EventJudge, Memo, OwnedJudge};
 
 #[cfg(test)]
 mod tests;

@@ -119,6 +119,51 @@ impl Judge for EventJudge<'_, '_> {
     }
 }
 
+/// An [`EventJudge`] that owns what it judges with, for a stream that outlives its request
+/// (the proxy keeps reading a resumable stream after the client left). Hits are kept by rule
+/// name until taken.
+#[derive(Debug)]
+pub struct OwnedJudge {
+    pub rules: std::sync::Arc<RuleSet>,
+    pub calls: Vec<Call>,
+    pub upstream: String,
+    pub probe: bool,
+    pub memo: Memo,
+    pub hits: Vec<(Box<str>, &'static str)>,
+}
+
+impl OwnedJudge {
+    fn with<T>(&mut self, f: impl FnOnce(&mut EventJudge<'_, '_>) -> T) -> T {
+        let rules = self.rules.clone();
+        let mut judge = EventJudge {
+            rules: &rules,
+            calls: &self.calls,
+            upstream: Some(&self.upstream),
+            memo: &mut self.memo,
+            probe: self.probe,
+            hits: Vec::new(),
+        };
+        let out = f(&mut judge);
+        let hits: Vec<(Box<str>, &'static str)> = judge
+            .hits
+            .iter()
+            .map(|h| (Box::from(h.rule), h.action))
+            .collect();
+        self.hits.extend(hits);
+        out
+    }
+}
+
+impl Judge for OwnedJudge {
+    fn early(&mut self, data_prefix: &[u8]) -> Early {
+        self.with(|j| j.early(data_prefix))
+    }
+
+    fn judge(&mut self, data: &[u8]) -> Verdict {
+        self.with(|j| j.judge(data))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

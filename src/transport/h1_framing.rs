@@ -16,6 +16,11 @@ const MAX_HEADERS: usize = 256;
 /// A keep-alive comment as one chunk: 0xd = 13 = `": keepalive\n\n".len()`.
 const CHUNKED_KEEPALIVE: &[u8] = b"d\r\n: keepalive\n\n\r\n";
 const RAW_KEEPALIVE: &[u8] = b": keepalive\n\n";
+/// A reconnect hint (`retry:` in ms) and the last chunk: a clean end for an SSE body whose
+/// upstream went away, so the client reconnects (0xd = 13 = `"retry: 1000\n\n".len()`).
+/// Filler the proxy may add to finish a cut chunk (never shown to a client: a claimed SSE
+/// body reaches the client from its stream, not from these bytes).
+const MAX_FILLER: u64 = 16 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -118,6 +123,28 @@ impl ResponseFraming {
         }
     }
 
+    /// The bytes that end a chunked SSE body cleanly from wherever it was cut (filler for the
+    /// rest of a chunk, then the last chunk), for a body whose upstream went away while the
+    /// proxy holds the stream itself. `None`: not a chunked body, or too much filler.
+    pub fn clean_end_injection(&self) -> Option<Vec<u8>> {
+        if !self.in_sse_body() {
+            return None;
+        }
+        let mut out = Vec::new();
+        match self.state {
+            State::ChunkSize { started: false, .. } => {}
+            State::ChunkData(left) if left <= MAX_FILLER => {
+                out.resize(left as usize, b'\n');
+                out.extend_from_slice(b"\r\n");
+            }
+            State::ChunkEnd(2) => out.extend_from_slice(b"\r\n"),
+            State::ChunkEnd(_) => out.push(b'\n'),
+            _ => return None,
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        Some(out)
+    }
+
     /// No payload yet, or it ends with a blank line: `\n\n`, `\r\r`, `\r\n\r\n` (which ends
     /// with `\n\r\n`, so three bytes of tail suffice) or `\n\r\n`. Conservative: `\n\r` is
     /// also a blank line but could be the start of a CRLF, so it waits.
@@ -127,14 +154,20 @@ impl ResponseFraming {
     }
 
     /// Advances over bytes read from the server.
-    pub fn observe(&mut self, mut bytes: &[u8]) {
+    pub fn observe(&mut self, bytes: &[u8]) {
+        self.observe_with(bytes, &mut |_| {});
+    }
+
+    /// [`Self::observe`], handing every piece of SSE body payload (the bytes inside the
+    /// chunk framing) to `sink`, in order.
+    pub fn observe_with(&mut self, mut bytes: &[u8], sink: &mut dyn FnMut(&[u8])) {
         while !bytes.is_empty() {
             let used = match self.state {
                 State::Opaque => return,
                 State::Head => self.on_head(bytes),
                 State::Length(left) => {
                     let n = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len());
-                    self.payload(&bytes[..n]);
+                    self.payload(&bytes[..n], sink);
                     let left = left - n as u64;
                     self.state = if left == 0 {
                         self.finish()
@@ -156,7 +189,7 @@ impl ResponseFraming {
                 }
                 State::ChunkData(left) => {
                     let n = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len());
-                    self.payload(&bytes[..n]);
+                    self.payload(&bytes[..n], sink);
                     let left = left - n as u64;
                     self.state = if left == 0 {
                         State::ChunkEnd(2)
@@ -188,7 +221,7 @@ impl ResponseFraming {
                     1
                 }
                 State::Close => {
-                    self.payload(bytes);
+                    self.payload(bytes, sink);
                     bytes.len()
                 }
             };
@@ -320,10 +353,11 @@ impl ResponseFraming {
         }
     }
 
-    fn payload(&mut self, p: &[u8]) {
+    fn payload(&mut self, p: &[u8], sink: &mut dyn FnMut(&[u8])) {
         if !self.sse || p.is_empty() {
             return;
         }
+        sink(p);
         let keep = p.len().min(3);
         let old_keep = (3 - keep).min(self.tail_len);
         let mut t = [0u8; 3];

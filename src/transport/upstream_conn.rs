@@ -36,6 +36,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::h1_framing::ResponseFraming;
 use super::idle_pool::IdlePool;
+use super::stream_slot::{self, StreamSlot};
 
 /// How long an idle upstream connection is kept: below Node's default 5 s keep-alive timeout
 /// (the usual MCP server runtime), so the proxy rarely reuses one the upstream is closing.
@@ -129,8 +130,30 @@ impl WatchdogConnector {
 #[async_trait]
 impl L4Connect for WatchdogConnector {
     async fn connect(&self, addr: &SocketAddr) -> Result<Stream> {
+        self.connect_with(addr, None).await
+    }
+}
+
+/// One request's connector: a watchdog socket whose SSE body goes to the request's slot.
+#[derive(Debug)]
+pub struct SlotConnector {
+    pub inner: Arc<WatchdogConnector>,
+    pub slot: Arc<StreamSlot>,
+}
+
+#[async_trait]
+impl L4Connect for SlotConnector {
+    async fn connect(&self, addr: &SocketAddr) -> Result<Stream> {
+        self.inner.connect_with(addr, Some(self.slot.clone())).await
+    }
+}
+
+impl WatchdogConnector {
+    async fn connect_with(&self, addr: &SocketAddr, slot: Option<Arc<StreamSlot>>) -> Result<Stream> {
         if let Some(tcp) = self.pool.take() {
-            let socket = WatchdogSocket::new(tcp, self.policy).returning_to(self.pool.clone());
+            let socket = WatchdogSocket::new(tcp, self.policy)
+                .returning_to(self.pool.clone())
+                .with_slot(slot);
             return Ok(VirtualSocketStream::new(Box::new(socket)).into());
         }
         let inet = addr.as_inet().ok_or_else(|| {
@@ -155,7 +178,9 @@ impl L4Connect for WatchdogConnector {
         };
         tcp.set_nodelay(true)
             .map_err(|e| Error::because(ErrorType::SocketError, "TCP_NODELAY", e))?;
-        let socket = WatchdogSocket::new(tcp, self.policy).returning_to(self.pool.clone());
+        let socket = WatchdogSocket::new(tcp, self.policy)
+            .returning_to(self.pool.clone())
+            .with_slot(slot);
         Ok(VirtualSocketStream::new(Box::new(socket)).into())
     }
 }
@@ -177,6 +202,10 @@ pub struct WatchdogSocket {
     last_upstream: Instant,
     next_keepalive: Option<Instant>,
     sleep: Pin<Box<Sleep>>,
+    /// Where a claimed SSE body goes (resumable session streams).
+    slot: Option<Arc<StreamSlot>>,
+    /// The upstream closed a claimed SSE body, which the socket then ended cleanly itself.
+    ended: bool,
 }
 
 // === impl WatchdogSocket ===
@@ -196,7 +225,48 @@ impl WatchdogSocket {
             last_upstream: now,
             next_keepalive: None,
             sleep: Box::pin(tokio::time::sleep_until(now)),
+            slot: None,
+            ended: false,
         }
+    }
+
+    /// Offers SSE bodies to `slot` as they are read.
+    pub fn with_slot(mut self, slot: Option<Arc<StreamSlot>>) -> Self {
+        self.slot = slot;
+        self
+    }
+
+    /// Feeds bytes to the observer and, for SSE bodies, their payload to the slot.
+    fn observe(&mut self, bytes: &[u8]) {
+        let was_sse = self.framing.in_sse_body();
+        match &self.slot {
+            Some(slot) => self.framing.observe_with(bytes, &mut |p| slot.on_payload(p)),
+            None => self.framing.observe(bytes),
+        }
+        if was_sse && !self.framing.in_sse_body() {
+            if let Some(slot) = &self.slot {
+                slot.on_body_end(true);
+            }
+        }
+    }
+
+    /// The upstream went away in a claimed SSE body: the stream's sink learns it (and tells
+    /// the client to reconnect), and Pingora gets a clean end of the body instead of an error.
+    fn end_claimed_body(&mut self, buf: &mut ReadBuf<'_>) -> bool {
+        let Some(slot) = self.slot.as_ref().filter(|s| s.sink().is_some()) else {
+            return false;
+        };
+        let Some(end) = self.framing.clean_end_injection() else {
+            return false;
+        };
+        if buf.remaining() < end.len() {
+            return false;
+        }
+        slot.on_body_end(false);
+        self.framing.observe(&end);
+        buf.put_slice(&end);
+        self.ended = true;
+        true
     }
 
     /// Hands the connection to `pool` on drop when it ended cleanly between exchanges.
@@ -229,7 +299,7 @@ impl WatchdogSocket {
     }
 
     fn on_upstream_bytes(&mut self, bytes: &[u8]) {
-        self.framing.observe(bytes);
+        self.observe(bytes);
         let now = Instant::now();
         self.last_upstream = now;
         if !self.framing.awaiting_head() {
@@ -256,8 +326,15 @@ impl AsyncRead for WatchdogSocket {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         if let Poll::Ready(result) = Pin::new(tcp(&mut this.inner)?).poll_read(cx, buf) {
+            let eof = matches!(result, Ok(())) && buf.filled().len() == before;
+            if (result.is_err() || eof) && this.end_claimed_body(buf) {
+                return Poll::Ready(Ok(()));
+            }
             result?;
             if buf.filled().len() > before {
                 this.on_upstream_bytes(&buf.filled()[before..]);
@@ -281,7 +358,7 @@ impl AsyncRead for WatchdogSocket {
                     if let Some(bytes) = this.framing.keepalive_injection() {
                         if buf.remaining() >= bytes.len() {
                             buf.put_slice(bytes);
-                            this.framing.observe(bytes);
+                            this.observe(bytes);
                             return Poll::Ready(Ok(()));
                         }
                     }
@@ -337,6 +414,15 @@ impl VirtualSocket for WatchdogSocket {
 
 impl Drop for WatchdogSocket {
     fn drop(&mut self) {
+        // The client went away from a claimed SSE body: keep reading it into its stream.
+        let sink = self.slot.as_ref().and_then(|s| s.sink());
+        if let (Some(sink), true, false) = (sink, self.framing.in_sse_body(), self.ended) {
+            if let Some(tcp) = self.inner.take() {
+                let framing = std::mem::take(&mut self.framing);
+                stream_slot::detach(tcp, framing, sink);
+                return;
+            }
+        }
         if let (Some(pool), Some(tcp), false) = (&self.pool, self.inner.take(), self.shut) {
             if self.framing.reusable() {
                 pool.put(tcp);

@@ -52,6 +52,12 @@ pub struct RequestCtx {
     pub session_active: Option<ActiveGuard>,
     /// Interceptor state; `None` when no rule is configured (interception costs nothing).
     pub intercept: Option<Box<super::interceptor::Intercept>>,
+    /// Where the upstream socket hands over an SSE body (resumable session requests).
+    pub slot: Option<Arc<crate::transport::stream_slot::StreamSlot>>,
+    /// The session stream this response feeds and drains.
+    pub live: Option<Arc<super::streams::LiveStream>>,
+    /// What a GET with `Last-Event-ID` resumes.
+    pub resume: Option<super::resume::Resume>,
     _in_flight: InFlight,
 }
 
@@ -89,6 +95,9 @@ impl RequestCtx {
             tried: Vec::new(),
             session_active: None,
             intercept: None,
+            slot: None,
+            live: None,
+            resume: None,
             _in_flight: InFlight::enter(in_flight),
         }
     }

@@ -56,6 +56,7 @@ impl McpProxy {
             upstream_request.insert_header(name.clone(), value.clone())?;
         }
         self.rewrite_session_upstream(upstream_request, ctx)?;
+        self.rewrite_last_event_id(upstream_request, ctx)?;
         if let Some(ip) = session
             .client_addr()
             .and_then(|a| a.as_inet())

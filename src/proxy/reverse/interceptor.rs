@@ -31,7 +31,9 @@ use super::handlers::Route;
 use super::respond;
 use super::sse;
 use super::McpProxy;
-use crate::interceptor::{self as rules, Call, EventJudge, From, Hit, Kind, Memo, RuleSet};
+use crate::interceptor::{
+    self as rules, Call, EventJudge, From, Hit, Kind, Memo, OwnedJudge, RuleSet,
+};
 use crate::mcp::{error_body, headers, peek, ErrorCode, ProtocolVersion, METHOD, NAME};
 
 /// A request the interceptors answered after its body streamed; the answer is in the context.
@@ -70,6 +72,21 @@ impl Intercept {
     /// The body (rewritten or held) must travel chunked: its length is not the client's.
     pub fn rechunks(&self) -> bool {
         self.hold
+    }
+
+    /// Hands the SSE side to a stream the proxy holds (which judges its events itself): the
+    /// rules as an owned judge, when they concern server messages, and the proxy's answers.
+    pub fn take_for_stream(&mut self, upstream: &str) -> (Option<OwnedJudge>, Vec<Bytes>) {
+        let judge = self.rules.has_server_rules().then(|| OwnedJudge {
+            rules: self.rules.clone(),
+            calls: self.calls.clone(),
+            upstream: upstream.to_owned(),
+            probe: self.probe,
+            memo: Memo::new(),
+            hits: Vec::new(),
+        });
+        self.sse = false;
+        (judge, std::mem::take(&mut self.answers))
     }
 
     /// The length of the rewritten body, for `Content-Length`.

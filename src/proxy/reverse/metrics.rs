@@ -24,6 +24,11 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     pub interceptor_actions: IntCounterVec,
     pub rules_reload: IntCounterVec,
+    pub replay_buffer_bytes: IntGauge,
+    pub sse_replay_misses: IntCounter,
+    pub sse_resumes: IntCounterVec,
+    /// Bytes in every replay buffer (read into the gauge at each scrape).
+    pub replay_total: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// Every `outcome` of `shadowcat_sessions_total`.
@@ -105,6 +110,27 @@ impl Metrics {
         for result in ["ok", "error"] {
             rules_reload.with_label_values(&[result]);
         }
+        let replay_buffer_bytes = IntGauge::new(
+            "shadowcat_replay_buffer_bytes",
+            "Bytes of SSE events held for replay, every stream together",
+        )?;
+        let sse_replay_misses = IntCounter::new(
+            "shadowcat_sse_replay_misses_total",
+            "Reconnects whose Last-Event-ID the proxy could no longer replay from",
+        )?;
+        let sse_resumes = IntCounterVec::new(
+            Opts::new(
+                "shadowcat_sse_resumes_total",
+                "Reconnects with Last-Event-ID served: buffer (by the proxy) or upstream (resumed there)",
+            ),
+            &["source"],
+        )?;
+        for source in ["buffer", "upstream"] {
+            sse_resumes.with_label_values(&[source]);
+        }
+        registry.register(Box::new(replay_buffer_bytes.clone()))?;
+        registry.register(Box::new(sse_replay_misses.clone()))?;
+        registry.register(Box::new(sse_resumes.clone()))?;
         registry.register(Box::new(interceptor_actions.clone()))?;
         registry.register(Box::new(rules_reload.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
@@ -127,6 +153,10 @@ impl Metrics {
             rate_limited,
             interceptor_actions,
             rules_reload,
+            replay_buffer_bytes,
+            sse_replay_misses,
+            sse_resumes,
+            replay_total: Default::default(),
         })
     }
 
@@ -139,6 +169,10 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(8 * 1024);
+        self.replay_buffer_bytes.set(
+            self.replay_total
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
         // Encoding into a Vec cannot fail on I/O; a metric family error would be a bug here.
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::error!(error = %e, "encoding metrics");

@@ -14,8 +14,10 @@ mod interceptor;
 pub mod json;
 pub mod metrics;
 mod respond;
+pub mod resume;
 pub mod session;
 pub mod sse;
+pub mod streams;
 mod throttle;
 pub mod upstream;
 
@@ -52,6 +54,8 @@ pub struct McpProxy {
     throttle: Throttle,
     auth: Option<Arc<Authenticator>>,
     interceptors: Arc<Interceptors>,
+    /// How session SSE streams are held (replay buffers).
+    streams: streams::StreamConfig,
     metrics: Arc<Metrics>,
     in_flight: Arc<AtomicUsize>,
 }
@@ -71,6 +75,7 @@ impl McpProxy {
             throttle: Throttle::new(&config.rate_limits),
             auth,
             interceptors,
+            streams: streams::StreamConfig::from_config(&config, metrics.replay_total.clone()),
             config,
             upstreams,
             sessions,
@@ -213,6 +218,9 @@ impl ProxyHttp for McpProxy {
             let r = throttle::RATE_LIMITED;
             return self.reject_with(session, ctx, r, Some(t.retry_after)).await;
         }
+        if self.resume_request(session, ctx).await? {
+            return Ok(true);
+        }
         self.intercept_request(session, route, ctx).await
     }
 
@@ -232,7 +240,8 @@ impl ProxyHttp for McpProxy {
             .and_then(|i| self.upstreams.get(i))
             .ok_or_else(|| Error::explain(ErrorType::ConnectError, "no reachable upstream left"))?;
         ctx.upstream = index;
-        Ok(upstream.peer(self.config.timeouts.connect))
+        let slot = self.stream_slot(ctx);
+        Ok(upstream.peer(self.config.timeouts.connect, slot))
     }
 
     /// Points the request at the upstream's endpoint and removes what must not travel.
@@ -281,6 +290,7 @@ impl ProxyHttp for McpProxy {
             ctx.sse = Some(sse::SseStream::new(self.config.limits.max_sse_event));
             self.metrics.sse_streams_active.inc();
         }
+        self.claim_stream(upstream_response, is_sse, ctx);
         self.intercept_response_header(upstream_response, is_sse, session.is_http2(), ctx)
     }
 
@@ -296,6 +306,9 @@ impl ProxyHttp for McpProxy {
     ) -> Result<Option<Duration>> {
         if ctx.sse.is_none() {
             self.intercept_json_body(body, end_of_stream, ctx);
+            return Ok(None);
+        }
+        if self.drain_stream(body, ctx)? {
             return Ok(None);
         }
         let framed = match self.intercept_sse_chunk(body, ctx) {
@@ -433,6 +446,10 @@ impl ProxyHttp for McpProxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if let Some(stream) = &ctx.live {
+            // The stream lives on (and, if the upstream is still sending, is still read).
+            stream.detach();
+        }
         if ctx.sse.is_some() {
             self.metrics.sse_streams_active.dec();
         }

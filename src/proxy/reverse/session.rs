@@ -58,6 +58,8 @@ pub struct Session {
     last_seen: AtomicU64,
     /// Requests of this session in flight (its open SSE streams among them).
     active: AtomicUsize,
+    /// Its SSE streams, with their replay buffers (allocates nothing until a stream opens).
+    pub streams: super::streams::StreamHub,
 }
 
 impl Session {
@@ -238,6 +240,7 @@ impl SessionTable {
                 created: Instant::now(),
                 last_seen: AtomicU64::new(self.now_ms()),
                 active: AtomicUsize::new(0),
+                streams: Default::default(),
             });
             // 256 random bits do not collide; the check costs one lookup and makes it certain.
             let shard = &self.forward[key.shard()].0;

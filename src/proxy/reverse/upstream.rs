@@ -17,7 +17,7 @@ use pingora::upstreams::peer::HttpPeer;
 use tokio::time::Instant;
 
 use crate::config::{Config, LoadBalancing, UpstreamConfig};
-use crate::transport::upstream_conn::{ConnPolicy, WatchdogConnector};
+use crate::transport::upstream_conn::{ConnPolicy, SlotConnector, WatchdogConnector};
 
 /// One upstream MCP server.
 #[derive(Debug)]
@@ -190,7 +190,11 @@ impl Upstream {
     /// The peer for one request. Pingora's own read timeout stays off: it is per read and would
     /// cut quiet SSE streams; the connector enforces the response deadline and the SSE idle
     /// limit, and writes keep-alives, itself.
-    pub fn peer(&self, connect_timeout: Duration) -> Box<HttpPeer> {
+    pub fn peer(
+        &self,
+        connect_timeout: Duration,
+        slot: Option<Arc<crate::transport::stream_slot::StreamSlot>>,
+    ) -> Box<HttpPeer> {
         let mut peer = HttpPeer::new(self.addr, false, String::new());
         peer.options.connection_timeout = Some(connect_timeout);
         peer.options.total_connection_timeout = Some(connect_timeout);
@@ -198,7 +202,13 @@ impl Upstream {
         // Pingora cannot pool virtual sockets (it checks the fd); the connector's own idle
         // pool does (see transport::idle_pool), so Pingora's is switched off.
         peer.options.idle_timeout = Some(Duration::ZERO);
-        peer.options.custom_l4 = Some(self.connector.clone());
+        peer.options.custom_l4 = Some(match slot {
+            Some(slot) => Arc::new(SlotConnector {
+                inner: self.connector.clone(),
+                slot,
+            }),
+            None => self.connector.clone(),
+        });
         Box::new(peer)
     }
 

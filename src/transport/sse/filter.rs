@@ -162,7 +162,14 @@ pub fn filter(
     })
 }
 
-/// The verdict on a whole event.
+/// The verdict on a whole event (blocks without fields always pass).
+pub fn verdict(ev: &RawEvent, judge: &mut impl Judge) -> Verdict {
+    if !ev.has_fields() {
+        return Verdict::Pass;
+    }
+    decide(ev, judge)
+}
+
 fn decide(ev: &RawEvent, judge: &mut impl Judge) -> Verdict {
     match first_data(ev.bytes()).map(|d| judge.early(d)) {
         Some(Early::Pass) => Verdict::Pass,

@@ -6,10 +6,12 @@
 
 mod event;
 mod filter;
+mod replay;
 mod scanner;
 
 pub use event::{Field, Fields, RawEvent, SseEvent, KEEPALIVE};
-pub use filter::{filter, Early, Filtered, Flow, Judge, Verdict};
+pub use filter::{filter, verdict, Early, Filtered, Flow, Judge, Verdict};
+pub use replay::{with_id, EventId, Evicted, ReplayBuffer, ReplayLimits};
 pub use scanner::{ScanError, SseScanner};
 
 #[cfg(test)]

@@ -1,0 +1,301 @@
+//! Resumable SSE in the proxy phases (sessions, MCP 2025-03-26 to 2025-11-25); the design is in
+//! `README.md` beside this file.
+//!
+//! * `upstream_peer`: a session request gets its own [`StreamSlot`], through which the upstream
+//!   socket hands over an SSE body's payload as it is read.
+//! * `response_filter`: an SSE response claims the slot for a [`LiveStream`] of the session (new,
+//!   or the one being resumed upstream); the response then drains what the stream queues.
+//! * `request_filter`, GET with `Last-Event-ID`: the proxy id names the stream and the last
+//!   event seen. Events the buffer holds are replayed by the proxy, then the live stream
+//!   follows while the upstream is still read; a stream the upstream ended before answering
+//!   is resumed upstream with the upstream's own id; an id the proxy cannot serve is a miss
+//!   (counted) and the GET opens a fresh stream, as when the server does not replay.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::Session;
+use pingora::Result;
+
+use super::ctx::RequestCtx;
+use super::sse;
+use super::streams::{LiveStream, StreamConfig};
+use super::McpProxy;
+use crate::interceptor::calls_of;
+use crate::mcp::{peek, LAST_EVENT_ID};
+use crate::transport::sse::{EventId, ReplayLimits, KEEPALIVE};
+use crate::transport::stream_slot::{PayloadSink, StreamSlot};
+
+/// What a GET with `Last-Event-ID` gets.
+#[derive(Debug)]
+pub enum Resume {
+    /// Served by the proxy from the stream: the events after `after`, then (`follow`) the
+    /// live stream while the upstream is still read.
+    Local {
+        stream: Arc<LiveStream>,
+        after: u64,
+        follow: bool,
+    },
+    /// Resumed upstream with the upstream's id (or, for a GET stream without ids, a new
+    /// upstream stream), continuing the same proxy stream after `prefix`.
+    Upstream {
+        stream: Arc<LiveStream>,
+        upstream_id: Option<String>,
+        prefix: Vec<Bytes>,
+    },
+    /// The id cannot be served: a fresh stream, no replay.
+    Fresh,
+}
+
+impl StreamConfig {
+    pub fn from_config(config: &crate::config::Config, total: Arc<std::sync::atomic::AtomicI64>) -> Self {
+        Self {
+            limits: ReplayLimits {
+                events: config.sse.replay_buffer,
+                bytes: config.sse.replay_bytes,
+            },
+            max_event: config.limits.max_sse_event,
+            grace: config.sse.detached_grace,
+            total,
+            total_cap: config.sse.replay_total,
+        }
+    }
+}
+
+// === impl McpProxy ===
+
+impl McpProxy {
+    /// Does this request's SSE response belong to a stream the proxy holds?
+    pub(super) fn resumable(&self, ctx: &RequestCtx) -> bool {
+        ctx.session.is_some() && !ctx.version.is_sessionless() && !ctx.is_delete
+    }
+
+    /// The slot for `upstream_peer` (one per resumable request).
+    pub(super) fn stream_slot(&self, ctx: &mut RequestCtx) -> Option<Arc<StreamSlot>> {
+        if !self.resumable(ctx) {
+            return None;
+        }
+        Some(ctx.slot.get_or_insert_with(StreamSlot::new).clone())
+    }
+
+    /// GET with `Last-Event-ID` on a session: `Ok(true)` when served here.
+    pub(super) async fn resume_request(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        let req = session.req_header();
+        let (true, Some(s)) = (req.method == http::Method::GET, ctx.session.clone()) else {
+            return Ok(false);
+        };
+        if ctx.version.is_sessionless() {
+            return Ok(false);
+        }
+        let Some(last) = req.headers.get(LAST_EVENT_ID).and_then(|v| v.to_str().ok()) else {
+            return Ok(false);
+        };
+        let plan = match EventId::parse(last).and_then(|id| Some((id, s.streams.get(id.stream)?))) {
+            Some((id, stream)) => self.plan_resume(stream, id),
+            None => Resume::Fresh,
+        };
+        match plan {
+            Resume::Local {
+                stream,
+                after,
+                follow,
+            } => {
+                self.metrics.sse_resumes.with_label_values(&["buffer"]).inc();
+                self.serve_local(session, ctx, &stream, after, follow).await
+            }
+            Resume::Fresh => {
+                self.metrics.sse_replay_misses.inc();
+                ctx.resume = Some(Resume::Fresh);
+                Ok(false)
+            }
+            upstream => {
+                self.metrics.sse_resumes.with_label_values(&["upstream"]).inc();
+                ctx.resume = Some(upstream);
+                Ok(false)
+            }
+        }
+    }
+
+    fn plan_resume(&self, stream: Arc<LiveStream>, id: EventId) -> Resume {
+        match stream.replay_after(id.seq) {
+            Ok(r) if !r.ended => Resume::Local {
+                stream,
+                after: id.seq,
+                follow: true,
+            },
+            Ok(r) if r.complete => Resume::Local {
+                stream,
+                after: id.seq,
+                follow: false,
+            },
+            // The upstream ended the connection before the stream was done (2025-11-25
+            // polling, or a failure): go on upstream from the last event the proxy has.
+            Ok(r) => match stream.upstream_id(r.last_seq) {
+                Some(uid) => Resume::Upstream {
+                    stream,
+                    upstream_id: Some(uid),
+                    prefix: r.events,
+                },
+                None if !stream.is_post() => Resume::Upstream {
+                    stream,
+                    upstream_id: None,
+                    prefix: r.events,
+                },
+                None => Resume::Local {
+                    stream,
+                    after: id.seq,
+                    follow: false,
+                },
+            },
+            Err(_) => {
+                self.metrics.sse_replay_misses.inc();
+                match stream.upstream_id(id.seq) {
+                    Some(uid) => Resume::Upstream {
+                        stream,
+                        upstream_id: Some(uid),
+                        prefix: Vec::new(),
+                    },
+                    None => Resume::Fresh,
+                }
+            }
+        }
+    }
+
+    /// Writes the stream's events after `after`, then follows it while it lives.
+    async fn serve_local(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        stream: &LiveStream,
+        mut after: u64,
+        follow: bool,
+    ) -> Result<bool> {
+        let mut resp = ResponseHeader::build(200, Some(4))?;
+        resp.insert_header(http::header::CONTENT_TYPE, "text/event-stream")?;
+        sse::prepare_headers(&mut resp)?;
+        if !session.is_http2() {
+            resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+        }
+        session.write_response_header(Box::new(resp), false).await?;
+        ctx.status = 200;
+        let keepalive = self.config.sse.keepalive.unwrap_or(Duration::from_secs(3600));
+        loop {
+            let changed = stream.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let Ok(replay) = stream.replay_after(after) else {
+                // The client fell behind the buffer: it reconnects and counts as a miss.
+                break;
+            };
+            for event in replay.events {
+                session.write_response_body(Some(event), false).await?;
+            }
+            after = replay.last_seq;
+            if !follow || replay.ended {
+                break;
+            }
+            tokio::select! {
+                _ = &mut changed => {}
+                _ = tokio::time::sleep(keepalive) => {
+                    session.write_response_body(Some(Bytes::from_static(KEEPALIVE)), false).await?;
+                }
+            }
+        }
+        session.write_response_body(None, true).await?;
+        Ok(true)
+    }
+
+    /// The upstream's `Last-Event-ID` for this request: the client's id is the proxy's, so it
+    /// is translated (resuming upstream) or removed (never forwarded as it is).
+    pub(super) fn rewrite_last_event_id(&self, upstream_request: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
+        if ctx.session.is_none() || ctx.version.is_sessionless() {
+            return Ok(());
+        }
+        match &ctx.resume {
+            Some(Resume::Upstream {
+                upstream_id: Some(uid),
+                ..
+            }) => {
+                upstream_request.insert_header(LAST_EVENT_ID, uid.as_str())?;
+            }
+            _ => {
+                upstream_request.remove_header(LAST_EVENT_ID);
+            }
+        }
+        Ok(())
+    }
+
+    /// The upstream's response: an SSE body on a resumable request becomes (or continues) a
+    /// stream of the session.
+    pub(super) fn claim_stream(&self, resp: &ResponseHeader, is_sse: bool, ctx: &mut RequestCtx) {
+        let Some(slot) = ctx.slot.clone() else {
+            return;
+        };
+        let (Some(s), true, true) = (ctx.session.clone(), is_sse, resp.status.is_success()) else {
+            slot.claim(None);
+            return;
+        };
+        if self.config.sse.replay_buffer == 0 && ctx.resume.is_none() {
+            slot.claim(None);
+            return;
+        }
+        let upstream = self.upstream_name(ctx).to_owned();
+        let (judge, answers) = match ctx.intercept.as_mut() {
+            Some(ic) => ic.take_for_stream(&upstream),
+            None => (None, Vec::new()),
+        };
+        let stream = match ctx.resume.take() {
+            Some(Resume::Upstream { stream, prefix, .. }) => {
+                stream.attach(&prefix);
+                stream
+            }
+            _ => {
+                let requests = ctx
+                    .body
+                    .as_deref()
+                    .and_then(|b| peek::peek(b).ok())
+                    .map(|p| calls_of(&p).into_iter().map(|c| c.id).collect())
+                    .unwrap_or_default();
+                let stream = s.streams.open(&self.streams, requests, judge);
+                stream.attach(&[]);
+                stream
+            }
+        };
+        for answer in answers {
+            stream.payload(&sse::message_event(&answer));
+        }
+        let sink: Arc<dyn PayloadSink> = stream.clone();
+        slot.claim(Some(sink));
+        ctx.live = Some(stream);
+    }
+
+    /// A body chunk of a claimed stream: what the stream queued for the client replaces it.
+    pub(super) fn drain_stream(&self, body: &mut Option<Bytes>, ctx: &RequestCtx) -> Result<bool> {
+        let Some(stream) = &ctx.live else {
+            return Ok(false);
+        };
+        if let Some(e) = stream.error() {
+            return Err(pingora::Error::because(
+                super::failure::SSE_EVENT_TOO_LARGE,
+                "framing SSE",
+                e,
+            ));
+        }
+        *body = Some(stream.take_output());
+        let events = stream.take_events();
+        self.metrics.sse_events.inc_by(events);
+        for (rule, action) in stream.take_hits() {
+            self.metrics
+                .interceptor_actions
+                .with_label_values(&[&rule, action])
+                .inc();
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,369 @@
+//! A session's SSE streams as the proxy holds them (MCP 2025-03-26 to 2025-11-25): proxy event
+//! ids, the replay buffer, and the live tail that a resuming client follows. No Pingora here;
+//! see `README.md` beside this file for the whole design.
+//!
+//! A [`LiveStream`] takes the upstream's payload straight from the socket
+//! ([`PayloadSink`]), frames it, lets the interceptor rules judge each event, gives every event
+//! the proxy's id, buffers it, and queues it for the client attached to the stream (the
+//! response Pingora is proxying drains the queue). With nobody attached it only buffers, so a
+//! stream whose client went away keeps filling its buffer for the detached grace period.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::Notify;
+
+use crate::interceptor::OwnedJudge;
+use crate::mcp::sniff::sniff;
+use crate::transport::sse::{
+    verdict, with_id, EventId, Evicted, ReplayBuffer, ReplayLimits, ScanError, SseScanner,
+    Verdict,
+};
+use crate::transport::stream_slot::PayloadSink;
+
+/// The reconnect hint a client gets when the upstream failed under its stream.
+pub const RETRY_HINT: &[u8] = b"retry: 1000\n\n";
+
+/// How the streams of every session are held.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    pub limits: ReplayLimits,
+    pub max_event: usize,
+    /// How long a stream whose client left is still read.
+    pub grace: Duration,
+    /// Bytes in every replay buffer together (the gauge), and the most allowed.
+    pub total: Arc<AtomicI64>,
+    pub total_cap: usize,
+}
+
+/// Streams kept per session (the oldest finished ones go first).
+const KEEP_STREAMS: usize = 32;
+
+/// A session's streams.
+#[derive(Debug, Default)]
+pub struct StreamHub {
+    streams: Mutex<VecDeque<Arc<LiveStream>>>,
+    next: AtomicU32,
+}
+
+impl StreamHub {
+    /// A new stream. `requests`: the ids (raw JSON) of the requests a POST stream answers;
+    /// empty for the GET stream, which is never complete.
+    pub fn open(
+        &self,
+        config: &StreamConfig,
+        requests: Vec<Box<str>>,
+        judge: Option<OwnedJudge>,
+    ) -> Arc<LiveStream> {
+        let no = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let stream = Arc::new(LiveStream::new(no, config, requests, judge));
+        if let Ok(mut streams) = self.streams.lock() {
+            if streams.len() >= KEEP_STREAMS {
+                let old = streams.iter().position(|s| s.ended()).unwrap_or(0);
+                streams.remove(old);
+            }
+            streams.push_back(stream.clone());
+        }
+        stream
+    }
+
+    pub fn get(&self, no: u32) -> Option<Arc<LiveStream>> {
+        let streams = self.streams.lock().ok()?;
+        streams.iter().find(|s| s.no == no).cloned()
+    }
+}
+
+/// One SSE stream of a session.
+#[derive(Debug)]
+pub struct LiveStream {
+    pub no: u32,
+    grace: Duration,
+    inner: Mutex<Inner>,
+    changed: Notify,
+}
+
+#[derive(Debug)]
+struct Inner {
+    scanner: SseScanner,
+    buffer: ReplayBuffer,
+    total_cap: usize,
+    /// What the attached client has yet to get; `None` with nobody attached.
+    output: Option<BytesMut>,
+    /// The upstream body ended (the stream may go on upstream: see `complete`).
+    ended: bool,
+    /// The upstream failed under the stream, rather than ending it.
+    failed_upstream: bool,
+    /// Requests still unanswered on a POST stream; the stream is complete when none is left.
+    unanswered: Vec<Box<str>>,
+    is_post: bool,
+    judge: Option<OwnedJudge>,
+    error: Option<ScanError>,
+    /// Events queued for the client since the last count.
+    events: u64,
+}
+
+/// What a resuming client can get from the stream itself.
+#[derive(Debug)]
+pub struct Replay {
+    pub events: Vec<Bytes>,
+    /// The highest sequence number in the stream so far.
+    pub last_seq: u64,
+    pub ended: bool,
+    /// The upstream answered every request of this POST stream.
+    pub complete: bool,
+}
+
+impl LiveStream {
+    fn new(no: u32, config: &StreamConfig, requests: Vec<Box<str>>, judge: Option<OwnedJudge>) -> Self {
+        Self {
+            no,
+            grace: config.grace,
+            inner: Mutex::new(Inner {
+                scanner: SseScanner::new(config.max_event),
+                buffer: ReplayBuffer::new(config.limits, config.total.clone()),
+                total_cap: config.total_cap,
+                output: None,
+                ended: false,
+                failed_upstream: false,
+                is_post: !requests.is_empty(),
+                unanswered: requests,
+                judge,
+                error: None,
+                events: 0,
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    /// A response is draining this stream now; `prefix` (events the client missed, already
+    /// with ids) goes first.
+    pub fn attach(&self, prefix: &[Bytes]) {
+        if let Ok(mut inner) = self.inner.lock() {
+            let mut out = BytesMut::new();
+            prefix.iter().for_each(|p| out.extend_from_slice(p));
+            inner.output = Some(out);
+            // The upstream is being read again for this stream.
+            inner.ended = false;
+        }
+    }
+
+    /// The client's response is over: stop queueing for it (the buffer still fills).
+    pub fn detach(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.output = None;
+        }
+    }
+
+    /// Everything queued for the attached client.
+    pub fn take_output(&self) -> Bytes {
+        self.inner
+            .lock()
+            .ok()
+            .and_then(|mut i| i.output.as_mut().map(|o| o.split().freeze()))
+            .unwrap_or_default()
+    }
+
+    /// The framing error that ended the stream, if any.
+    pub fn error(&self) -> Option<ScanError> {
+        self.inner.lock().ok().and_then(|i| i.error)
+    }
+
+    pub fn ended(&self) -> bool {
+        self.inner.lock().map(|i| i.ended).unwrap_or(true)
+    }
+
+    /// Interceptor actions taken on this stream since the last call.
+    pub fn take_hits(&self) -> Vec<(Box<str>, &'static str)> {
+        self.inner
+            .lock()
+            .ok()
+            .and_then(|mut i| i.judge.as_mut().map(|j| std::mem::take(&mut j.hits)))
+            .unwrap_or_default()
+    }
+
+    /// The events after `seq`, or `Evicted` when some of them are no longer held.
+    pub fn replay_after(&self, seq: u64) -> Result<Replay, Evicted> {
+        let inner = self.inner.lock().map_err(|_| Evicted)?;
+        Ok(Replay {
+            events: inner.buffer.after(seq)?,
+            last_seq: inner.buffer.last_seq(),
+            ended: inner.ended,
+            complete: inner.is_post && inner.unanswered.is_empty(),
+        })
+    }
+
+    /// The upstream's id of the newest event at or before `seq` that had one.
+    pub fn upstream_id_at_or_before(&self, seq: u64) -> Option<String> {
+        let inner = self.inner.lock().ok()?;
+        inner
+            .buffer
+            .upstream_id_at_or_before(seq)
+            .map(|(_, u)| u.to_owned())
+    }
+
+    /// The upstream's id of exactly event `seq`.
+    pub fn upstream_id(&self, seq: u64) -> Option<String> {
+        let inner = self.inner.lock().ok()?;
+        inner.buffer.upstream_id(seq).map(str::to_owned)
+    }
+
+    pub fn is_post(&self) -> bool {
+        self.inner.lock().map(|i| i.is_post).unwrap_or(false)
+    }
+
+    /// Resolves when the stream changes (an event, or its end); `enable` it before looking.
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
+    /// Events queued for the attached client since the last call (the events metric).
+    pub fn take_events(&self) -> u64 {
+        self.inner
+            .lock()
+            .map(|mut i| std::mem::take(&mut i.events))
+            .unwrap_or(0)
+    }
+
+    /// Frames upstream payload and handles every event it completes.
+    fn ingest(&self, payload: &[u8]) {
+        let Ok(mut guard) = self.inner.lock() else {
+            return;
+        };
+        let inner = &mut *guard;
+        if inner.error.is_some() {
+            return;
+        }
+        let no = self.no;
+        let chunk = Bytes::copy_from_slice(payload);
+        let Inner {
+            scanner,
+            buffer,
+            output,
+            judge,
+            unanswered,
+            total_cap,
+            events,
+            ..
+        } = inner;
+        let result = scanner.feed(&chunk, |ev| {
+            if !ev.has_fields() {
+                // Comments (keep-alives) pass to the client; they are not events.
+                if let Some(out) = output.as_mut() {
+                    out.extend_from_slice(ev.bytes());
+                }
+                return;
+            }
+            let event = match judge.as_mut().map_or(Verdict::Pass, |j| verdict(&ev, j)) {
+                Verdict::Drop => return,
+                Verdict::Pass => ev.bytes().clone(),
+                Verdict::Replace(data) => {
+                    let mut new = ev.parse();
+                    new.id = None;
+                    new.data = Some(data);
+                    new.encode()
+                }
+            };
+            if !unanswered.is_empty() {
+                if let Some(id) = ev.data().as_deref().and_then(sniff).and_then(|s| {
+                    (s.has_result || s.has_error).then_some(s.id).flatten()
+                }) {
+                    unanswered.retain(|u| u.as_bytes() != id);
+                }
+            }
+            let upstream_id = ev.id().map(|i| String::from_utf8_lossy(i).into_owned());
+            let seq = buffer.last_seq() + 1;
+            let bytes = with_id(&event, EventId { stream: no, seq });
+            let full = buffer.total_now() + bytes.len() > *total_cap;
+            buffer.push(seq, upstream_id.as_deref(), bytes.clone(), full);
+            if let Some(out) = output.as_mut() {
+                out.extend_from_slice(&bytes);
+                *events += 1;
+            }
+        });
+        if let Err(e) = result {
+            tracing::warn!(error = %e, stream = no, "ending SSE stream");
+            inner.error = Some(e);
+        }
+        drop(guard);
+        self.changed.notify_waiters();
+    }
+}
+
+impl PayloadSink for LiveStream {
+    fn payload(&self, bytes: &[u8]) {
+        self.ingest(bytes);
+    }
+
+    fn body_end(&self, clean: bool) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.ended = true;
+            if !clean {
+                inner.failed_upstream = true;
+                // The client reconnects with Last-Event-ID, and the proxy resumes for it.
+                if let Some(out) = inner.output.as_mut() {
+                    out.extend_from_slice(RETRY_HINT);
+                }
+            }
+        }
+        self.changed.notify_waiters();
+    }
+
+    fn detached_grace(&self) -> Duration {
+        self.grace
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(events: usize) -> StreamConfig {
+        StreamConfig {
+            limits: ReplayLimits {
+                events,
+                bytes: 1 << 20,
+            },
+            max_event: 1 << 16,
+            grace: Duration::from_secs(1),
+            total: Arc::new(AtomicI64::new(0)),
+            total_cap: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn events_get_proxy_ids_and_are_buffered_whether_or_not_a_client_is_attached() {
+        let hub = StreamHub::default();
+        let s = hub.open(&config(16), vec!["7".into()], None);
+        s.attach(&[]);
+        s.payload(b"id: up-1\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n: ka\n\n");
+        assert_eq!(
+            &s.take_output()[..],
+            &b"id: 1-1\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n: ka\n\n"[..]
+        );
+        s.detach();
+        s.payload(b"data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}\n\n");
+        s.body_end(true);
+        assert!(s.take_output().is_empty(), "nobody attached: nothing queued");
+        let r = s.replay_after(1).unwrap();
+        assert_eq!(r.events.len(), 1);
+        assert!(r.events[0].starts_with(b"id: 1-2\n"));
+        assert!(r.ended && r.complete);
+        assert_eq!(s.upstream_id(1).as_deref(), Some("up-1"));
+        assert_eq!(hub.get(1).map(|s| s.no), Some(1));
+        assert!(hub.get(2).is_none());
+    }
+
+    #[test]
+    fn a_failed_upstream_tells_the_attached_client_to_reconnect() {
+        let s = StreamHub::default().open(&config(16), Vec::new(), None);
+        s.attach(&[]);
+        s.payload(b"data: a\n\ndata: partial");
+        s.body_end(false);
+        assert_eq!(&s.take_output()[..], b"id: 1-1\ndata: a\n\nretry: 1000\n\n");
+        let r = s.replay_after(0).unwrap();
+        assert!(r.ended && !r.complete);
+    }
+}
