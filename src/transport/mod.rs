@@ -4,6 +4,6 @@
 
 pub mod h1_framing;
 pub mod idle_pool;
-pub mod stream_slot;
 pub mod sse;
+pub mod stream_slot;
 pub mod upstream_conn;

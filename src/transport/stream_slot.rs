@@ -40,8 +40,12 @@ enum State {
     /// No SSE body yet.
     #[default]
     Idle,
-    /// An SSE body is arriving and the proxy has not said whether it wants it.
-    Unclaimed(BytesMut),
+    /// An SSE body is arriving (or, `ended`, has arrived whole: a short response often comes
+    /// in one read) and the proxy has not said whether it wants it.
+    Unclaimed {
+        bytes: BytesMut,
+        ended: Option<bool>,
+    },
     Claimed(Arc<dyn PayloadSink>),
     Declined,
 }
@@ -69,16 +73,22 @@ impl StreamSlot {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
-        let earlier = match std::mem::take(&mut *state) {
-            State::Unclaimed(bytes) => Some(bytes),
-            _ => None,
+        let (earlier, ended) = match std::mem::take(&mut *state) {
+            State::Unclaimed { bytes, ended } => (Some(bytes), ended),
+            _ => (None, None),
         };
         *state = match sink {
             Some(sink) => {
                 if let Some(bytes) = earlier.filter(|b| !b.is_empty()) {
                     sink.payload(&bytes);
                 }
-                State::Claimed(sink)
+                match ended {
+                    Some(clean) => {
+                        sink.body_end(clean);
+                        State::Idle
+                    }
+                    None => State::Claimed(sink),
+                }
             }
             None => State::Declined,
         };
@@ -99,9 +109,12 @@ impl StreamSlot {
         };
         match &mut *state {
             State::Idle => {
-                *state = State::Unclaimed(BytesMut::from(bytes));
+                *state = State::Unclaimed {
+                    bytes: BytesMut::from(bytes),
+                    ended: None,
+                };
             }
-            State::Unclaimed(held) => {
+            State::Unclaimed { bytes: held, .. } => {
                 if held.len() + bytes.len() > UNCLAIMED_MAX {
                     // Never claimed in time: not a body the proxy holds.
                     *state = State::Declined;
@@ -117,8 +130,14 @@ impl StreamSlot {
     /// The SSE body ended (cleanly or not).
     pub fn on_body_end(&self, clean: bool) {
         if let Ok(mut state) = self.state.lock() {
-            if let State::Claimed(sink) = std::mem::take(&mut *state) {
-                sink.body_end(clean);
+            match &mut *state {
+                State::Claimed(sink) => {
+                    sink.body_end(clean);
+                    *state = State::Idle;
+                }
+                // Kept for the claim.
+                State::Unclaimed { ended, .. } => *ended = Some(clean),
+                _ => {}
             }
         }
     }
@@ -183,6 +202,20 @@ mod tests {
         slot.on_body_end(true);
         let got = sink.0.lock().unwrap();
         assert_eq!(&got.0[..], b"data: 1\n\ndata: 2\n\n");
+        assert_eq!(got.1, Some(true));
+    }
+
+    /// Regression: a whole short SSE response read at once (before the proxy's claim) was
+    /// dropped at its end, so the client got an empty body.
+    #[test]
+    fn regression_a_body_that_ended_before_the_claim_is_handed_over_whole() {
+        let slot = StreamSlot::new();
+        slot.on_payload(b"data: only\n\n");
+        slot.on_body_end(true);
+        let sink = Arc::new(Collect::default());
+        slot.claim(Some(sink.clone()));
+        let got = sink.0.lock().unwrap();
+        assert_eq!(&got.0[..], b"data: only\n\n");
         assert_eq!(got.1, Some(true));
     }
 

@@ -149,7 +149,11 @@ impl L4Connect for SlotConnector {
 }
 
 impl WatchdogConnector {
-    async fn connect_with(&self, addr: &SocketAddr, slot: Option<Arc<StreamSlot>>) -> Result<Stream> {
+    async fn connect_with(
+        &self,
+        addr: &SocketAddr,
+        slot: Option<Arc<StreamSlot>>,
+    ) -> Result<Stream> {
         if let Some(tcp) = self.pool.take() {
             let socket = WatchdogSocket::new(tcp, self.policy)
                 .returning_to(self.pool.clone())
@@ -240,7 +244,9 @@ impl WatchdogSocket {
     fn observe(&mut self, bytes: &[u8]) {
         let was_sse = self.framing.in_sse_body();
         match &self.slot {
-            Some(slot) => self.framing.observe_with(bytes, &mut |p| slot.on_payload(p)),
+            Some(slot) => self
+                .framing
+                .observe_with(bytes, &mut |p| slot.on_payload(p)),
             None => self.framing.observe(bytes),
         }
         if was_sse && !self.framing.in_sse_body() {

@@ -4,6 +4,7 @@ mod errors;
 mod hostile;
 mod interceptors;
 mod json;
+mod resume;
 mod security;
 mod sessions;
 mod shutdown;

@@ -28,6 +28,7 @@ if [[ -z "${SHADOWCAT:-}" ]]; then
   (cd "$ROOT" && cargo build -q --bin shadowcat)
   SHADOWCAT=$ROOT/target/debug/shadowcat
 fi
+export SHADOWCAT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/" && return 0; sleep 0.05; done; return 1; }
@@ -65,6 +66,11 @@ trap 'kill $PROXY_PID $EVERY_PID $RULES_PID 2>/dev/null || true' EXIT
 wait_port "$RULES_PORT" || { cat "$LOG"; exit 1; }
 NODE_PATH="$MCP_HARNESS/node_modules" node "$ROOT/tests/harness/interceptor_client.cjs" \
   "http://127.0.0.1:$RULES_PORT/mcp" || fail=1
+echo "--- conformance client scenario sse-retry: the TypeScript SDK client through the proxy"
+SHADOWCAT="$SHADOWCAT" "$MCP_HARNESS/node22" "$MCP_HARNESS/node_modules/@modelcontextprotocol/conformance/dist/index.js" \
+  client --scenario sse-retry --command "$ROOT/tests/harness/conformance_client.sh" >"$LOG.retry" 2>&1 || true
+grep -E 'Passed:|OVERALL' "$LOG.retry"
+grep -q 'OVERALL: PASSED' "$LOG.retry" || { tail -30 "$LOG.retry"; fail=1; }
 for v in 1.30.0 2.3.0; do
   echo "--- python SDK mcp==$v through the proxy"
   "$MCP_HARNESS/py-mcp-$v/bin/python" "$ROOT/tests/harness/python_client.py" "$URL" || fail=1

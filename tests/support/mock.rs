@@ -47,6 +47,12 @@ pub enum Reply {
         chunks: Vec<(Duration, String)>,
         hold: bool,
     },
+    /// An SSE response whose chunks are written (after their delays) and then the connection
+    /// is cut: no last chunk, as when the upstream crashes.
+    SseCut {
+        headers: Vec<(String, String)>,
+        chunks: Vec<(Duration, String)>,
+    },
     /// Wait, then answer.
     After(Duration, Box<Reply>),
     /// Close the connection without answering.
@@ -212,7 +218,13 @@ async fn serve(
                 out.extend_from_slice(&body);
                 stream.write_all(&out).await.is_ok()
             }
-            Reply::Sse { chunks, hold } => stream_sse(&mut stream, chunks, hold, &tx).await,
+            Reply::Sse { chunks, hold } => {
+                let then = if hold { Then::Hold } else { Then::End };
+                stream_sse(&mut stream, &[], chunks, then, &tx).await
+            }
+            Reply::SseCut { headers, chunks } => {
+                stream_sse(&mut stream, &headers, chunks, Then::Cut, &tx).await
+            }
             Reply::Hangup => false,
             Reply::After(..) => unreachable!(),
         };
@@ -222,13 +234,26 @@ async fn serve(
     }
 }
 
+/// How an SSE response ends after its chunks.
+#[derive(PartialEq)]
+enum Then {
+    End,
+    Hold,
+    Cut,
+}
+
 async fn stream_sse(
     stream: &mut TcpStream,
+    headers: &[(String, String)],
     chunks: Vec<(Duration, String)>,
-    hold: bool,
+    then: Then,
     tx: &mpsc::UnboundedSender<Event>,
 ) -> bool {
-    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n";
+    let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
     if stream.write_all(head.as_bytes()).await.is_err() {
         let _ = tx.send(Event::PeerClosed);
         return false;
@@ -249,7 +274,11 @@ async fn stream_sse(
         }
         let _ = tx.send(Event::Sent(i, Instant::now()));
     }
-    if hold {
+    if then == Then::Cut {
+        let _ = stream.shutdown().await;
+        return false;
+    }
+    if then == Then::Hold {
         // Silent until the proxy goes away.
         loop {
             match stream.read(&mut probe).await {

@@ -169,10 +169,8 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(8 * 1024);
-        self.replay_buffer_bytes.set(
-            self.replay_total
-                .load(std::sync::atomic::Ordering::Relaxed),
-        );
+        self.replay_buffer_bytes
+            .set(self.replay_total.load(std::sync::atomic::Ordering::Relaxed));
         // Encoding into a Vec cannot fail on I/O; a metric family error would be a bug here.
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::error!(error = %e, "encoding metrics");

@@ -50,7 +50,10 @@ pub enum Resume {
 }
 
 impl StreamConfig {
-    pub fn from_config(config: &crate::config::Config, total: Arc<std::sync::atomic::AtomicI64>) -> Self {
+    pub fn from_config(
+        config: &crate::config::Config,
+        total: Arc<std::sync::atomic::AtomicI64>,
+    ) -> Self {
         Self {
             limits: ReplayLimits {
                 events: config.sse.replay_buffer,
@@ -106,7 +109,10 @@ impl McpProxy {
                 after,
                 follow,
             } => {
-                self.metrics.sse_resumes.with_label_values(&["buffer"]).inc();
+                self.metrics
+                    .sse_resumes
+                    .with_label_values(&["buffer"])
+                    .inc();
                 self.serve_local(session, ctx, &stream, after, follow).await
             }
             Resume::Fresh => {
@@ -115,7 +121,10 @@ impl McpProxy {
                 Ok(false)
             }
             upstream => {
-                self.metrics.sse_resumes.with_label_values(&["upstream"]).inc();
+                self.metrics
+                    .sse_resumes
+                    .with_label_values(&["upstream"])
+                    .inc();
                 ctx.resume = Some(upstream);
                 Ok(false)
             }
@@ -184,7 +193,11 @@ impl McpProxy {
         }
         session.write_response_header(Box::new(resp), false).await?;
         ctx.status = 200;
-        let keepalive = self.config.sse.keepalive.unwrap_or(Duration::from_secs(3600));
+        let keepalive = self
+            .config
+            .sse
+            .keepalive
+            .unwrap_or(Duration::from_secs(3600));
         loop {
             let changed = stream.notified();
             tokio::pin!(changed);
@@ -213,7 +226,11 @@ impl McpProxy {
 
     /// The upstream's `Last-Event-ID` for this request: the client's id is the proxy's, so it
     /// is translated (resuming upstream) or removed (never forwarded as it is).
-    pub(super) fn rewrite_last_event_id(&self, upstream_request: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
+    pub(super) fn rewrite_last_event_id(
+        &self,
+        upstream_request: &mut RequestHeader,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
         if ctx.session.is_none() || ctx.version.is_sessionless() {
             return Ok(());
         }

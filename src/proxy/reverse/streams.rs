@@ -19,8 +19,7 @@ use tokio::sync::Notify;
 use crate::interceptor::OwnedJudge;
 use crate::mcp::sniff::sniff;
 use crate::transport::sse::{
-    verdict, with_id, EventId, Evicted, ReplayBuffer, ReplayLimits, ScanError, SseScanner,
-    Verdict,
+    verdict, with_id, EventId, Evicted, ReplayBuffer, ReplayLimits, ScanError, SseScanner, Verdict,
 };
 use crate::transport::stream_slot::PayloadSink;
 
@@ -117,7 +116,12 @@ pub struct Replay {
 }
 
 impl LiveStream {
-    fn new(no: u32, config: &StreamConfig, requests: Vec<Box<str>>, judge: Option<OwnedJudge>) -> Self {
+    fn new(
+        no: u32,
+        config: &StreamConfig,
+        requests: Vec<Box<str>>,
+        judge: Option<OwnedJudge>,
+    ) -> Self {
         Self {
             no,
             grace: config.grace,
@@ -267,9 +271,12 @@ impl LiveStream {
                 }
             };
             if !unanswered.is_empty() {
-                if let Some(id) = ev.data().as_deref().and_then(sniff).and_then(|s| {
-                    (s.has_result || s.has_error).then_some(s.id).flatten()
-                }) {
+                if let Some(id) = ev
+                    .data()
+                    .as_deref()
+                    .and_then(sniff)
+                    .and_then(|s| (s.has_result || s.has_error).then_some(s.id).flatten())
+                {
                     unanswered.retain(|u| u.as_bytes() != id);
                 }
             }
@@ -346,7 +353,10 @@ mod tests {
         s.detach();
         s.payload(b"data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}\n\n");
         s.body_end(true);
-        assert!(s.take_output().is_empty(), "nobody attached: nothing queued");
+        assert!(
+            s.take_output().is_empty(),
+            "nobody attached: nothing queued"
+        );
         let r = s.replay_after(1).unwrap();
         assert_eq!(r.events.len(), 1);
         assert!(r.events[0].starts_with(b"id: 1-2\n"));
@@ -354,6 +364,45 @@ mod tests {
         assert_eq!(s.upstream_id(1).as_deref(), Some("up-1"));
         assert_eq!(hub.get(1).map(|s| s.no), Some(1));
         assert!(hub.get(2).is_none());
+    }
+
+    #[test]
+    fn a_thousand_full_streams_stay_within_the_configured_bounds() {
+        let total = Arc::new(AtomicI64::new(0));
+        let config = StreamConfig {
+            limits: ReplayLimits {
+                events: 256,
+                bytes: 4096,
+            },
+            max_event: 1 << 16,
+            grace: Duration::from_secs(1),
+            total: total.clone(),
+            total_cap: 2 << 20,
+        };
+        let event = format!("data: {}\n\n", "x".repeat(200));
+        let hubs: Vec<StreamHub> = (0..1000).map(|_| StreamHub::default()).collect();
+        let streams: Vec<_> = hubs
+            .iter()
+            .map(|h| h.open(&config, Vec::new(), None))
+            .collect();
+        for s in &streams {
+            for _ in 0..100 {
+                s.payload(event.as_bytes());
+            }
+        }
+        let used = total.load(Ordering::Relaxed) as usize;
+        assert!(used <= 2 << 20, "{used} bytes past replay_total");
+        for s in &streams {
+            assert!(s.inner.lock().unwrap().buffer.bytes() <= 4096);
+        }
+        // Early streams filled up to their own bound; later ones found the total spent.
+        assert!(
+            used > (2 << 20) - 4096,
+            "the total is used, not wasted: {used}"
+        );
+        drop(streams);
+        drop(hubs);
+        assert_eq!(total.load(Ordering::Relaxed), 0);
     }
 
     #[test]

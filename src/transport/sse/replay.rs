@@ -17,7 +17,6 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use memchr::memchr2;
 
-
 /// A proxy event id: stream number and sequence number within it (both from 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct EventId {
@@ -29,7 +28,8 @@ impl EventId {
     /// Parses `<stream>-<seq>`; anything else is not an id this proxy issued.
     pub fn parse(text: &str) -> Option<Self> {
         let (stream, seq) = text.trim().split_once('-')?;
-        let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+        let digits =
+            |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
         if !digits(stream) || !digits(seq) {
             return None;
         }
@@ -145,7 +145,8 @@ impl ReplayBuffer {
     fn evict_one(&mut self) {
         if let Some(old) = self.events.pop_front() {
             self.bytes -= old.bytes.len();
-            self.total.fetch_sub(old.bytes.len() as i64, Ordering::Relaxed);
+            self.total
+                .fetch_sub(old.bytes.len() as i64, Ordering::Relaxed);
         }
     }
 
@@ -252,9 +253,20 @@ mod tests {
     #[test]
     fn replays_after_an_id_within_both_bounds() {
         let total = Arc::new(AtomicI64::new(0));
-        let mut b = ReplayBuffer::new(ReplayLimits { events: 3, bytes: 100 }, total.clone());
+        let mut b = ReplayBuffer::new(
+            ReplayLimits {
+                events: 3,
+                bytes: 100,
+            },
+            total.clone(),
+        );
         for seq in 1..=5u64 {
-            b.push(seq, Some(&format!("u{seq}")), Bytes::from(vec![b'x'; 10]), false);
+            b.push(
+                seq,
+                Some(&format!("u{seq}")),
+                Bytes::from(vec![b'x'; 10]),
+                false,
+            );
         }
         assert_eq!(b.len(), 3);
         assert_eq!(total.load(Ordering::Relaxed), 30);
@@ -262,14 +274,26 @@ mod tests {
         assert_eq!(b.after(4).unwrap().len(), 1);
         assert_eq!(b.after(5).unwrap().len(), 0);
         assert_eq!(b.after(1), Err(Evicted));
-        assert_eq!(b.upstream_id(1), Some("u1"), "upstream ids outlive their events");
+        assert_eq!(
+            b.upstream_id(1),
+            Some("u1"),
+            "upstream ids outlive their events"
+        );
         b.push(6, None, Bytes::from(vec![b'y'; 60]), false);
         assert!(b.bytes() <= 100);
         assert_eq!(b.upstream_id_at_or_before(6), Some((5, "u5")));
         b.push(7, None, Bytes::from(vec![b'z'; 10]), true);
         assert_eq!(b.len(), 0, "past the shared total nothing is kept");
-        assert_eq!(b.after(6), Err(Evicted), "a replay from before it is a miss");
+        assert_eq!(
+            b.after(6),
+            Err(Evicted),
+            "a replay from before it is a miss"
+        );
         drop(b);
-        assert_eq!(total.load(Ordering::Relaxed), 0, "the total forgets a dropped buffer");
+        assert_eq!(
+            total.load(Ordering::Relaxed),
+            0,
+            "the total forgets a dropped buffer"
+        );
     }
 }

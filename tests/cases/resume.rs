@@ -1,0 +1,378 @@
+//! SSE resumability: proxy event ids, the replay buffer, reconnects with `Last-Event-ID`, and
+//! upstream failures under a stream.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// A session-ful upstream with an event store. `tools/call` streams `n` progress events
+/// (upstream ids `u-1`..`u-n`) `gap` apart, then the result (`u-{n+1}`), or, with `cut`, only
+/// the first `cut` events and then a dead connection. GET with `Last-Event-ID: u-k` replays
+/// what followed event k.
+fn upstream_handler(
+    n: usize,
+    gap: Duration,
+    cut: Option<usize>,
+    ids: bool,
+) -> impl Fn(&Received) -> Reply + Send + Sync + 'static {
+    move |req| {
+        let event = |i: usize| {
+            let data = if i <= n {
+                json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t","progress":i}})
+            } else {
+                json!({"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"done"}]}})
+            };
+            match ids {
+                true => format!("id: u-{i}\ndata: {data}\n\n"),
+                false => format!("data: {data}\n\n"),
+            }
+        };
+        let body = req.json();
+        match (req.method.as_str(), body["method"].as_str()) {
+            ("POST", Some("initialize")) => Reply::Full {
+                status: 200,
+                headers: vec![
+                    ("content-type".into(), "application/json".into()),
+                    ("mcp-session-id".into(), "up-1".into()),
+                ],
+                body: json!({"jsonrpc":"2.0","id":body["id"],"result":{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":"m","version":"1"}}}).to_string().into_bytes(),
+            },
+            ("POST", Some("tools/call")) => {
+                let last = cut.unwrap_or(n + 1);
+                let chunks = (1..=last).map(|i| (gap, event(i))).collect();
+                match cut {
+                    Some(_) => Reply::SseCut {
+                        headers: vec![],
+                        chunks,
+                    },
+                    None => Reply::Sse {
+                        chunks,
+                        hold: false,
+                    },
+                }
+            }
+            ("GET", _) => {
+                let after: usize = req
+                    .header("last-event-id")
+                    .and_then(|v| v.strip_prefix("u-"))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(n + 1);
+                let chunks = (after + 1..=n + 1).map(|i| (gap, event(i))).collect();
+                Reply::Sse {
+                    chunks,
+                    hold: false,
+                }
+            }
+            _ => Reply::Full {
+                status: 202,
+                headers: vec![],
+                body: vec![],
+            },
+        }
+    }
+}
+
+async fn initialize(client: &reqwest::Client, url: &str) -> String {
+    let resp = post(
+        client,
+        url,
+        &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
+    )
+    .await;
+    let sid = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let _ = resp.text().await;
+    sid
+}
+
+async fn call_tool(client: &reqwest::Client, url: &str, sid: &str) -> reqwest::Response {
+    client
+        .post(url)
+        .header("accept", ACCEPT_BOTH)
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", sid)
+        .body(call(2, "slow").to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn resume(client: &reqwest::Client, url: &str, sid: &str, last: &str) -> reqwest::Response {
+    client
+        .get(url)
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", sid)
+        .header("last-event-id", last)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// One SSE event as the client saw it.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    id: Option<String>,
+    data: Option<Value>,
+    retry: bool,
+}
+
+/// Reads events until `max` have data, the body ends, or 10 s pass.
+async fn read_up_to(resp: &mut reqwest::Response, max: usize) -> (Vec<Seen>, bool) {
+    let mut text = String::new();
+    let mut out = Vec::new();
+    let mut ended = false;
+    while out.iter().filter(|s: &&Seen| s.data.is_some()).count() < max {
+        match tokio::time::timeout(Duration::from_secs(10), resp.chunk()).await {
+            Ok(Ok(Some(c))) => text.push_str(&String::from_utf8_lossy(&c)),
+            _ => {
+                ended = true;
+                break;
+            }
+        }
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let mut seen = Seen {
+                id: None,
+                data: None,
+                retry: false,
+            };
+            for line in block.lines() {
+                if let Some(id) = line.strip_prefix("id: ") {
+                    seen.id = Some(id.to_owned());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    seen.data = serde_json::from_str(d).ok();
+                } else if line.starts_with("retry:") {
+                    seen.retry = true;
+                }
+            }
+            if seen.id.is_some() || seen.data.is_some() || seen.retry {
+                out.push(seen);
+            }
+            if out.iter().filter(|s| s.data.is_some()).count() >= max {
+                break;
+            }
+        }
+    }
+    (out, ended)
+}
+
+/// Progress numbers and whether the result came, from what the client saw.
+fn progress_and_result(seen: &[Seen]) -> (Vec<i64>, usize) {
+    let progress = seen
+        .iter()
+        .filter_map(|s| s.data.as_ref()?["params"]["progress"].as_i64())
+        .collect();
+    let results = seen
+        .iter()
+        .filter(|s| s.data.as_ref().is_some_and(|d| d["id"] == 2))
+        .count();
+    (progress, results)
+}
+
+#[tokio::test]
+async fn a_client_that_drops_gets_the_rest_from_the_proxy_buffer() {
+    let upstream =
+        MockUpstream::start(upstream_handler(5, Duration::from_millis(60), None, true)).await;
+    let proxy = Proxy::start(config_for(&upstream.url())).await;
+    let client = client();
+    let sid = initialize(&client, &proxy.url()).await;
+    let mut first = call_tool(&client, &proxy.url(), &sid).await;
+    let (seen, _) = read_up_to(&mut first, 2).await;
+    assert_eq!(
+        seen.iter()
+            .map(|s| s.id.clone().unwrap())
+            .collect::<Vec<_>>(),
+        ["1-1", "1-2"],
+        "the proxy's ids, never the upstream's"
+    );
+    drop(first);
+    // The upstream finishes while nobody listens; the proxy keeps reading it.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut second = resume(&client, &proxy.url(), &sid, "1-2").await;
+    assert_eq!(second.status(), 200);
+    let (rest, _) = read_up_to(&mut second, 4).await;
+    let ids: Vec<_> = rest.iter().map(|s| s.id.clone().unwrap()).collect();
+    assert_eq!(ids, ["1-3", "1-4", "1-5", "1-6"]);
+    let all: Vec<Seen> = seen.into_iter().chain(rest).collect();
+    assert_eq!(progress_and_result(&all), (vec![1, 2, 3, 4, 5], 1));
+    assert!(
+        upstream.received().iter().all(|r| r.method != "GET"),
+        "replayed from the proxy's buffer, the upstream was not asked"
+    );
+    let metrics = proxy.metrics().await;
+    assert_eq!(
+        sample(&metrics, r#"shadowcat_sse_resumes_total{source="buffer"}"#),
+        Some(1.0)
+    );
+    assert!(sample(&metrics, "shadowcat_replay_buffer_bytes").unwrap() > 0.0);
+}
+
+#[tokio::test]
+async fn random_cuts_over_100_trials_lose_and_repeat_nothing() {
+    let n = 6;
+    let upstream =
+        MockUpstream::start(upstream_handler(n, Duration::from_millis(3), None, true)).await;
+    let proxy = Proxy::start(config_for(&upstream.url())).await;
+    let client = client();
+    let sid = initialize(&client, &proxy.url()).await;
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    for trial in 0..100 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let cut = 1 + (seed as usize % (n + 1));
+        let mut first = call_tool(&client, &proxy.url(), &sid).await;
+        let (mut seen, ended) = read_up_to(&mut first, cut).await;
+        drop(first);
+        let (_, results) = progress_and_result(&seen);
+        if results == 0 && !ended {
+            let last = seen
+                .iter()
+                .rev()
+                .find_map(|s| s.id.clone())
+                .expect("an id seen");
+            let mut again = resume(&client, &proxy.url(), &sid, &last).await;
+            let (rest, _) = read_up_to(&mut again, n + 1).await;
+            seen.extend(rest);
+        }
+        let (progress, results) = progress_and_result(&seen);
+        assert_eq!(
+            progress,
+            (1..=n as i64).collect::<Vec<_>>(),
+            "trial {trial}, cut {cut}"
+        );
+        assert_eq!(results, 1, "trial {trial}: the result exactly once");
+        let ids: Vec<&String> = seen.iter().filter_map(|s| s.id.as_ref()).collect();
+        let mut sorted = ids.clone();
+        sorted.dedup();
+        assert_eq!(ids, sorted, "trial {trial}: no event twice");
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_that_dies_mid_stream_is_resumed_with_its_own_ids() {
+    let upstream = MockUpstream::start(upstream_handler(
+        4,
+        Duration::from_millis(20),
+        Some(2),
+        true,
+    ))
+    .await;
+    let proxy = Proxy::start(config_for(&upstream.url())).await;
+    let client = client();
+    let sid = initialize(&client, &proxy.url()).await;
+    let mut first = call_tool(&client, &proxy.url(), &sid).await;
+    let (seen, ended) = read_up_to(&mut first, 10).await;
+    assert!(ended, "the stream ended cleanly");
+    assert!(seen.last().unwrap().retry, "with a retry hint: {seen:?}");
+    assert_eq!(progress_and_result(&seen), (vec![1, 2], 0));
+    let mut second = resume(&client, &proxy.url(), &sid, "1-2").await;
+    let (rest, _) = read_up_to(&mut second, 3).await;
+    let all: Vec<Seen> = seen.into_iter().chain(rest.clone()).collect();
+    assert_eq!(progress_and_result(&all), (vec![1, 2, 3, 4], 1));
+    assert_eq!(
+        rest[0].id.as_deref(),
+        Some("1-3"),
+        "the same stream goes on"
+    );
+    let get = upstream
+        .received()
+        .into_iter()
+        .find(|r| r.method == "GET")
+        .unwrap();
+    assert_eq!(
+        get.header("last-event-id"),
+        Some("u-2"),
+        "the upstream's own id"
+    );
+    assert_eq!(get.header("mcp-session-id"), Some("up-1"));
+}
+
+#[tokio::test]
+async fn a_non_resumable_upstream_that_dies_ends_the_stream_with_retry() {
+    let upstream = MockUpstream::start(upstream_handler(
+        4,
+        Duration::from_millis(20),
+        Some(2),
+        false,
+    ))
+    .await;
+    let proxy = Proxy::start(config_for(&upstream.url())).await;
+    let client = client();
+    let sid = initialize(&client, &proxy.url()).await;
+    let mut resp = call_tool(&client, &proxy.url(), &sid).await;
+    assert_eq!(resp.status(), 200);
+    let (seen, ended) = read_up_to(&mut resp, 10).await;
+    assert!(ended);
+    assert_eq!(progress_and_result(&seen), (vec![1, 2], 0));
+    assert!(seen.last().unwrap().retry, "{seen:?}");
+}
+
+#[tokio::test]
+async fn an_id_past_the_buffer_is_a_counted_miss_resumed_upstream() {
+    let upstream =
+        MockUpstream::start(upstream_handler(6, Duration::from_millis(5), None, true)).await;
+    let mut config = config_for(&upstream.url());
+    config.sse.replay_buffer = 2;
+    let proxy = Proxy::start(config).await;
+    let client = client();
+    let sid = initialize(&client, &proxy.url()).await;
+    let mut first = call_tool(&client, &proxy.url(), &sid).await;
+    let (seen, _) = read_up_to(&mut first, 1).await;
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut second = resume(&client, &proxy.url(), &sid, seen[0].id.as_deref().unwrap()).await;
+    let (rest, _) = read_up_to(&mut second, 6).await;
+    let all: Vec<Seen> = seen.into_iter().chain(rest).collect();
+    assert_eq!(progress_and_result(&all), (vec![1, 2, 3, 4, 5, 6], 1));
+    let metrics = proxy.metrics().await;
+    assert_eq!(
+        sample(&metrics, "shadowcat_sse_replay_misses_total"),
+        Some(1.0)
+    );
+    let get = upstream
+        .received()
+        .into_iter()
+        .find(|r| r.method == "GET")
+        .unwrap();
+    assert_eq!(get.header("last-event-id"), Some("u-1"));
+}
+
+#[tokio::test]
+async fn unknown_ids_get_a_fresh_stream_and_sessionless_streams_keep_upstream_ids() {
+    let upstream = MockUpstream::start(upstream_handler(1, Duration::ZERO, None, true)).await;
+    let proxy = Proxy::start(config_for(&upstream.url())).await;
+    let client = client();
+    let sid = initialize(&client, &proxy.url()).await;
+    let mut resp = resume(&client, &proxy.url(), &sid, "event-from-elsewhere").await;
+    let _ = read_up_to(&mut resp, 1).await;
+    let get = upstream
+        .received()
+        .into_iter()
+        .find(|r| r.method == "GET")
+        .unwrap();
+    assert_eq!(
+        get.header("last-event-id"),
+        None,
+        "a foreign id is never forwarded"
+    );
+
+    // MCP 2026-07-28: no sessions, no ids of the proxy's, nothing buffered.
+    let mut resp = client
+        .post(proxy.url())
+        .header("accept", ACCEPT_BOTH)
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .body(call(2, "slow").to_string())
+        .send()
+        .await
+        .unwrap();
+    let (seen, _) = read_up_to(&mut resp, 2).await;
+    assert_eq!(seen[0].id.as_deref(), Some("u-1"));
+}
