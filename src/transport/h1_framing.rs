@@ -123,6 +123,11 @@ impl ResponseFraming {
         }
     }
 
+    /// Between two chunks of a chunked SSE body (where another response's chunks can follow).
+    pub fn at_chunk_boundary(&self) -> bool {
+        self.in_sse_body() && matches!(self.state, State::ChunkSize { started: false, .. })
+    }
+
     /// The bytes that end a chunked SSE body cleanly from wherever it was cut (filler for the
     /// rest of a chunk, then the last chunk), for a body whose upstream went away while the
     /// proxy holds the stream itself. `None`: not a chunked body, or too much filler.

@@ -7,3 +7,5 @@ pub mod idle_pool;
 pub mod sse;
 pub mod stream_slot;
 pub mod upstream_conn;
+pub mod upstream_resume;
+pub mod upstream_timeout;

@@ -33,6 +33,13 @@ pub trait PayloadSink: Send + Sync {
     fn body_end(&self, clean: bool);
     /// How long to keep reading after the client went away.
     fn detached_grace(&self) -> Duration;
+    /// The request that resumes the stream upstream after its connection died (with the
+    /// upstream's `Last-Event-ID`), when the stream can be resumed.
+    fn reopen_request(&self) -> Option<Vec<u8>> {
+        None
+    }
+    /// The connection died: the half event it left will come again, whole.
+    fn discard_partial(&self) {}
 }
 
 #[derive(Default)]

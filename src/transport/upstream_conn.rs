@@ -37,6 +37,20 @@ use tokio::time::{Instant, Sleep};
 use super::h1_framing::ResponseFraming;
 use super::idle_pool::IdlePool;
 use super::stream_slot::{self, StreamSlot};
+use super::upstream_resume::{self, Reopened};
+pub use super::upstream_timeout::UpstreamTimeout;
+
+/// Reopenings of one upstream SSE body at most (each after the previous connection died).
+const MAX_REOPEN: u8 = 5;
+
+/// The reopening in progress (see `transport::upstream_resume`).
+struct Reopening(Pin<Box<dyn Future<Output = io::Result<Reopened>> + Send + Sync>>);
+
+impl std::fmt::Debug for Reopening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reopening")
+    }
+}
 
 /// How long an idle upstream connection is kept: below Node's default 5 s keep-alive timeout
 /// (the usual MCP server runtime), so the proxy rarely reuses one the upstream is closing.
@@ -51,59 +65,6 @@ pub struct ConnPolicy {
     pub request: Duration,
     pub idle_stream: Duration,
     pub keepalive: Option<Duration>,
-}
-
-/// Why the socket failed a read; travels as the inner error of an `io::Error` (kind
-/// `TimedOut`) through Pingora's error chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamTimeout {
-    ResponseHeader,
-    IdleStream,
-}
-
-impl std::fmt::Display for UpstreamTimeout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            UpstreamTimeout::ResponseHeader => "upstream response header deadline passed",
-            UpstreamTimeout::IdleStream => "upstream SSE stream idle limit passed",
-        })
-    }
-}
-
-impl std::error::Error for UpstreamTimeout {}
-
-impl UpstreamTimeout {
-    /// Finds this crate's timeout in a Pingora error's cause chain.
-    pub fn from_pingora_error(e: &Error) -> Option<UpstreamTimeout> {
-        let mut cause: Option<&(dyn std::error::Error + 'static)> =
-            e.cause.as_deref().map(|c| c as _);
-        while let Some(c) = cause {
-            if let Some(t) = c.downcast_ref::<UpstreamTimeout>() {
-                return Some(*t);
-            }
-            if let Some(io) = c.downcast_ref::<io::Error>() {
-                if let Some(t) = io
-                    .get_ref()
-                    .and_then(|i| i.downcast_ref::<UpstreamTimeout>())
-                {
-                    return Some(*t);
-                }
-            }
-            // A Pingora error wrapping another arrives boxed (`Box<Error>` is the cause type).
-            if let Some(pe) = c.downcast_ref::<Box<Error>>() {
-                return Self::from_pingora_error(pe);
-            }
-            if let Some(pe) = c.downcast_ref::<Error>() {
-                return Self::from_pingora_error(pe);
-            }
-            cause = c.source();
-        }
-        None
-    }
-
-    fn into_io(self) -> io::Error {
-        io::Error::new(io::ErrorKind::TimedOut, self)
-    }
 }
 
 /// Pingora L4 connector that hands out watchdog sockets.
@@ -154,10 +115,11 @@ impl WatchdogConnector {
         addr: &SocketAddr,
         slot: Option<Arc<StreamSlot>>,
     ) -> Result<Stream> {
+        let peer = addr.as_inet().copied();
         if let Some(tcp) = self.pool.take() {
             let socket = WatchdogSocket::new(tcp, self.policy)
                 .returning_to(self.pool.clone())
-                .with_slot(slot);
+                .with_slot(slot, peer);
             return Ok(VirtualSocketStream::new(Box::new(socket)).into());
         }
         let inet = addr.as_inet().ok_or_else(|| {
@@ -184,7 +146,7 @@ impl WatchdogConnector {
             .map_err(|e| Error::because(ErrorType::SocketError, "TCP_NODELAY", e))?;
         let socket = WatchdogSocket::new(tcp, self.policy)
             .returning_to(self.pool.clone())
-            .with_slot(slot);
+            .with_slot(slot, peer);
         Ok(VirtualSocketStream::new(Box::new(socket)).into())
     }
 }
@@ -210,6 +172,13 @@ pub struct WatchdogSocket {
     slot: Option<Arc<StreamSlot>>,
     /// The upstream closed a claimed SSE body, which the socket then ended cleanly itself.
     ended: bool,
+    /// The upstream's address, to reopen a claimed SSE body.
+    peer: Option<std::net::SocketAddr>,
+    /// A claimed SSE body being reopened after its connection died.
+    reopening: Option<Reopening>,
+    reopened: u8,
+    /// Body bytes of the reopened response read with its head, still to hand to Pingora.
+    pending: Vec<u8>,
 }
 
 // === impl WatchdogSocket ===
@@ -231,13 +200,48 @@ impl WatchdogSocket {
             sleep: Box::pin(tokio::time::sleep_until(now)),
             slot: None,
             ended: false,
+            peer: None,
+            reopening: None,
+            reopened: 0,
+            pending: Vec::new(),
         }
     }
 
-    /// Offers SSE bodies to `slot` as they are read.
-    pub fn with_slot(mut self, slot: Option<Arc<StreamSlot>>) -> Self {
+    /// Offers SSE bodies to `slot` as they are read; `peer` is where to reopen them.
+    pub fn with_slot(
+        mut self,
+        slot: Option<Arc<StreamSlot>>,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Self {
         self.slot = slot;
+        self.peer = peer;
         self
+    }
+
+    /// The upstream went away between two chunks of a claimed SSE body whose events had
+    /// ids: starts reopening it (see `transport::upstream_resume`).
+    fn start_reopen(&mut self) -> bool {
+        let Some(sink) = self.slot.as_ref().and_then(|s| s.sink()) else {
+            return false;
+        };
+        let (Some(peer), true, true) = (
+            self.peer,
+            self.framing.at_chunk_boundary(),
+            self.reopened < MAX_REOPEN,
+        ) else {
+            return false;
+        };
+        let Some(request) = sink.reopen_request() else {
+            return false;
+        };
+        sink.discard_partial();
+        self.reopened += 1;
+        self.inner = None;
+        let connect = self.policy.connect;
+        self.reopening = Some(Reopening(Box::pin(upstream_resume::reopen(
+            peer, request, connect,
+        ))));
+        true
     }
 
     /// Feeds bytes to the observer and, for SSE bodies, their payload to the slot.
@@ -335,9 +339,37 @@ impl AsyncRead for WatchdogSocket {
         if this.ended {
             return Poll::Ready(Ok(()));
         }
+        if let Some(reopening) = this.reopening.as_mut() {
+            let result = ready!(reopening.0.as_mut().poll(cx));
+            this.reopening = None;
+            match result {
+                Ok((tcp, rest)) => {
+                    this.inner = Some(tcp);
+                    this.pending = rest;
+                    this.last_upstream = Instant::now();
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "upstream SSE stream not reopened");
+                    if this.end_claimed_body(buf) {
+                        return Poll::Ready(Ok(()));
+                    }
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+        if !this.pending.is_empty() {
+            let n = this.pending.len().min(buf.remaining());
+            let bytes: Vec<u8> = this.pending.drain(..n).collect();
+            buf.put_slice(&bytes);
+            this.on_upstream_bytes(&bytes);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         if let Poll::Ready(result) = Pin::new(tcp(&mut this.inner)?).poll_read(cx, buf) {
             let eof = matches!(result, Ok(())) && buf.filled().len() == before;
+            if (result.is_err() || eof) && this.start_reopen() {
+                return Pin::new(this).poll_read(cx, buf);
+            }
             if (result.is_err() || eof) && this.end_claimed_body(buf) {
                 return Poll::Ready(Ok(()));
             }
@@ -423,11 +455,16 @@ impl Drop for WatchdogSocket {
         // The client went away from a claimed SSE body: keep reading it into its stream.
         let sink = self.slot.as_ref().and_then(|s| s.sink());
         if let (Some(sink), true, false) = (sink, self.framing.in_sse_body(), self.ended) {
-            if let Some(tcp) = self.inner.take() {
-                let framing = std::mem::take(&mut self.framing);
-                stream_slot::detach(tcp, framing, sink);
-                return;
+            match self.inner.take() {
+                Some(tcp) if self.pending.is_empty() => {
+                    let framing = std::mem::take(&mut self.framing);
+                    stream_slot::detach(tcp, framing, sink);
+                }
+                // Reopening, or bytes of a reopened body not yet read: the stream ends here,
+                // and the client's reconnect resumes it upstream.
+                _ => sink.body_end(false),
             }
+            return;
         }
         if let (Some(pool), Some(tcp), false) = (&self.pool, self.inner.take(), self.shut) {
             if self.framing.reusable() {

@@ -256,7 +256,7 @@ async fn random_cuts_over_100_trials_lose_and_repeat_nothing() {
 }
 
 #[tokio::test]
-async fn an_upstream_that_dies_mid_stream_is_resumed_with_its_own_ids() {
+async fn an_upstream_that_dies_mid_stream_is_reopened_and_the_client_sees_one_stream() {
     let upstream = MockUpstream::start(upstream_handler(
         4,
         Duration::from_millis(20),
@@ -268,18 +268,21 @@ async fn an_upstream_that_dies_mid_stream_is_resumed_with_its_own_ids() {
     let client = client();
     let sid = initialize(&client, &proxy.url()).await;
     let mut first = call_tool(&client, &proxy.url(), &sid).await;
-    let (seen, ended) = read_up_to(&mut first, 10).await;
-    assert!(ended, "the stream ended cleanly");
-    assert!(seen.last().unwrap().retry, "with a retry hint: {seen:?}");
-    assert_eq!(progress_and_result(&seen), (vec![1, 2], 0));
-    let mut second = resume(&client, &proxy.url(), &sid, "1-2").await;
-    let (rest, _) = read_up_to(&mut second, 3).await;
-    let all: Vec<Seen> = seen.into_iter().chain(rest.clone()).collect();
-    assert_eq!(progress_and_result(&all), (vec![1, 2, 3, 4], 1));
+    let (seen, _) = read_up_to(&mut first, 5).await;
     assert_eq!(
-        rest[0].id.as_deref(),
-        Some("1-3"),
-        "the same stream goes on"
+        progress_and_result(&seen),
+        (vec![1, 2, 3, 4], 1),
+        "{seen:?}"
+    );
+    let ids: Vec<_> = seen.iter().filter_map(|s| s.id.clone()).collect();
+    assert_eq!(
+        ids,
+        ["1-1", "1-2", "1-3", "1-4", "1-5"],
+        "one stream, no gap"
+    );
+    assert!(
+        !seen.iter().any(|s| s.retry),
+        "the client was not asked to reconnect"
     );
     let get = upstream
         .received()
@@ -292,6 +295,29 @@ async fn an_upstream_that_dies_mid_stream_is_resumed_with_its_own_ids() {
         "the upstream's own id"
     );
     assert_eq!(get.header("mcp-session-id"), Some("up-1"));
+}
+
+#[tokio::test]
+async fn an_upstream_that_cannot_be_reopened_ends_the_stream_for_a_later_resume() {
+    let upstream = MockUpstream::start(upstream_handler(
+        4,
+        Duration::from_millis(20),
+        Some(2),
+        true,
+    ))
+    .await;
+    let proxy = Proxy::start(config_for(&upstream.url())).await;
+    let client = client();
+    let sid = initialize(&client, &proxy.url()).await;
+    let mut first = call_tool(&client, &proxy.url(), &sid).await;
+    let (seen, _) = read_up_to(&mut first, 1).await;
+    // The upstream goes away for good: the reopen attempts fail.
+    upstream.stop();
+    let (rest, ended) = read_up_to(&mut first, 10).await;
+    assert!(ended, "the stream ended cleanly");
+    assert!(rest.last().unwrap().retry, "with a retry hint: {rest:?}");
+    let all: Vec<Seen> = seen.into_iter().chain(rest).collect();
+    assert_eq!(progress_and_result(&all), (vec![1, 2], 0));
 }
 
 #[tokio::test]

@@ -290,7 +290,7 @@ impl ProxyHttp for McpProxy {
             ctx.sse = Some(sse::SseStream::new(self.config.limits.max_sse_event));
             self.metrics.sse_streams_active.inc();
         }
-        self.claim_stream(upstream_response, is_sse, ctx);
+        self.claim_stream(session.req_header(), upstream_response, is_sse, ctx);
         self.intercept_response_header(upstream_response, is_sse, session.is_http2(), ctx)
     }
 

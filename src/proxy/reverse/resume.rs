@@ -250,7 +250,13 @@ impl McpProxy {
 
     /// The upstream's response: an SSE body on a resumable request becomes (or continues) a
     /// stream of the session.
-    pub(super) fn claim_stream(&self, resp: &ResponseHeader, is_sse: bool, ctx: &mut RequestCtx) {
+    pub(super) fn claim_stream(
+        &self,
+        req: &RequestHeader,
+        resp: &ResponseHeader,
+        is_sse: bool,
+        ctx: &mut RequestCtx,
+    ) {
         let Some(slot) = ctx.slot.clone() else {
             return;
         };
@@ -287,9 +293,52 @@ impl McpProxy {
         for answer in answers {
             stream.payload(&sse::message_event(&answer));
         }
+        if let Some(head) = self.reopen_head(req, &s, ctx) {
+            stream.set_reopen(head);
+        }
         let sink: Arc<dyn PayloadSink> = stream.clone();
         slot.claim(Some(sink));
         ctx.live = Some(stream);
+    }
+
+    /// The upstream `GET` that resumes a session stream (the socket adds `Last-Event-ID`):
+    /// the upstream's path, host, session id and credentials, as for any upstream request.
+    fn reopen_head(
+        &self,
+        req: &RequestHeader,
+        s: &super::session::Session,
+        ctx: &RequestCtx,
+    ) -> Option<String> {
+        let up = ctx.upstream.and_then(|i| self.upstreams.get(i))?;
+        let mut head = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nMcp-Session-Id: {}\r\n",
+            up.target(None),
+            up.authority,
+            s.upstream_id
+        );
+        if let Some(v) = req
+            .headers
+            .get(crate::mcp::PROTOCOL_VERSION)
+            .and_then(|v| v.to_str().ok())
+        {
+            head.push_str(&format!("MCP-Protocol-Version: {v}\r\n"));
+        }
+        let mut line = |name: &str, value: &http::HeaderValue| {
+            if let Ok(v) = value.to_str() {
+                head.push_str(&format!("{name}: {v}\r\n"));
+            }
+        };
+        if up.forward_authorization {
+            for name in ["authorization", "cookie"] {
+                if let Some(v) = req.headers.get(name) {
+                    line(name, v);
+                }
+            }
+        }
+        for (name, value) in &up.headers {
+            line(name.as_str(), value);
+        }
+        Some(head)
     }
 
     /// A body chunk of a claimed stream: what the stream queued for the client replaces it.

@@ -87,6 +87,10 @@ pub struct LiveStream {
 #[derive(Debug)]
 struct Inner {
     scanner: SseScanner,
+    max_event: usize,
+    /// The upstream request that resumes this stream, but for its `Last-Event-ID` line and
+    /// the blank line (see [`LiveStream::set_reopen`]).
+    reopen: Option<String>,
     buffer: ReplayBuffer,
     total_cap: usize,
     /// What the attached client has yet to get; `None` with nobody attached.
@@ -127,6 +131,8 @@ impl LiveStream {
             grace: config.grace,
             inner: Mutex::new(Inner {
                 scanner: SseScanner::new(config.max_event),
+                max_event: config.max_event,
+                reopen: None,
                 buffer: ReplayBuffer::new(config.limits, config.total.clone()),
                 total_cap: config.total_cap,
                 output: None,
@@ -149,8 +155,17 @@ impl LiveStream {
             let mut out = BytesMut::new();
             prefix.iter().for_each(|p| out.extend_from_slice(p));
             inner.output = Some(out);
-            // The upstream is being read again for this stream.
+            // The upstream is being read again for this stream, from an event boundary.
             inner.ended = false;
+            inner.scanner = SseScanner::new(inner.max_event);
+        }
+    }
+
+    /// How to resume this stream upstream: the request head without its `Last-Event-ID` and
+    /// final blank line (`GET <path> HTTP/1.1\r\nHost: ...\r\n...`).
+    pub fn set_reopen(&self, head: String) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.reopen = Some(head);
         }
     }
 
@@ -320,6 +335,23 @@ impl PayloadSink for LiveStream {
 
     fn detached_grace(&self) -> Duration {
         self.grace
+    }
+
+    /// Resumable when the last event the proxy numbered carried the upstream's id.
+    fn reopen_request(&self) -> Option<Vec<u8>> {
+        let inner = self.inner.lock().ok()?;
+        let head = inner.reopen.as_ref()?;
+        let id = inner.buffer.upstream_id(inner.buffer.last_seq())?;
+        if id.bytes().any(|b| b.is_ascii_control()) {
+            return None;
+        }
+        Some(format!("{head}Last-Event-ID: {id}\r\n\r\n").into_bytes())
+    }
+
+    fn discard_partial(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.scanner = SseScanner::new(inner.max_event);
+        }
     }
 }
 
