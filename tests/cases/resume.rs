@@ -402,3 +402,54 @@ async fn unknown_ids_get_a_fresh_stream_and_sessionless_streams_keep_upstream_id
     let (seen, _) = read_up_to(&mut resp, 2).await;
     assert_eq!(seen[0].id.as_deref(), Some("u-1"));
 }
+
+#[tokio::test]
+async fn the_get_stream_is_numbered_and_replayed_too() {
+    let upstream = MockUpstream::start(|req| match (req.method.as_str(), req.json()["method"].as_str()) {
+        ("POST", Some("initialize")) => Reply::Full {
+            status: 200,
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("mcp-session-id".into(), "up-1".into()),
+            ],
+            body: br#"{"jsonrpc":"2.0","id":0,"result":{}}"#.to_vec(),
+        },
+        ("GET", _) => Reply::Sse {
+            chunks: (1..=4)
+                .map(|i| {
+                    let note = json!({"jsonrpc":"2.0","method":"notifications/message","params":{"data":i}});
+                    (Duration::from_millis(30), format!("data: {note}\n\n"))
+                })
+                .collect(),
+            hold: true,
+        },
+        _ => Reply::status(202, ""),
+    })
+    .await;
+    let proxy = Proxy::start(config_for(&upstream.url())).await;
+    let client = client();
+    let sid = initialize(&client, &proxy.url()).await;
+    let mut get = client
+        .get(proxy.url())
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &sid)
+        .send()
+        .await
+        .unwrap();
+    let (seen, _) = read_up_to(&mut get, 1).await;
+    assert_eq!(seen[0].id.as_deref(), Some("1-1"), "GET stream events get ids too");
+    drop(get);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = resume(&client, &proxy.url(), &sid, "1-1").await;
+    let (rest, _) = read_up_to(&mut again, 3).await;
+    let data: Vec<i64> = rest
+        .iter()
+        .filter_map(|s| s.data.as_ref()?["params"]["data"].as_i64())
+        .collect();
+    assert_eq!(data, [2, 3, 4], "the rest of that stream, from the buffer");
+    assert_eq!(
+        upstream.received().iter().filter(|r| r.method == "GET").count(),
+        1,
+        "the upstream stream was kept, not reopened"
+    );
+}
