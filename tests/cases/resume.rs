@@ -89,6 +89,29 @@ async fn initialize(client: &reqwest::Client, url: &str) -> String {
     sid
 }
 
+/// A proxy in front of an upstream running `handler`, and a client with a session.
+async fn rig(
+    handler: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+    tweak: impl FnOnce(&mut shadowcat::config::Config),
+) -> (MockUpstream, Proxy, reqwest::Client, String) {
+    let upstream = MockUpstream::start(handler).await;
+    let mut config = config_for(&upstream.url());
+    tweak(&mut config);
+    let proxy = Proxy::start(config).await;
+    let client = client();
+    let sid = initialize(&client, &proxy.url()).await;
+    (upstream, proxy, client, sid)
+}
+
+/// The first GET the upstream received.
+fn first_get(upstream: &MockUpstream) -> Received {
+    upstream
+        .received()
+        .into_iter()
+        .find(|r| r.method == "GET")
+        .expect("the upstream got a GET")
+}
+
 async fn call_tool(client: &reqwest::Client, url: &str, sid: &str) -> reqwest::Response {
     client
         .post(url)
@@ -177,11 +200,11 @@ fn progress_and_result(seen: &[Seen]) -> (Vec<i64>, usize) {
 
 #[tokio::test]
 async fn a_client_that_drops_gets_the_rest_from_the_proxy_buffer() {
-    let upstream =
-        MockUpstream::start(upstream_handler(5, Duration::from_millis(60), None, true)).await;
-    let proxy = Proxy::start(config_for(&upstream.url())).await;
-    let client = client();
-    let sid = initialize(&client, &proxy.url()).await;
+    let (upstream, proxy, client, sid) = rig(
+        upstream_handler(5, Duration::from_millis(60), None, true),
+        |_| {},
+    )
+    .await;
     let mut first = call_tool(&client, &proxy.url(), &sid).await;
     let (seen, _) = read_up_to(&mut first, 2).await;
     assert_eq!(
@@ -216,11 +239,11 @@ async fn a_client_that_drops_gets_the_rest_from_the_proxy_buffer() {
 #[tokio::test]
 async fn random_cuts_over_100_trials_lose_and_repeat_nothing() {
     let n = 6;
-    let upstream =
-        MockUpstream::start(upstream_handler(n, Duration::from_millis(3), None, true)).await;
-    let proxy = Proxy::start(config_for(&upstream.url())).await;
-    let client = client();
-    let sid = initialize(&client, &proxy.url()).await;
+    let (_upstream, proxy, client, sid) = rig(
+        upstream_handler(n, Duration::from_millis(3), None, true),
+        |_| {},
+    )
+    .await;
     let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
     for trial in 0..100 {
         seed ^= seed << 13;
@@ -257,16 +280,11 @@ async fn random_cuts_over_100_trials_lose_and_repeat_nothing() {
 
 #[tokio::test]
 async fn an_upstream_that_dies_mid_stream_is_reopened_and_the_client_sees_one_stream() {
-    let upstream = MockUpstream::start(upstream_handler(
-        4,
-        Duration::from_millis(20),
-        Some(2),
-        true,
-    ))
+    let (upstream, proxy, client, sid) = rig(
+        upstream_handler(4, Duration::from_millis(20), Some(2), true),
+        |_| {},
+    )
     .await;
-    let proxy = Proxy::start(config_for(&upstream.url())).await;
-    let client = client();
-    let sid = initialize(&client, &proxy.url()).await;
     let mut first = call_tool(&client, &proxy.url(), &sid).await;
     let (seen, _) = read_up_to(&mut first, 5).await;
     assert_eq!(
@@ -284,11 +302,7 @@ async fn an_upstream_that_dies_mid_stream_is_reopened_and_the_client_sees_one_st
         !seen.iter().any(|s| s.retry),
         "the client was not asked to reconnect"
     );
-    let get = upstream
-        .received()
-        .into_iter()
-        .find(|r| r.method == "GET")
-        .unwrap();
+    let get = first_get(&upstream);
     assert_eq!(
         get.header("last-event-id"),
         Some("u-2"),
@@ -299,16 +313,11 @@ async fn an_upstream_that_dies_mid_stream_is_reopened_and_the_client_sees_one_st
 
 #[tokio::test]
 async fn an_upstream_that_cannot_be_reopened_ends_the_stream_for_a_later_resume() {
-    let upstream = MockUpstream::start(upstream_handler(
-        4,
-        Duration::from_millis(20),
-        Some(2),
-        true,
-    ))
+    let (upstream, proxy, client, sid) = rig(
+        upstream_handler(4, Duration::from_millis(20), Some(2), true),
+        |_| {},
+    )
     .await;
-    let proxy = Proxy::start(config_for(&upstream.url())).await;
-    let client = client();
-    let sid = initialize(&client, &proxy.url()).await;
     let mut first = call_tool(&client, &proxy.url(), &sid).await;
     let (seen, _) = read_up_to(&mut first, 1).await;
     // The upstream goes away for good: the reopen attempts fail.
@@ -322,16 +331,11 @@ async fn an_upstream_that_cannot_be_reopened_ends_the_stream_for_a_later_resume(
 
 #[tokio::test]
 async fn a_non_resumable_upstream_that_dies_ends_the_stream_with_retry() {
-    let upstream = MockUpstream::start(upstream_handler(
-        4,
-        Duration::from_millis(20),
-        Some(2),
-        false,
-    ))
+    let (_upstream, proxy, client, sid) = rig(
+        upstream_handler(4, Duration::from_millis(20), Some(2), false),
+        |_| {},
+    )
     .await;
-    let proxy = Proxy::start(config_for(&upstream.url())).await;
-    let client = client();
-    let sid = initialize(&client, &proxy.url()).await;
     let mut resp = call_tool(&client, &proxy.url(), &sid).await;
     assert_eq!(resp.status(), 200);
     let (seen, ended) = read_up_to(&mut resp, 10).await;
@@ -342,13 +346,11 @@ async fn a_non_resumable_upstream_that_dies_ends_the_stream_with_retry() {
 
 #[tokio::test]
 async fn an_id_past_the_buffer_is_a_counted_miss_resumed_upstream() {
-    let upstream =
-        MockUpstream::start(upstream_handler(6, Duration::from_millis(5), None, true)).await;
-    let mut config = config_for(&upstream.url());
-    config.sse.replay_buffer = 2;
-    let proxy = Proxy::start(config).await;
-    let client = client();
-    let sid = initialize(&client, &proxy.url()).await;
+    let (upstream, proxy, client, sid) = rig(
+        upstream_handler(6, Duration::from_millis(5), None, true),
+        |c| c.sse.replay_buffer = 2,
+    )
+    .await;
     let mut first = call_tool(&client, &proxy.url(), &sid).await;
     let (seen, _) = read_up_to(&mut first, 1).await;
     drop(first);
@@ -362,27 +364,17 @@ async fn an_id_past_the_buffer_is_a_counted_miss_resumed_upstream() {
         sample(&metrics, "shadowcat_sse_replay_misses_total"),
         Some(1.0)
     );
-    let get = upstream
-        .received()
-        .into_iter()
-        .find(|r| r.method == "GET")
-        .unwrap();
+    let get = first_get(&upstream);
     assert_eq!(get.header("last-event-id"), Some("u-1"));
 }
 
 #[tokio::test]
 async fn unknown_ids_get_a_fresh_stream_and_sessionless_streams_keep_upstream_ids() {
-    let upstream = MockUpstream::start(upstream_handler(1, Duration::ZERO, None, true)).await;
-    let proxy = Proxy::start(config_for(&upstream.url())).await;
-    let client = client();
-    let sid = initialize(&client, &proxy.url()).await;
+    let (upstream, proxy, client, sid) =
+        rig(upstream_handler(1, Duration::ZERO, None, true), |_| {}).await;
     let mut resp = resume(&client, &proxy.url(), &sid, "event-from-elsewhere").await;
     let _ = read_up_to(&mut resp, 1).await;
-    let get = upstream
-        .received()
-        .into_iter()
-        .find(|r| r.method == "GET")
-        .unwrap();
+    let get = first_get(&upstream);
     assert_eq!(
         get.header("last-event-id"),
         None,
@@ -405,7 +397,7 @@ async fn unknown_ids_get_a_fresh_stream_and_sessionless_streams_keep_upstream_id
 
 #[tokio::test]
 async fn the_get_stream_is_numbered_and_replayed_too() {
-    let upstream = MockUpstream::start(|req| match (req.method.as_str(), req.json()["method"].as_str()) {
+    let (upstream, proxy, client, sid) = rig(|req| match (req.method.as_str(), req.json()["method"].as_str()) {
         ("POST", Some("initialize")) => Reply::Full {
             status: 200,
             headers: vec![
@@ -424,11 +416,7 @@ async fn the_get_stream_is_numbered_and_replayed_too() {
             hold: true,
         },
         _ => Reply::status(202, ""),
-    })
-    .await;
-    let proxy = Proxy::start(config_for(&upstream.url())).await;
-    let client = client();
-    let sid = initialize(&client, &proxy.url()).await;
+    }, |_| {}).await;
     let mut get = client
         .get(proxy.url())
         .header("accept", "text/event-stream")
@@ -437,7 +425,11 @@ async fn the_get_stream_is_numbered_and_replayed_too() {
         .await
         .unwrap();
     let (seen, _) = read_up_to(&mut get, 1).await;
-    assert_eq!(seen[0].id.as_deref(), Some("1-1"), "GET stream events get ids too");
+    assert_eq!(
+        seen[0].id.as_deref(),
+        Some("1-1"),
+        "GET stream events get ids too"
+    );
     drop(get);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut again = resume(&client, &proxy.url(), &sid, "1-1").await;
@@ -448,7 +440,11 @@ async fn the_get_stream_is_numbered_and_replayed_too() {
         .collect();
     assert_eq!(data, [2, 3, 4], "the rest of that stream, from the buffer");
     assert_eq!(
-        upstream.received().iter().filter(|r| r.method == "GET").count(),
+        upstream
+            .received()
+            .iter()
+            .filter(|r| r.method == "GET")
+            .count(),
         1,
         "the upstream stream was kept, not reopened"
     );
