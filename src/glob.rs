@@ -29,32 +29,43 @@ impl Glob {
         &self.pattern
     }
 
+    /// Matches without allocating: case-insensitive globs compare ASCII case-folded bytes
+    /// (the pattern is stored lowercased), so an `Origin` or `Host` check per request costs
+    /// no copy of the header.
     pub fn matches(&self, text: &str) -> bool {
-        let lowered;
-        let text = if self.case_insensitive {
-            lowered = text.to_ascii_lowercase();
-            lowered.as_str()
-        } else {
-            text
+        let ci = self.case_insensitive;
+        let eq = |a: &[u8], b: &[u8]| {
+            if ci {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
         };
+        let text = text.as_bytes();
         let (first, rest) = match self.parts.split_first() {
             Some(p) => p,
             None => return text.is_empty(),
         };
-        let Some(mut text) = text.strip_prefix(first.as_str()) else {
+        let first = first.as_bytes();
+        if text.len() < first.len() || !eq(&text[..first.len()], first) {
             return false;
-        };
+        }
+        let mut text = &text[first.len()..];
         let Some((last, middle)) = rest.split_last() else {
             return text.is_empty();
         };
         // Greedy leftmost matching of the middle pieces is optimal for `*`-only globs.
         for part in middle {
-            match text.find(part.as_str()) {
+            let part = part.as_bytes();
+            match (0..=text.len().saturating_sub(part.len()))
+                .find(|&i| text.len() >= part.len() && eq(&text[i..i + part.len()], part))
+            {
                 Some(i) => text = &text[i + part.len()..],
                 None => return false,
             }
         }
-        text.len() >= last.len() && text.ends_with(last.as_str())
+        let last = last.as_bytes();
+        text.len() >= last.len() && eq(&text[text.len() - last.len()..], last)
     }
 }
 

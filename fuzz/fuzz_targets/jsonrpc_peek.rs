@@ -1,11 +1,23 @@
 //! Fuzzes the JSON-RPC peek: any bytes, never a panic; a successful peek's accessors all work
-//! and an echoed id is itself valid JSON.
+//! and an echoed id is itself valid JSON. The memchr sniff (used to decide SSE events) must
+//! agree with the peek on every single message the peek reads, and `method_prefix` with both.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shadowcat::mcp::peek::peek;
+use shadowcat::mcp::peek::{peek, Peek};
+use shadowcat::mcp::sniff::{method_prefix, sniff, MethodPrefix};
 
 fuzz_target!(|data: &[u8]| {
+    let sniffed = sniff(data);
+    if let Ok(Peek::Single(m)) = peek(data) {
+        if let Some(s) = sniffed {
+            assert_eq!(s.method, m.method.as_deref(), "sniff and peek disagree on the method");
+            assert_eq!(s.id, m.id.map(|i| i.get().as_bytes()), "sniff and peek disagree on the id");
+        }
+        if let MethodPrefix::Method(found) = method_prefix(data) {
+            assert_eq!(Some(found), m.method.as_deref(), "method_prefix disagrees with the peek");
+        }
+    }
     if let Ok(p) = peek(data) {
         let _ = (p.method(), p.has_requests(), p.is_batch());
         if let Some(id) = p.reply_id() {

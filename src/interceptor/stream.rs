@@ -83,28 +83,41 @@ impl EventJudge<'_, '_> {
     }
 }
 
+/// Could the rest of a message (after its first `method`) name another top-level `method`?
+/// JSON parsers keep the last of duplicate keys, so a message must not pass on its first
+/// `method` when a second one may follow: either written plainly, or as a key with `\u`
+/// escapes (the only escapes that spell letters).
+fn second_method_possible(rest: &[u8]) -> bool {
+    memchr::memmem::find(rest, b"\"method\"").is_some()
+        || memchr::memmem::find(rest, b"\\u").is_some()
+}
+
 impl Judge for EventJudge<'_, '_> {
-    fn early(&mut self, data_prefix: &[u8]) -> Early {
+    fn early(&mut self, data_prefix: &[u8], complete: bool) -> Early {
         let known = self
             .memo
             .starts
             .iter()
-            .find(|(s, _)| data_prefix.starts_with(s));
-        if let Some((_, may)) = known {
-            return if *may { Early::Hold } else { Early::Pass };
-        }
-        let hold = match method_prefix(data_prefix) {
-            MethodPrefix::Method(m) => {
-                let may = self.may_match(m);
-                // Through the method's closing quote.
-                let end = m.as_ptr() as usize - data_prefix.as_ptr() as usize + m.len() + 1;
-                self.remember_start(&data_prefix[..end], may);
-                may
-            }
-            MethodPrefix::NoMethod => self.responses_wanted(),
-            MethodPrefix::Unknown => true,
+            .find(|(s, _)| data_prefix.starts_with(s))
+            .map(|(s, may)| (*may, Some(s.len())));
+        let (hold, method_end) = match known {
+            Some(k) => k,
+            None => match method_prefix(data_prefix) {
+                MethodPrefix::Method(m) => {
+                    let may = self.may_match(m);
+                    // Through the method's closing quote.
+                    let end = m.as_ptr() as usize - data_prefix.as_ptr() as usize + m.len() + 1;
+                    self.remember_start(&data_prefix[..end], may);
+                    (may, Some(end))
+                }
+                // The top-level object ended without a method: seen whole.
+                MethodPrefix::NoMethod => (self.responses_wanted(), None),
+                MethodPrefix::Unknown => (true, None),
+            },
         };
-        if hold {
+        let ambiguous =
+            complete && method_end.is_some_and(|end| second_method_possible(&data_prefix[end..]));
+        if hold || ambiguous {
             Early::Hold
         } else {
             Early::Pass
@@ -155,8 +168,8 @@ impl OwnedJudge {
 }
 
 impl Judge for OwnedJudge {
-    fn early(&mut self, data_prefix: &[u8]) -> Early {
-        self.with(|j| j.early(data_prefix))
+    fn early(&mut self, data_prefix: &[u8], complete: bool) -> Early {
+        self.with(|j| j.early(data_prefix, complete))
     }
 
     fn judge(&mut self, data: &[u8]) -> Verdict {
@@ -184,19 +197,55 @@ mod tests {
             hits: Vec::new(),
         };
         let progress = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"p""#;
-        assert_eq!(judge.early(progress), Early::Pass);
-        assert_eq!(judge.early(progress), Early::Pass, "from the memo");
+        assert_eq!(judge.early(progress, false), Early::Pass);
+        assert_eq!(judge.early(progress, false), Early::Pass, "from the memo");
         let log = br#"{"jsonrpc":"2.0","method":"notifications/message","params":"#;
-        assert_eq!(judge.early(log), Early::Hold);
-        assert_eq!(judge.early(log), Early::Hold, "from the memo");
+        assert_eq!(judge.early(log, false), Early::Hold);
+        assert_eq!(judge.early(log, false), Early::Hold, "from the memo");
         // Same start, longer method: not fooled by the remembered prefix.
         let other = br#"{"jsonrpc":"2.0","method":"notifications/messages2"}"#;
-        assert_eq!(judge.early(other), Early::Pass);
+        assert_eq!(judge.early(other, false), Early::Pass);
         assert_eq!(
-            judge.early(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#),
+            judge.early(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#, true),
             Early::Pass
         );
-        assert_eq!(judge.early(br#"{"jsonr"#), Early::Hold, "too short to know");
+        assert_eq!(
+            judge.early(br#"{"jsonr"#, false),
+            Early::Hold,
+            "too short to know"
+        );
         assert_eq!(memo.starts.len(), 3);
+    }
+
+    /// Regression (security): JSON parsers keep the last of duplicate keys, so a message that
+    /// names a harmless method first and a dropped one later must not pass on its first.
+    #[test]
+    fn regression_a_second_method_key_is_never_passed_early() {
+        let rules = RuleSet::from_yaml(
+            "rules:\n  - name: no-sampling\n    match: {from: server, method: sampling/createMessage}\n    action: {remove: [\"/params\"]}\n",
+        )
+        .unwrap();
+        let mut memo = Memo::new();
+        let mut judge = EventJudge {
+            rules: &rules,
+            calls: &[],
+            upstream: None,
+            memo: &mut memo,
+            probe: false,
+            hits: Vec::new(),
+        };
+        let sneaky = br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{},"method":"sampling/createMessage"}"#;
+        assert_eq!(judge.early(sneaky, true), Early::Hold);
+        let escaped =
+            br#"{"jsonrpc":"2.0","id":1,"method":"ping","\u006dethod":"sampling/createMessage"}"#;
+        assert_eq!(judge.early(escaped, true), Early::Hold);
+        assert!(
+            !judge.verify(sneaky),
+            "a flowing event that turns out so is refused"
+        );
+        // Judged whole, the last method counts, as it does for the client.
+        assert!(matches!(judge.judge(sneaky), Verdict::Replace(_)));
+        let plain = br#"{"jsonrpc":"2.0","id":2,"method":"ping","params":{}}"#;
+        assert_eq!(judge.early(plain, true), Early::Pass);
     }
 }

@@ -36,6 +36,8 @@ pub struct RequestCtx {
     /// resolved, so a scope rule cannot be dodged by spelling a name differently, and every
     /// member of a batch listed, so none hides behind another.
     pub calls: Vec<(Box<str>, Option<Box<str>>)>,
+    /// `calls` is needed (scopes are checked): without `auth:` it is never built.
+    pub want_calls: bool,
     /// The bearer token's identity (with `auth:`).
     pub identity: Option<crate::auth::Identity>,
     /// A scope refusal found when a streamed body ended: its `WWW-Authenticate` value.
@@ -86,6 +88,7 @@ impl RequestCtx {
             failure: None,
             is_initialize: false,
             calls: Vec::new(),
+            want_calls: false,
             identity: None,
             auth_challenge: None,
             is_delete: false,
@@ -109,16 +112,19 @@ impl RequestCtx {
                 self.method_label = p.method().map_or("invalid", super::metrics::method_label);
                 self.id_range = p.reply_id().and_then(|id| subslice_range(&body, id.get()));
                 self.is_initialize = !p.is_batch() && p.method() == Some("initialize");
-                self.calls = p
-                    .messages()
-                    .iter()
-                    .map(|m| {
-                        (
-                            Box::from(m.method.as_deref().unwrap_or("")),
-                            m.name.as_deref().map(Box::from),
-                        )
-                    })
-                    .collect();
+                self.calls = if !self.want_calls {
+                    Vec::new()
+                } else {
+                    p.messages()
+                        .iter()
+                        .map(|m| {
+                            (
+                                Box::from(m.method.as_deref().unwrap_or("")),
+                                m.name.as_deref().map(Box::from),
+                            )
+                        })
+                        .collect()
+                };
             }
             Err(_) => self.method_label = "invalid",
         }

@@ -8,6 +8,18 @@ use crate::transport::upstream_conn::UpstreamTimeout;
 
 /// Custom error type for an SSE event over `limits.max_sse_event`.
 pub const SSE_EVENT_TOO_LARGE: ErrorType = ErrorType::Custom("sse_event_too_large");
+/// Custom error type for an SSE event the interceptors let flow early, whose end then needed
+/// the rules (a second top-level `method`): the stream ends before the event does.
+pub const SSE_EVENT_REFUSED: ErrorType = ErrorType::Custom("sse_event_refused");
+
+/// The error that ends an SSE stream the framer or filter could not go on with.
+pub fn sse_error(e: crate::transport::sse::ScanError) -> Box<pingora::Error> {
+    let etype = match e {
+        crate::transport::sse::ScanError::Refused => SSE_EVENT_REFUSED,
+        _ => SSE_EVENT_TOO_LARGE,
+    };
+    pingora::Error::because(etype, "framing SSE", e)
+}
 
 /// A classified failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +123,12 @@ pub fn classify(e: &Error) -> Failure {
             ErrorCode::UpstreamUnavailable,
             "upstream SSE event exceeds limits.max_sse_event",
             "sse_event_too_large",
+        ),
+        t if *t == SSE_EVENT_REFUSED => Failure::upstream(
+            502,
+            ErrorCode::UpstreamUnavailable,
+            "upstream SSE event with an ambiguous method",
+            "sse_event_refused",
         ),
         etype => match e.esource() {
             ErrorSource::Upstream => {

@@ -132,6 +132,7 @@ impl ProxyHttp for McpProxy {
         ctx.version =
             ProtocolVersion::from_header(req.headers.get(PROTOCOL_VERSION).map(|v| v.as_bytes()));
         ctx.is_delete = route == Route::Delete;
+        ctx.want_calls = self.auth.is_some();
         // RFC 9728 metadata, public by design (clients read it to learn where to log in).
         if let Some(auth) = &self.auth {
             let path = req.uri.path();
@@ -326,11 +327,7 @@ impl ProxyHttp for McpProxy {
         };
         if let Err(e) = framed {
             tracing::warn!(error = %e, "ending SSE stream");
-            return Err(Error::because(
-                failure::SSE_EVENT_TOO_LARGE,
-                "framing SSE",
-                e,
-            ));
+            return Err(failure::sse_error(e));
         }
         if let (true, Some(stream)) = (end_of_stream, ctx.sse.as_mut()) {
             stream.finish();

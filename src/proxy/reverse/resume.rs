@@ -347,11 +347,7 @@ impl McpProxy {
             return Ok(false);
         };
         if let Some(e) = stream.error() {
-            return Err(pingora::Error::because(
-                super::failure::SSE_EVENT_TOO_LARGE,
-                "framing SSE",
-                e,
-            ));
+            return Err(super::failure::sse_error(e));
         }
         *body = Some(stream.take_output());
         let events = stream.take_events();

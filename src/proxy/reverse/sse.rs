@@ -131,7 +131,7 @@ mod tests {
     struct KeepK;
 
     impl Judge for KeepK {
-        fn early(&mut self, data: &[u8]) -> crate::transport::sse::Early {
+        fn early(&mut self, data: &[u8], _complete: bool) -> crate::transport::sse::Early {
             match data.first() {
                 Some(b'k') => crate::transport::sse::Early::Pass,
                 _ => crate::transport::sse::Early::Hold,

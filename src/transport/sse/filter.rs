@@ -40,11 +40,18 @@ pub enum Early {
 
 /// Decides events for [`filter`].
 pub trait Judge {
-    /// Sees the start of an event's first `data:` value (it may be cut short, and may run on
-    /// into later lines): `Pass` when nothing can touch the event whatever follows.
-    fn early(&mut self, data_prefix: &[u8]) -> Early;
+    /// Sees the start of an event's first `data:` value and what follows it: the whole rest of
+    /// the event when `complete`, else as much as has arrived. `Pass` when nothing can touch
+    /// the event whatever follows.
+    fn early(&mut self, data_prefix: &[u8], complete: bool) -> Early;
     /// Sees a whole event's data (`data:` lines joined with LF) when `early` said `Hold`.
     fn judge(&mut self, data: &[u8]) -> Verdict;
+    /// An event that passed early while incomplete has ended: does the pass still hold for all
+    /// of it (its first value and the rest of the event)? `false` ends the stream before the
+    /// event's end is forwarded, so the client never dispatches it.
+    fn verify(&mut self, data: &[u8]) -> bool {
+        self.early(data, true) == Early::Pass
+    }
 }
 
 /// Where the event in progress at a read boundary stands.
@@ -92,6 +99,7 @@ pub fn filter(
     let mut first = true;
     let mut events = 0;
     let mut swallow = *flow == Flow::SwallowLf;
+    let mut refused = false;
     // The last event was dropped or replaced and its bytes end with CR.
     let mut changed_cr = false;
     scanner.feed(chunk, |ev: RawEvent| {
@@ -109,6 +117,9 @@ pub fn filter(
         let range = (pos, pos + in_chunk);
         pos += in_chunk;
         let state = if began_earlier { *flow } else { Flow::Boundary };
+        if state == Flow::Flowing && !first_data(ev.bytes()).is_none_or(|d| judge.verify(d)) {
+            refused = true;
+        }
         let has_fields = ev.has_fields();
         let verdict = if !has_fields || state == Flow::Flowing {
             Verdict::Pass
@@ -130,6 +141,9 @@ pub fn filter(
             }
         }
     })?;
+    if refused {
+        return Err(ScanError::Refused);
+    }
     // The read ends inside an event (or exactly between two).
     let began_earlier = first && carried > 0;
     let state = if began_earlier { *flow } else { Flow::Boundary };
@@ -143,7 +157,7 @@ pub fn filter(
         push_slice(&mut pieces, pos, chunk.len());
         Flow::Flowing
     } else {
-        match first_data(scanner.partial()).map(|d| judge.early(d)) {
+        match first_data(scanner.partial()).map(|d| judge.early(d, false)) {
             Some(Early::Pass) => {
                 if state == Flow::Held {
                     // Its start waited in earlier reads: it goes out with this read's part.
@@ -171,7 +185,7 @@ pub fn verdict(ev: &RawEvent, judge: &mut impl Judge) -> Verdict {
 }
 
 fn decide(ev: &RawEvent, judge: &mut impl Judge) -> Verdict {
-    match first_data(ev.bytes()).map(|d| judge.early(d)) {
+    match first_data(ev.bytes()).map(|d| judge.early(d, true)) {
         Some(Early::Pass) => Verdict::Pass,
         // No data at all: nothing a judge of messages can act on.
         None => Verdict::Pass,
@@ -260,7 +274,7 @@ mod tests {
     struct Test;
 
     impl Judge for Test {
-        fn early(&mut self, data: &[u8]) -> Early {
+        fn early(&mut self, data: &[u8], _complete: bool) -> Early {
             if data.starts_with(b"keep") {
                 Early::Pass
             } else {
@@ -331,6 +345,35 @@ mod tests {
         let f = filter(&mut scanner, &mut flow, &chunk, vec![], &mut Test).unwrap();
         assert!(f.out.is_none(), "the read itself went out");
         assert_eq!(flow, Flow::Flowing);
+    }
+
+    /// A judge that lets `keep` flow early but refuses it when its end says `evil`.
+    struct Verifying;
+
+    impl Judge for Verifying {
+        fn early(&mut self, data: &[u8], complete: bool) -> Early {
+            let evil = complete && memchr::memmem::find(data, b"evil").is_some();
+            if data.starts_with(b"keep") && !evil {
+                Early::Pass
+            } else {
+                Early::Hold
+            }
+        }
+        fn judge(&mut self, _: &[u8]) -> Verdict {
+            Verdict::Drop
+        }
+    }
+
+    #[test]
+    fn a_flowing_event_whose_end_fails_verification_ends_the_stream_before_its_end() {
+        let mut scanner = SseScanner::new(1024);
+        let mut flow = Flow::default();
+        let first = Bytes::from_static(b"data: keep");
+        let f = filter(&mut scanner, &mut flow, &first, vec![], &mut Verifying).unwrap();
+        assert!(f.out.is_none(), "flowed");
+        let rest = Bytes::from_static(b" evil\n\n");
+        let err = filter(&mut scanner, &mut flow, &rest, vec![], &mut Verifying).unwrap_err();
+        assert_eq!(err, ScanError::Refused);
     }
 
     /// Regression (found by the `sse_filter` fuzz target): a dropped event ending in CRLF, cut

@@ -25,6 +25,9 @@ const BOM: &[u8; 3] = b"\xEF\xBB\xBF";
 pub enum ScanError {
     /// One event (or the unterminated tail of one) is larger than the limit.
     EventTooLarge { limit: usize },
+    /// An event a filter let flow while incomplete turned out to need judging (see
+    /// `filter::Judge::verify`); the stream ends before the event does.
+    Refused,
 }
 
 impl std::fmt::Display for ScanError {
@@ -32,6 +35,9 @@ impl std::fmt::Display for ScanError {
         match self {
             ScanError::EventTooLarge { limit } => {
                 write!(f, "SSE event larger than the {limit}-byte limit")
+            }
+            ScanError::Refused => {
+                f.write_str("SSE event passed early but its end needs the rules; stream ended")
             }
         }
     }
