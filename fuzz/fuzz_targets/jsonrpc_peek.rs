@@ -15,7 +15,13 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(s.id, m.id.map(|i| i.get().as_bytes()), "sniff and peek disagree on the id");
         }
         if let MethodPrefix::Method(found) = method_prefix(data) {
-            assert_eq!(Some(found), m.method.as_deref(), "method_prefix disagrees with the peek");
+            // The first `method` may differ from the last (which the peek, like every JSON
+            // parser, keeps) only when a second one is visibly there: the SSE judge then holds.
+            if Some(found) != m.method.as_deref() {
+                let plain = memchr::memmem::find_iter(data, b"\"method\"").count() > 1;
+                let escaped = memchr::memmem::find(data, b"\\u").is_some();
+                assert!(plain || escaped, "a second method the judge cannot see");
+            }
         }
     }
     if let Ok(p) = peek(data) {
