@@ -13,6 +13,20 @@ use crate::transport::sse::{Early, Judge, Verdict};
 use super::engine::{is_probe, plan_event, Call, Hit};
 use super::rules::{From, Kind, RuleSet};
 
+/// Could the rest of a message, after its first `method`, hold another top-level `method`
+/// key? Only if it contains `"method"` written plainly, or a `\u` escape anywhere (the only
+/// escapes that spell letters, so the only way to write `method` otherwise). Two prebuilt
+/// SIMD searches; a hit sends the message to the full parse, which keeps the last key as
+/// every JSON parser does.
+fn later_method_possible(rest: &[u8]) -> bool {
+    use std::sync::LazyLock;
+    static METHOD: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"\"method\""));
+    static ESCAPE: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"\\u"));
+    METHOD.find(rest).is_some() || ESCAPE.find(rest).is_some()
+}
+
 /// What a stream's events taught: message starts through their method, and methods, each
 /// with whether a rule may match.
 #[derive(Debug, Default)]
@@ -83,15 +97,6 @@ impl EventJudge<'_, '_> {
     }
 }
 
-/// Could the rest of a message (after its first `method`) name another top-level `method`?
-/// JSON parsers keep the last of duplicate keys, so a message must not pass on its first
-/// `method` when a second one may follow: either written plainly, or as a key with `\u`
-/// escapes (the only escapes that spell letters).
-fn second_method_possible(rest: &[u8]) -> bool {
-    memchr::memmem::find(rest, b"\"method\"").is_some()
-        || memchr::memmem::find(rest, b"\\u").is_some()
-}
-
 impl Judge for EventJudge<'_, '_> {
     fn early(&mut self, data_prefix: &[u8], complete: bool) -> Early {
         let known = self
@@ -116,7 +121,7 @@ impl Judge for EventJudge<'_, '_> {
             },
         };
         let ambiguous =
-            complete && method_end.is_some_and(|end| second_method_possible(&data_prefix[end..]));
+            complete && method_end.is_some_and(|end| later_method_possible(&data_prefix[end..]));
         if hold || ambiguous {
             Early::Hold
         } else {
@@ -239,6 +244,9 @@ mod tests {
         let escaped =
             br#"{"jsonrpc":"2.0","id":1,"method":"ping","\u006dethod":"sampling/createMessage"}"#;
         assert_eq!(judge.early(escaped, true), Early::Hold);
+        let mid_escape =
+            br#"{"jsonrpc":"2.0","id":1,"method":"ping","m\u0065thod":"sampling/createMessage"}"#;
+        assert_eq!(judge.early(mid_escape, true), Early::Hold);
         assert!(
             !judge.verify(sneaky),
             "a flowing event that turns out so is refused"
