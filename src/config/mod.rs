@@ -394,7 +394,7 @@ fn strip_yaml_path<'a>(field: &str, message: &'a str) -> &'a str {
 }
 
 /// Errors are one line: control characters (a key may hold CRs) are shown escaped.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_control() {

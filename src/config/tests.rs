@@ -290,6 +290,16 @@ fn regression_control_characters_in_keys_stay_on_one_line() {
     assert!(e.field().contains("wei\\r\\n"), "shown escaped: {e}");
 }
 
+/// Regression (found by fuzzing config_load, 2026-12-01): an upstream header *name* holding
+/// newlines went into the field path of the validation error unescaped.
+#[test]
+fn regression_control_characters_in_header_names_stay_on_one_line() {
+    let e = err("upstreams:\n  - url: http://x/\n    headers: {\"a\\nb\": v}\n");
+    let line = e.to_string();
+    assert!(!line.chars().any(char::is_control), "{line:?}");
+    assert!(e.field().starts_with("upstreams[0].headers.a\\n"), "{line}");
+}
+
 /// serde_yaml's own path prefix is dropped (the error already starts with the field path);
 /// its line/column is kept.
 #[test]

@@ -18,10 +18,11 @@ const MAX_BODY_CEILING: u64 = 1 << 30;
 /// Smallest `limits.max_sse_event` accepted.
 const MIN_SSE_EVENT: u64 = 1 << 10;
 
+/// A validation error; both parts are one line (a field path can carry a key with newlines).
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
-        field: field.into(),
-        message: message.into(),
+        field: super::one_line(&field.into()),
+        message: super::one_line(&message.into()),
     }
 }
 
