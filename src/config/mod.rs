@@ -194,6 +194,9 @@ pub struct Limits {
     pub keepalive_idle: Duration,
     /// Requests in flight at once, SSE streams included; past it → 503.
     pub max_concurrent_requests: usize,
+    /// HTTP/1.1 client connections open at once (counted from their first request until they
+    /// close, idle keep-alive included); past it → 503 and the connection closes.
+    pub max_connections: usize,
     /// Requests in flight at once within one session (its SSE streams); past it → 429.
     pub max_streams_per_session: usize,
     /// Read buffer per downstream connection (Pingora's default is 64 KiB, which dominates the
@@ -240,6 +243,7 @@ impl Default for Config {
                 body_read_timeout: Duration::from_secs(30),
                 keepalive_idle: Duration::from_secs(60),
                 max_concurrent_requests: 20_000,
+                max_connections: 20_000,
                 max_streams_per_session: 32,
                 read_buffer: 16 << 10,
             },

@@ -294,6 +294,11 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
                 "limits.max_concurrent_requests",
                 defaults.limits.max_concurrent_requests,
             )?,
+            max_connections: count(
+                raw.limits.max_connections,
+                "limits.max_connections",
+                defaults.limits.max_connections,
+            )?,
             max_streams_per_session: count(
                 raw.limits.max_streams_per_session,
                 "limits.max_streams_per_session",

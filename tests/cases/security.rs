@@ -206,3 +206,82 @@ async fn forwarded_for_counts_only_from_trusted_proxies() {
     assert_eq!(from("203.0.113.2").await, 200);
     assert_eq!(from("203.0.113.1").await, 429);
 }
+
+/// One keep-alive exchange on an open connection: the status, and whether the proxy closed it.
+async fn exchange(s: &mut tokio::net::TcpStream, body: &str) -> (u16, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return (0, true);
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n =
+            match tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await {
+                Ok(Ok(n)) => n,
+                _ => return (0, true),
+            };
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len: usize = text[..end]
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if got.len() >= end + 4 + len {
+                let status = text[9..12].parse().unwrap_or(0);
+                return (status, text[..end].contains("connection: close"));
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&got).into_owned();
+    (
+        text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0),
+        true,
+    )
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_get_503_until_one_closes() {
+    let upstream = MockUpstream::start(|req| {
+        Reply::json(serde_json::json!({"jsonrpc":"2.0","id":req.json()["id"],"result":{}}))
+    })
+    .await;
+    let mut config = config_for(&upstream.url());
+    config.limits.max_connections = 2;
+    let proxy = Proxy::start(config).await;
+    let body = call(1, "echo").to_string();
+    let connect = || tokio::net::TcpStream::connect(proxy.addr);
+    let mut a = connect().await.unwrap();
+    let mut b = connect().await.unwrap();
+    assert_eq!(exchange(&mut a, &body).await, (200, false));
+    assert_eq!(exchange(&mut b, &body).await, (200, false));
+    // Both stay open, idle: a third connection is one too many.
+    let mut c = connect().await.unwrap();
+    let (status, closed) = exchange(&mut c, &body).await;
+    assert_eq!((status, closed), (503, true));
+    let m = proxy.metrics().await;
+    assert_eq!(sample(&m, "shadowcat_connections_open"), Some(2.0));
+    // An idle connection keeps its place through its next request.
+    assert_eq!(exchange(&mut a, &body).await, (200, false));
+    drop(a);
+    let mut freed = false;
+    for _ in 0..100 {
+        let mut d = connect().await.unwrap();
+        if exchange(&mut d, &body).await.0 == 200 {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(freed, "a closed connection gives its place back");
+}

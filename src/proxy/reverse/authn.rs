@@ -11,6 +11,29 @@ use crate::auth::{AuthError, Authenticator, Identity};
 // === impl McpProxy ===
 
 impl McpProxy {
+    /// RFC 9728 protected-resource metadata, public by design (clients read it to learn where
+    /// to log in). `Ok(true)`: served.
+    pub(super) async fn serve_metadata(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        let Some(auth) = &self.auth else {
+            return Ok(false);
+        };
+        let req = session.req_header();
+        let path = req.uri.path();
+        if req.method != http::Method::GET || !auth.metadata_paths().iter().any(|p| p == path) {
+            return Ok(false);
+        }
+        let body = auth.metadata();
+        let cors = [("access-control-allow-origin", "*")];
+        respond::send(session, 200, "application/json", body, &cors, false).await?;
+        ctx.status = 200;
+        ctx.method_label = "metadata";
+        Ok(true)
+    }
+
     /// Bearer-token check (when `auth:` is set): the token's subject becomes the principal,
     /// and the scopes the call needs are checked once the method and tool are known.
     pub(super) async fn authorize(

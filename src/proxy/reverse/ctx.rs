@@ -60,6 +60,10 @@ pub struct RequestCtx {
     pub live: Option<Arc<super::streams::LiveStream>>,
     /// What a GET with `Last-Event-ID` resumes.
     pub resume: Option<super::resume::Resume>,
+    /// Counts the client connection (HTTP/1.1) while this request holds it.
+    pub conn: Option<Arc<super::connections::ConnToken>>,
+    /// The connection is past `limits.max_connections`: it gets 503 and closes.
+    pub over_connections: bool,
     _in_flight: InFlight,
 }
 
@@ -101,6 +105,8 @@ impl RequestCtx {
             slot: None,
             live: None,
             resume: None,
+            conn: None,
+            over_connections: false,
             _in_flight: InFlight::enter(in_flight),
         }
     }

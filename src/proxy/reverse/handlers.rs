@@ -235,6 +235,14 @@ pub const OVERLOADED: Rejection = Rejection {
     allow: None,
 };
 
+/// Too many client connections open.
+pub const TOO_MANY_CONNECTIONS: Rejection = Rejection {
+    status: 503,
+    code: ErrorCode::Overloaded,
+    message: "Service Unavailable: too many connections (limits.max_connections)",
+    allow: None,
+};
+
 /// No room for another session.
 pub const SESSIONS_FULL: Rejection = Rejection {
     status: 503,

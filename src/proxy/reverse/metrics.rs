@@ -29,6 +29,9 @@ pub struct Metrics {
     pub sse_resumes: IntCounterVec,
     /// Bytes in every replay buffer (read into the gauge at each scrape).
     pub replay_total: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    pub connections_open: IntGauge,
+    /// HTTP/1.1 client connections open (read into the gauge at each scrape).
+    pub connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Every `outcome` of `shadowcat_sessions_total`.
@@ -128,6 +131,11 @@ impl Metrics {
         for source in ["buffer", "upstream"] {
             sse_resumes.with_label_values(&[source]);
         }
+        let connections_open = IntGauge::new(
+            "shadowcat_connections_open",
+            "HTTP/1.1 client connections open (from their first request until they close)",
+        )?;
+        registry.register(Box::new(connections_open.clone()))?;
         registry.register(Box::new(replay_buffer_bytes.clone()))?;
         registry.register(Box::new(sse_replay_misses.clone()))?;
         registry.register(Box::new(sse_resumes.clone()))?;
@@ -157,6 +165,8 @@ impl Metrics {
             sse_replay_misses,
             sse_resumes,
             replay_total: Default::default(),
+            connections_open,
+            connections: Default::default(),
         })
     }
 
@@ -171,6 +181,8 @@ impl Metrics {
         let mut out = Vec::with_capacity(8 * 1024);
         self.replay_buffer_bytes
             .set(self.replay_total.load(std::sync::atomic::Ordering::Relaxed));
+        let open = self.connections.load(std::sync::atomic::Ordering::Relaxed);
+        self.connections_open.set(open as i64);
         // Encoding into a Vec cannot fail on I/O; a metric family error would be a bug here.
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::error!(error = %e, "encoding metrics");

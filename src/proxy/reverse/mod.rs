@@ -6,6 +6,7 @@
 
 mod affinity;
 mod authn;
+mod connections;
 mod ctx;
 pub mod failure;
 mod forward;
@@ -58,6 +59,8 @@ pub struct McpProxy {
     streams: streams::StreamConfig,
     metrics: Arc<Metrics>,
     in_flight: Arc<AtomicUsize>,
+    /// HTTP/1.1 client connections open (see `connections.rs`).
+    connections: Arc<AtomicUsize>,
 }
 
 // === impl McpProxy ===
@@ -79,8 +82,9 @@ impl McpProxy {
             config,
             upstreams,
             sessions,
-            metrics,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            connections: metrics.connections.clone(),
+            metrics,
         }
     }
 
@@ -116,12 +120,31 @@ impl ProxyHttp for McpProxy {
     async fn early_request_filter(
         &self,
         session: &mut Session,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
         let limits = &self.config.limits;
         session.set_keepalive(Some(limits.keepalive_idle.as_secs().max(1)));
         session.set_read_timeout(Some(limits.body_read_timeout));
+        self.count_connection(session, ctx);
         Ok(())
+    }
+
+    /// The connection's count goes on with it to its next request (HTTP/1.1 keep-alive).
+    fn persist_connection_context(
+        &self,
+        _session: &Session,
+        ctx: &RequestCtx,
+    ) -> Option<Box<dyn std::any::Any + Send + Sync>> {
+        connections::persist(ctx)
+    }
+
+    fn on_connection_reuse(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+        prev: Box<dyn std::any::Any + Send + Sync>,
+    ) {
+        connections::reuse(ctx, prev);
     }
 
     /// Routes, then (for a POST) reads or plans the body. Runs before any upstream contact.
@@ -133,25 +156,16 @@ impl ProxyHttp for McpProxy {
             ProtocolVersion::from_header(req.headers.get(PROTOCOL_VERSION).map(|v| v.as_bytes()));
         ctx.is_delete = route == Route::Delete;
         ctx.want_calls = self.auth.is_some();
-        // RFC 9728 metadata, public by design (clients read it to learn where to log in).
-        if let Some(auth) = &self.auth {
-            let path = req.uri.path();
-            if req.method == http::Method::GET && auth.metadata_paths().iter().any(|p| p == path) {
-                let body = auth.metadata();
-                respond::send(
-                    session,
-                    200,
-                    "application/json",
-                    body,
-                    &[("access-control-allow-origin", "*")],
-                    false,
-                )
-                .await?;
-                ctx.status = 200;
-                ctx.method_label = "metadata";
-                return Ok(true);
-            }
+        if self.serve_metadata(session, ctx).await? {
+            return Ok(true);
         }
+        if ctx.over_connections {
+            session.set_keepalive(None);
+            return self
+                .reject(session, ctx, handlers::TOO_MANY_CONNECTIONS)
+                .await;
+        }
+        let req = session.req_header();
         let host = req
             .headers
             .get(http::header::HOST)
