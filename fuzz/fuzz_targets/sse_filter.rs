@@ -10,7 +10,7 @@ use shadowcat::transport::sse::{filter, Early, Flow, Judge, SseScanner, Verdict}
 struct ByFirstByte;
 
 impl Judge for ByFirstByte {
-    fn early(&mut self, data: &[u8]) -> Early {
+    fn early(&mut self, data: &[u8], _complete: bool) -> Early {
         if data.first() == Some(&b'k') {
             Early::Pass
         } else {
