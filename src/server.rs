@@ -92,6 +92,12 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
         threads,
         grace_period_seconds: Some(config.shutdown.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(1),
+        // Pingora's "fast" timeouts run on a timer thread that ticks every millisecond while
+        // any is armed, which is always under load (each request arms a read timeout). Every
+        // timeout of a second or more goes to tokio's timer wheel instead. At a steady 305
+        // req/s, perf's on-CPU samples per second fell from 766 to 540 and the timer thread's
+        // share from 7.2% to 3.8% (one run each; loadtest/results/2026-12-01.md).
+        fast_timeout_to_tokio_threshold_seconds: Some(0),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
