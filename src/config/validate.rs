@@ -4,12 +4,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::raw::{RawAuth, RawConfig, RawInterceptors, RawRate, Scalar};
+mod auth;
+mod interceptors;
+
+use super::raw::{RawConfig, RawRate, Scalar};
 use super::units::{parse_duration, parse_size};
 use super::{
-    AuthConfig, Cidr, Config, ConfigError, Health, InterceptorsConfig, Limits, LoadBalancing,
-    Overrides, Rate, RateLimits, ScopeRule, Security, Sessions, Shutdown, SseConfig, Timeouts,
-    UpstreamConfig, UpstreamUrl,
+    Cidr, Config, ConfigError, Health, Limits, LoadBalancing, Overrides, Rate, RateLimits,
+    Security, Sessions, Shutdown, SseConfig, Timeouts, UpstreamConfig, UpstreamUrl,
 };
 use crate::glob::Glob;
 
@@ -261,8 +263,8 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
             .collect::<Result<_, _>>()?,
     };
 
-    let auth = raw.auth.map(auth).transpose()?;
-    let interceptors = interceptors(raw.interceptors.unwrap_or_default(), &upstreams)?;
+    let auth = raw.auth.map(auth::validate).transpose()?;
+    let interceptors = interceptors::validate(raw.interceptors.unwrap_or_default(), &upstreams)?;
 
     Ok(Config {
         listen,
@@ -319,18 +321,16 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
                 .sse
                 .replay_buffer
                 .map_or(defaults.sse.replay_buffer, |n| n as usize),
-            replay_bytes: usize::try_from(size(
+            replay_bytes: size_usize(
                 raw.sse.replay_bytes,
                 "sse.replay_bytes",
-                defaults.sse.replay_bytes as u64,
-            )?)
-            .map_err(|_| invalid("sse.replay_bytes", "too large for this platform"))?,
-            replay_total: usize::try_from(size(
+                defaults.sse.replay_bytes,
+            )?,
+            replay_total: size_usize(
                 raw.sse.replay_total,
                 "sse.replay_total",
-                defaults.sse.replay_total as u64,
-            )?)
-            .map_err(|_| invalid("sse.replay_total", "too large for this platform"))?,
+                defaults.sse.replay_total,
+            )?,
             detached_grace: match raw.sse.detached_grace {
                 None => defaults.sse.detached_grace,
                 Some(v) => duration(&v, "sse.detached_grace")?,
@@ -344,54 +344,6 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
         rate_limits,
         auth,
         interceptors,
-    })
-}
-
-/// Loads the rules now, so a bad rule file fails `check-config` and start-up alike.
-fn interceptors(
-    raw: RawInterceptors,
-    upstreams: &[UpstreamConfig],
-) -> Result<InterceptorsConfig, ConfigError> {
-    use crate::interceptor::RuleSet;
-    let (rules, rules_file) = match (raw.rules_file, raw.rules) {
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                "interceptors",
-                "give rules_file or rules, not both",
-            ))
-        }
-        (Some(file), None) => {
-            let path = std::path::PathBuf::from(file);
-            let rules =
-                RuleSet::load(&path).map_err(|e| invalid("interceptors.rules_file", e.0))?;
-            (rules, Some(path))
-        }
-        (None, Some(value)) => (
-            RuleSet::from_yaml_value(value).map_err(|e| invalid("interceptors", e.0))?,
-            None,
-        ),
-        (None, None) => (RuleSet::default(), None),
-    };
-    if raw.watch && rules_file.is_none() {
-        return Err(invalid("interceptors.watch", "needs rules_file"));
-    }
-    for rule in rules.rules() {
-        if let Some(u) = rule.upstream() {
-            if !upstreams.iter().any(|c| c.name == u) {
-                return Err(invalid(
-                    "interceptors",
-                    format!(
-                        "rule {:?}: match.upstream {u:?} is not a configured upstream",
-                        rule.name
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(InterceptorsConfig {
-        rules,
-        rules_file,
-        watch: raw.watch,
     })
 }
 
@@ -422,83 +374,6 @@ fn upstream_header(
         .map_err(|_| invalid(field, "value is not a valid header value"))?;
     value.set_sensitive(true);
     Ok((header, value))
-}
-
-fn auth(raw: RawAuth) -> Result<AuthConfig, ConfigError> {
-    use jsonwebtoken::Algorithm as A;
-    let absolute = |s: &str| s.starts_with("https://") || s.starts_with("http://");
-    if !absolute(&raw.resource) {
-        return Err(invalid(
-            "auth.resource",
-            "must be this proxy's absolute MCP URL (https://...)",
-        ));
-    }
-    if raw.issuer.trim().is_empty() {
-        return Err(invalid("auth.issuer", "required"));
-    }
-    let (jwks_url, jwks_file) = match (raw.jwks_url, raw.jwks_file) {
-        (Some(u), None) if absolute(&u) => (Some(u), None),
-        (Some(_), None) => return Err(invalid("auth.jwks_url", "must be an http(s) URL")),
-        (None, Some(f)) => (None, Some(std::path::PathBuf::from(f))),
-        _ => return Err(invalid("auth", "set exactly one of jwks_url and jwks_file")),
-    };
-    let algorithms = match raw.algorithms {
-        None => vec![A::RS256, A::ES256, A::EdDSA],
-        Some(list) if list.is_empty() => {
-            return Err(invalid("auth.algorithms", "list at least one"))
-        }
-        Some(list) => list
-            .iter()
-            .enumerate()
-            .map(|(i, name)| {
-                let field = format!("auth.algorithms[{i}]");
-                match name.parse::<A>() {
-                    Ok(A::HS256 | A::HS384 | A::HS512) => Err(invalid(
-                        field,
-                        format!("{name}: HMAC is not allowed for a resource server"),
-                    )),
-                    Ok(alg) => Ok(alg),
-                    Err(_) => Err(invalid(
-                        field,
-                        format!(
-                            "{name:?} is not an allowed algorithm (RS*, PS*, ES256, ES384, EdDSA)"
-                        ),
-                    )),
-                }
-            })
-            .collect::<Result<_, _>>()?,
-    };
-    let leeway = match raw.leeway {
-        None => Duration::from_secs(30),
-        Some(v) => match duration(&v, "auth.leeway")? {
-            d if d > Duration::from_secs(300) => return Err(invalid("auth.leeway", "at most 5m")),
-            d => d,
-        },
-    };
-    let required_scopes = raw
-        .required_scopes
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| ScopeRule {
-            method: Glob::new(r.method.as_deref().unwrap_or("*"), false),
-            tool: r.tool.as_deref().map(|t| Glob::new(t, false)),
-            scopes: r.scopes,
-        })
-        .collect();
-    Ok(AuthConfig {
-        authorization_servers: raw
-            .authorization_servers
-            .unwrap_or_else(|| vec![raw.issuer.clone()]),
-        resource: raw.resource,
-        issuer: raw.issuer,
-        jwks_url,
-        jwks_file,
-        refresh: positive(raw.refresh, "auth.refresh", Duration::from_secs(600))?,
-        algorithms,
-        leeway,
-        scopes_supported: raw.scopes_supported.unwrap_or_default(),
-        required_scopes,
-    })
 }
 
 fn count(value: Option<u32>, field: &str, default: usize) -> Result<usize, ConfigError> {
@@ -563,4 +438,10 @@ fn size(value: Option<Scalar>, field: &str, default: u64) -> Result<u64, ConfigE
         None => Ok(default),
         Some(v) => parse_size(&v.text()).map_err(|m| invalid(field, m)),
     }
+}
+
+/// [`size`] as a `usize` (for in-memory bounds).
+fn size_usize(value: Option<Scalar>, field: &str, default: usize) -> Result<usize, ConfigError> {
+    usize::try_from(size(value, field, default as u64)?)
+        .map_err(|_| invalid(field, "too large for this platform"))
 }

@@ -1,7 +1,7 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::interceptor::RuleSet;
+use crate::interceptor::{plan_event, plan_response, EventPlan, RuleSet};
 use crate::mcp::peek::peek;
 
 fn example() -> RuleSet {

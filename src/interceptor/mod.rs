@@ -26,15 +26,16 @@ mod engine;
 mod raw;
 mod reload;
 mod rules;
+mod server_msgs;
 mod stream;
 
 pub use edit::{hide_tools, remove, set};
 pub use engine::{
-    calls_of, is_probe, merge_answers, plan_event, plan_request, plan_response, response, Call,
-    EventPlan, Hit, RequestPlan, PROBE_ID,
+    calls_of, is_probe, merge_answers, plan_request, response, Call, Hit, RequestPlan, PROBE_ID,
 };
 pub use reload::{Interceptors, ReloadError};
 pub use rules::{Action, Decision, From, Kind, MessageView, Rule, RuleError, RuleSet, Terminal};
+pub use server_msgs::{plan_event, plan_response, EventPlan};
 pub use stream::{EventJudge, Memo, OwnedJudge};
 
 #[cfg(test)]

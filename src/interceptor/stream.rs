@@ -10,8 +10,9 @@
 use crate::mcp::sniff::{method_prefix, MethodPrefix};
 use crate::transport::sse::{Early, Judge, Verdict};
 
-use super::engine::{is_probe, plan_event, Call, Hit};
+use super::engine::{is_probe, Call, Hit};
 use super::rules::{From, Kind, RuleSet};
+use super::server_msgs::plan_event;
 
 /// Could the rest of a message, after its first `method`, hold another top-level `method`
 /// key? Only if it contains `"method"` written plainly, or a `\u` escape anywhere (the only
@@ -152,22 +153,25 @@ pub struct OwnedJudge {
 
 impl OwnedJudge {
     fn with<T>(&mut self, f: impl FnOnce(&mut EventJudge<'_, '_>) -> T) -> T {
-        let rules = self.rules.clone();
+        let Self {
+            rules,
+            calls,
+            upstream,
+            probe,
+            memo,
+            hits,
+        } = self;
         let mut judge = EventJudge {
-            rules: &rules,
-            calls: &self.calls,
-            upstream: Some(&self.upstream),
-            memo: &mut self.memo,
-            probe: self.probe,
+            rules,
+            calls,
+            upstream: Some(upstream),
+            memo,
+            probe: *probe,
             hits: Vec::new(),
         };
         let out = f(&mut judge);
-        let hits: Vec<(Box<str>, &'static str)> = judge
-            .hits
-            .iter()
-            .map(|h| (Box::from(h.rule), h.action))
-            .collect();
-        self.hits.extend(hits);
+        let new = judge.hits;
+        hits.extend(new.iter().map(|h| (Box::from(h.rule), h.action)));
         out
     }
 }
@@ -186,6 +190,17 @@ impl Judge for OwnedJudge {
 mod tests {
     use super::*;
 
+    fn judge_of<'a>(rules: &'a RuleSet, memo: &'a mut Memo) -> EventJudge<'a, 'a> {
+        EventJudge {
+            rules,
+            calls: &[],
+            upstream: None,
+            memo,
+            probe: false,
+            hits: Vec::new(),
+        }
+    }
+
     #[test]
     fn decides_from_the_start_and_remembers_it() {
         let rules = RuleSet::from_yaml(
@@ -193,14 +208,7 @@ mod tests {
         )
         .unwrap();
         let mut memo = Memo::new();
-        let mut judge = EventJudge {
-            rules: &rules,
-            calls: &[],
-            upstream: None,
-            memo: &mut memo,
-            probe: false,
-            hits: Vec::new(),
-        };
+        let mut judge = judge_of(&rules, &mut memo);
         let progress = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"p""#;
         assert_eq!(judge.early(progress, false), Early::Pass);
         assert_eq!(judge.early(progress, false), Early::Pass, "from the memo");
@@ -231,14 +239,7 @@ mod tests {
         )
         .unwrap();
         let mut memo = Memo::new();
-        let mut judge = EventJudge {
-            rules: &rules,
-            calls: &[],
-            upstream: None,
-            memo: &mut memo,
-            probe: false,
-            hits: Vec::new(),
-        };
+        let mut judge = judge_of(&rules, &mut memo);
         let sneaky = br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{},"method":"sampling/createMessage"}"#;
         assert_eq!(judge.early(sneaky, true), Early::Hold);
         let escaped =
