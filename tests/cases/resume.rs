@@ -449,3 +449,21 @@ async fn the_get_stream_is_numbered_and_replayed_too() {
         "the upstream stream was kept, not reopened"
     );
 }
+
+/// Regression: a miss that could not be resumed upstream either was counted twice.
+#[tokio::test]
+async fn regression_a_miss_without_upstream_ids_is_counted_once() {
+    let (_upstream, proxy, client, sid) = rig(
+        upstream_handler(6, Duration::from_millis(5), None, false),
+        |c| c.sse.replay_buffer = 2,
+    )
+    .await;
+    let mut first = call_tool(&client, &proxy.url(), &sid).await;
+    let (seen, _) = read_up_to(&mut first, 1).await;
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut second = resume(&client, &proxy.url(), &sid, seen[0].id.as_deref().unwrap()).await;
+    let _ = read_up_to(&mut second, 1).await;
+    let metrics = proxy.metrics().await;
+    assert_eq!(sample(&metrics, "shadowcat_sse_replay_misses_total"), Some(1.0));
+}

@@ -50,7 +50,7 @@ pub struct Intercept {
     /// Answers the proxy adds to the upstream's reply.
     answers: Vec<Bytes>,
     /// A body too large to pre-read, held until its end.
-    pub hold: bool,
+    hold: bool,
     /// MCP 2026-07-28 `Mcp-Method` and `Mcp-Name`, when the request carried them.
     headers: Option<(String, Option<String>)>,
     /// The headers alone let this body through: check at its end that it agrees.

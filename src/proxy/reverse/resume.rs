@@ -115,9 +115,9 @@ impl McpProxy {
                     .inc();
                 self.serve_local(session, ctx, &stream, after, follow).await
             }
+            // The client's id is removed upstream (`rewrite_last_event_id`): a fresh stream.
             Resume::Fresh => {
                 self.metrics.sse_replay_misses.inc();
-                ctx.resume = Some(Resume::Fresh);
                 Ok(false)
             }
             upstream => {
@@ -162,17 +162,18 @@ impl McpProxy {
                     follow: false,
                 },
             },
-            Err(_) => {
-                self.metrics.sse_replay_misses.inc();
-                match stream.upstream_id(id.seq) {
-                    Some(uid) => Resume::Upstream {
+            // A miss: counted here when the upstream can still resume it, else as `Fresh`.
+            Err(_) => match stream.upstream_id(id.seq) {
+                Some(uid) => {
+                    self.metrics.sse_replay_misses.inc();
+                    Resume::Upstream {
                         stream,
                         upstream_id: Some(uid),
                         prefix: Vec::new(),
-                    },
-                    None => Resume::Fresh,
+                    }
                 }
-            }
+                None => Resume::Fresh,
+            },
         }
     }
 

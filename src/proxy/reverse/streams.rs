@@ -97,8 +97,6 @@ struct Inner {
     output: Option<BytesMut>,
     /// The upstream body ended (the stream may go on upstream: see `complete`).
     ended: bool,
-    /// The upstream failed under the stream, rather than ending it.
-    failed_upstream: bool,
     /// Requests still unanswered on a POST stream; the stream is complete when none is left.
     unanswered: Vec<Box<str>>,
     is_post: bool,
@@ -137,7 +135,6 @@ impl LiveStream {
                 total_cap: config.total_cap,
                 output: None,
                 ended: false,
-                failed_upstream: false,
                 is_post: !requests.is_empty(),
                 unanswered: requests,
                 judge,
@@ -295,7 +292,7 @@ impl LiveStream {
                     unanswered.retain(|u| u.as_bytes() != id);
                 }
             }
-            let upstream_id = ev.id().map(|i| String::from_utf8_lossy(i).into_owned());
+            let upstream_id = ev.id().map(String::from_utf8_lossy);
             let seq = buffer.last_seq() + 1;
             let bytes = with_id(&event, EventId { stream: no, seq });
             let full = buffer.total_now() + bytes.len() > *total_cap;
@@ -323,7 +320,6 @@ impl PayloadSink for LiveStream {
         if let Ok(mut inner) = self.inner.lock() {
             inner.ended = true;
             if !clean {
-                inner.failed_upstream = true;
                 // The client reconnects with Last-Event-ID, and the proxy resumes for it.
                 if let Some(out) = inner.output.as_mut() {
                     out.extend_from_slice(RETRY_HINT);
