@@ -465,5 +465,8 @@ async fn regression_a_miss_without_upstream_ids_is_counted_once() {
     let mut second = resume(&client, &proxy.url(), &sid, seen[0].id.as_deref().unwrap()).await;
     let _ = read_up_to(&mut second, 1).await;
     let metrics = proxy.metrics().await;
-    assert_eq!(sample(&metrics, "shadowcat_sse_replay_misses_total"), Some(1.0));
+    assert_eq!(
+        sample(&metrics, "shadowcat_sse_replay_misses_total"),
+        Some(1.0)
+    );
 }
