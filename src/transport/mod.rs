@@ -3,9 +3,11 @@
 //! keep-alives.
 
 pub mod h1_framing;
+pub mod head_cork;
 pub mod idle_pool;
 pub mod sse;
 pub mod stream_slot;
 pub mod upstream_conn;
 pub mod upstream_resume;
 pub mod upstream_timeout;
+pub mod watchdog_socket;

@@ -7,6 +7,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use super::*;
+use crate::transport::upstream_conn::WatchdogConnector;
+use pingora::connectors::L4Connect;
+use pingora::protocols::l4::socket::SocketAddr;
+use pingora::{Error, ErrorType};
 
 const SSE_HEAD: &[u8] =
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
@@ -233,4 +237,41 @@ fn finds_the_timeout_in_a_pingora_error() {
         io::Error::from(io::ErrorKind::TimedOut),
     );
     assert_eq!(UpstreamTimeout::from_pingora_error(&other), None);
+}
+
+/// The upstream end of one connection, and the proxy's socket on it.
+async fn pair() -> (TcpStream, WatchdogSocket) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap());
+    let (client, accepted) = tokio::join!(client, listener.accept());
+    let socket = WatchdogSocket::new(client.unwrap(), policy(300, 60, None));
+    (accepted.unwrap().0, socket)
+}
+
+/// Regression (two segments per POST): the head waits for the body's first bytes and both
+/// arrive in one read; a loopback send is in the peer's queue when the call returns, so
+/// "nothing yet" after the flush is exact.
+#[tokio::test]
+async fn a_post_head_goes_out_with_its_body() {
+    let (mut upstream, mut s) = pair().await;
+    let head = b"POST /mcp HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n";
+    s.write_all(head).await.unwrap();
+    s.flush().await.unwrap();
+    let mut buf = [0u8; 256];
+    assert!(upstream.try_read(&mut buf).is_err(), "the head waited");
+    s.write_all(b"{}").await.unwrap();
+    s.flush().await.unwrap();
+    upstream.readable().await.unwrap();
+    let n = upstream.try_read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], [&head[..], b"{}"].concat());
+}
+
+#[tokio::test]
+async fn a_head_without_a_body_goes_out_at_once() {
+    let (mut upstream, mut s) = pair().await;
+    s.write_all(REQUEST).await.unwrap();
+    s.flush().await.unwrap();
+    let mut buf = [0u8; 256];
+    let n = upstream.try_read(&mut buf).expect("sent at the write");
+    assert_eq!(&buf[..n], REQUEST);
 }
