@@ -39,6 +39,9 @@ pub struct ReverseArgs {
     /// Admin address for /metrics, /healthz and /readyz, or `off` (overrides `admin`).
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<String>,
+    /// Worker threads for the proxy (overrides `threads`; default: one per CPU core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// Exit code for a bad config or bad flags (EX_USAGE from sysexits.h).

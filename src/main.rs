@@ -36,6 +36,7 @@ fn reverse(args: ReverseArgs) -> ExitCode {
         listen: args.bind,
         admin: args.admin,
         upstream: args.upstream,
+        threads: args.threads,
     };
     let config = match config::load_with(args.config.as_deref(), &overrides) {
         Ok(c) => c,

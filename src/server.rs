@@ -86,7 +86,9 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     }
     let metrics = Arc::new(Metrics::new()?);
     let ready = Arc::new(AtomicBool::new(true));
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = config
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
 
     let conf = ServerConf {
         threads,

@@ -24,6 +24,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub admin: Option<SocketAddr>,
     pub endpoint: String,
+    /// Worker threads for the proxy; `None`: one per CPU core.
+    pub threads: Option<usize>,
     pub upstreams: Vec<UpstreamConfig>,
     pub timeouts: Timeouts,
     pub limits: Limits,
@@ -229,6 +231,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
             endpoint: "/mcp".into(),
+            threads: None,
             upstreams: Vec::new(),
             timeouts: Timeouts {
                 connect: Duration::from_secs(5),
@@ -304,6 +307,7 @@ pub struct Overrides {
     pub admin: Option<String>,
     /// Replaces the upstream list with one upstream named `default`.
     pub upstream: Option<String>,
+    pub threads: Option<usize>,
 }
 
 /// Reads, parses and validates a config file.

@@ -11,6 +11,7 @@ pub struct RawConfig {
     #[serde(default, deserialize_with = "explicit_null")]
     pub admin: Option<Option<String>>,
     pub endpoint: Option<String>,
+    pub threads: Option<u32>,
     pub upstreams: Option<Vec<RawUpstream>>,
     #[serde(default)]
     pub timeouts: RawTimeouts,

@@ -82,6 +82,8 @@ fn errors_name_the_field_path() {
             "timeouts.connect",
         ),
         ("load_balancing: random\n", "load_balancing"),
+        ("threads: 0\n", "threads"),
+        ("threads: 5000\n", "threads"),
         ("limits:\n  max_headers: 0\n", "limits.max_headers"),
         ("limits:\n  read_buffer: 100\n", "limits.read_buffer"),
         ("limits:\n  keepalive_idle: 0\n", "limits.keepalive_idle"),
@@ -149,8 +151,10 @@ fn empty_file_needs_an_upstream_and_flags_supply_one() {
         listen: Some("127.0.0.1:0".into()),
         admin: Some("off".into()),
         upstream: Some("http://127.0.0.1:3001/mcp".into()),
+        threads: Some(3),
     };
     let c = from_yaml_str_with(None, &o).unwrap();
+    assert_eq!(c.threads, Some(3));
     assert_eq!(c.listen.port(), 0);
     assert_eq!(c.admin, None);
     assert_eq!(c.upstreams[0].name, "default");
@@ -158,6 +162,27 @@ fn empty_file_needs_an_upstream_and_flags_supply_one() {
     let c = from_yaml_str_with(Some(&format!("listen: 127.0.0.1:1\n{ONE}")), &o).unwrap();
     assert_eq!(c.listen.port(), 0);
     assert_eq!(c.upstreams[0].url.port, 3001);
+    let c = from_yaml_str_with(Some(&format!("threads: 1\n{ONE}")), &o).unwrap();
+    assert_eq!(c.threads, Some(3));
+    assert_eq!(
+        from_yaml_str(&format!("threads: 2\n{ONE}"))
+            .unwrap()
+            .threads,
+        Some(2)
+    );
+    assert_eq!(
+        from_yaml_str(ONE).unwrap().threads,
+        None,
+        "unset: one per core"
+    );
+    let zero = Overrides {
+        threads: Some(0),
+        ..Overrides::default()
+    };
+    assert_eq!(
+        from_yaml_str_with(Some(ONE), &zero).unwrap_err().field(),
+        "--threads"
+    );
     let bad = Overrides {
         listen: Some("x".into()),
         ..Overrides::default()

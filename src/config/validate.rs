@@ -56,6 +56,11 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
             format!("{endpoint:?} must be a path starting with '/'"),
         ));
     }
+    let threads = match (overrides.threads, raw.threads) {
+        (Some(n), _) => threads(n, "--threads")?,
+        (None, Some(n)) => threads(n as usize, "threads")?,
+        (None, None) => None,
+    };
 
     let upstreams = match (&overrides.upstream, raw.upstreams) {
         (Some(url), _) => vec![UpstreamConfig {
@@ -270,6 +275,7 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
         listen,
         admin,
         endpoint,
+        threads,
         upstreams,
         timeouts,
         limits: Limits {
@@ -374,6 +380,14 @@ fn upstream_header(
         .map_err(|_| invalid(field, "value is not a valid header value"))?;
     value.set_sensitive(true);
     Ok((header, value))
+}
+
+/// Pingora runs the proxy on this many tokio worker threads.
+fn threads(n: usize, field: &str) -> Result<Option<usize>, ConfigError> {
+    match n {
+        1..=1024 => Ok(Some(n)),
+        _ => Err(invalid(field, "must be 1 to 1024")),
+    }
 }
 
 fn count(value: Option<u32>, field: &str, default: usize) -> Result<usize, ConfigError> {
