@@ -78,9 +78,12 @@ for sc in SCENARIOS:
 streams = [r for r in resources if r["kind"] == "streams"]
 if streams:
     print("\n**Idle SSE streams** (one event per stream per second; delivery delay = receive − send, µs; memory = RSS with the streams open minus idle):\n")
-    print("| streams | target | opened | events | p50 µs | p95 µs | p99 µs | KB per stream |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| streams | target | opened | events | p50 µs | p95 µs | p99 µs | added p99 vs direct µs | KB per stream |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    direct_p99 = {r["streams"]: r["result"]["p99_us"] for r in streams if r["target"] == "direct"}
     for r in streams:
         res = r["result"]
         per = f"{(r['busy_kb'] - r['idle_kb']) / max(res['streams'], 1):.1f}" if r["target"] != "direct" else "—"
-        print(f"| {r['streams']} | {r['target']} | {res['streams']} | {res['events']} | {res['p50_us']} | {res['p95_us']} | {res['p99_us']} | {per} |")
+        base = direct_p99.get(r["streams"])
+        added = f"{res['p99_us'] - base:+d}" if r["target"] != "direct" and base is not None else "—"
+        print(f"| {r['streams']} | {r['target']} | {res['streams']} | {res['events']} | {res['p50_us']} | {res['p95_us']} | {res['p99_us']} | {added} | {per} |")

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod fd_budget;
 pub mod glob;
 pub mod interceptor;
 pub mod mcp;

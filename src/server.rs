@@ -71,6 +71,33 @@ impl std::fmt::Debug for Shadowcat {
     }
 }
 
+/// Raises the open-files limit and lowers the connection and request limits to what it holds
+/// (see `fd_budget`), saying so: past it the proxy would fail at random instead of answering 503.
+fn fit_open_files(limits: &mut crate::config::Limits, upstreams: usize) {
+    let Some(nofile) = crate::fd_budget::raise_nofile() else {
+        return;
+    };
+    let fit = crate::fd_budget::requests_for(nofile, upstreams);
+    for (key, value) in [
+        ("limits.max_connections", &mut limits.max_connections),
+        (
+            "limits.max_concurrent_requests",
+            &mut limits.max_concurrent_requests,
+        ),
+    ] {
+        if *value > fit {
+            tracing::warn!(
+                open_files = nofile,
+                configured = *value,
+                now = fit,
+                "{key} lowered to what the open-files limit holds (two per request); raise \
+                 `ulimit -n` to allow more"
+            );
+            *value = fit;
+        }
+    }
+}
+
 /// Builds the server: checks the addresses, resolves upstreams, wires the services.
 pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     let mut config = config;
@@ -84,6 +111,7 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
              loopback names: clients using other names get 403 until you list them"
         );
     }
+    fit_open_files(&mut config.limits, config.upstreams.len());
     let metrics = Arc::new(Metrics::new()?);
     let ready = Arc::new(AtomicBool::new(true));
     let threads = config

@@ -29,7 +29,7 @@ pub use super::watchdog_socket::WatchdogSocket;
 /// (the usual MCP server runtime), so the proxy rarely reuses one the upstream is closing.
 pub const POOL_IDLE: Duration = Duration::from_secs(4);
 /// Idle connections kept per upstream.
-const POOL_CAPACITY: usize = 256;
+pub const POOL_CAPACITY: usize = 256;
 
 /// Timeouts and keep-alive for one upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -253,7 +253,7 @@ async fn pair() -> (TcpStream, WatchdogSocket) {
 /// "nothing yet" after the flush is exact.
 #[tokio::test]
 async fn a_post_head_goes_out_with_its_body() {
-    let (mut upstream, mut s) = pair().await;
+    let (upstream, mut s) = pair().await;
     let head = b"POST /mcp HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n";
     s.write_all(head).await.unwrap();
     s.flush().await.unwrap();
@@ -268,7 +268,7 @@ async fn a_post_head_goes_out_with_its_body() {
 
 #[tokio::test]
 async fn a_head_without_a_body_goes_out_at_once() {
-    let (mut upstream, mut s) = pair().await;
+    let (upstream, mut s) = pair().await;
     s.write_all(REQUEST).await.unwrap();
     s.flush().await.unwrap();
     let mut buf = [0u8; 256];

@@ -32,10 +32,12 @@ async fn upstream_down_is_502_with_the_request_id() {
         Some(1.0)
     );
     assert_eq!(
-        sample(
-            &metrics,
-            r#"shadowcat_requests_total{mcp_method="tools/list",status="502"}"#
-        ),
+        proxy
+            .settled(
+                r#"shadowcat_requests_total{mcp_method="tools/list",status="502"}"#,
+                1.0
+            )
+            .await,
         Some(1.0)
     );
 }
@@ -102,15 +104,14 @@ async fn body_over_max_body_is_413_declared_or_streamed() {
         // The proxy may answer and close while the client is still sending.
         Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
     }
-    let metrics = proxy.metrics().await;
+    let series = r#"shadowcat_requests_total{mcp_method="unknown",status="413"}"#;
     assert!(
-        sample(
-            &metrics,
-            r#"shadowcat_requests_total{mcp_method="unknown",status="413"}"#
-        )
-        .unwrap_or(0.0)
-            >= 1.0,
-        "{metrics}"
+        proxy
+            .settled_when(series, |v| v >= 1.0)
+            .await
+            .is_some_and(|v| v >= 1.0),
+        "{}",
+        proxy.metrics().await
     );
 }
 

@@ -205,12 +205,13 @@ async fn bodies_larger_than_the_pre_read_buffer_stream_through_intact() {
     let resp = post(&client(), &proxy.url(), &body).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(upstream.received()[0].body, body.to_string().into_bytes());
-    let metrics = proxy.metrics().await;
     assert_eq!(
-        sample(
-            &metrics,
-            r#"shadowcat_requests_total{mcp_method="tools/call",status="200"}"#
-        ),
+        proxy
+            .settled(
+                r#"shadowcat_requests_total{mcp_method="tools/call",status="200"}"#,
+                1.0
+            )
+            .await,
         Some(1.0)
     );
 }

@@ -73,12 +73,13 @@ async fn get_stream_is_proxied_and_counted_while_active() {
         gone,
         "the active-stream gauge falls back when the client leaves"
     );
-    let metrics = proxy.metrics().await;
     assert_eq!(
-        sample(
-            &metrics,
-            r#"shadowcat_requests_total{mcp_method="GET",status="200"}"#
-        ),
+        proxy
+            .settled(
+                r#"shadowcat_requests_total{mcp_method="GET",status="200"}"#,
+                1.0
+            )
+            .await,
         Some(1.0)
     );
 }

@@ -89,6 +89,26 @@ impl Proxy {
             .await
             .unwrap()
     }
+
+    /// The value of `series` once it reads `expected` (polled for up to 5 s), else its last
+    /// value. For what the proxy records after the response left (the logging phase, a
+    /// connection's end), which the client can see before the proxy has recorded it.
+    pub async fn settled(&self, series: &str, expected: f64) -> Option<f64> {
+        self.settled_when(series, |v| v == expected).await
+    }
+
+    /// [`Self::settled`] for a condition on the value.
+    pub async fn settled_when(&self, series: &str, done: impl Fn(f64) -> bool) -> Option<f64> {
+        let mut last = None;
+        for _ in 0..250 {
+            last = sample(&self.metrics().await, series);
+            if last.is_some_and(&done) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        last
+    }
 }
 
 impl Drop for Proxy {

@@ -65,8 +65,33 @@ impl Failure {
     }
 }
 
+/// The proxy itself ran out of descriptors, socket buffers or memory (`EMFILE`, `ENFILE`,
+/// `ENOBUFS`, `ENOMEM`): its own limit, not the upstream's fault.
+pub fn out_of_resources(e: &Error) -> bool {
+    use rustix::io::Errno;
+    let Some(os) = e
+        .root_cause()
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::raw_os_error)
+    else {
+        return false;
+    };
+    [Errno::MFILE, Errno::NFILE, Errno::NOBUFS, Errno::NOMEM]
+        .iter()
+        .any(|errno| errno.raw_os_error() == os)
+}
+
 /// Classifies an error from any phase.
 pub fn classify(e: &Error) -> Failure {
+    if out_of_resources(e) {
+        return Failure {
+            status: 503,
+            code: ErrorCode::Overloaded,
+            message: "proxy at its open-files or memory limit",
+            kind: "proxy_resources",
+            upstream_fault: false,
+        };
+    }
     match UpstreamTimeout::from_pingora_error(e) {
         Some(UpstreamTimeout::ResponseHeader) => {
             return Failure::upstream(
@@ -207,5 +232,21 @@ mod tests {
         assert_eq!(classify(&timeout).status, 504);
         let sse = Error::explain(SSE_EVENT_TOO_LARGE, "x");
         assert_eq!(classify(&sse).kind, "sse_event_too_large");
+    }
+
+    /// Regression (load test, 10k streams): a connect that failed with EMFILE was the
+    /// upstream's fault, so the upstream was marked down and every request failed for 10 s.
+    #[test]
+    fn running_out_of_descriptors_is_the_proxys_limit() {
+        let emfile = std::io::Error::from_raw_os_error(rustix::io::Errno::MFILE.raw_os_error());
+        let e = Error::because(ErrorType::ConnectError, "connecting to 127.0.0.1:1", emfile);
+        assert!(out_of_resources(&e));
+        let f = classify(&e);
+        assert_eq!((f.status, f.upstream_fault), (503, false));
+        assert_eq!(f.code, ErrorCode::Overloaded);
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let e = Error::because(ErrorType::ConnectRefused, "connecting", refused);
+        assert!(!out_of_resources(&e));
+        assert!(classify(&e).upstream_fault);
     }
 }

@@ -349,30 +349,14 @@ impl ProxyHttp for McpProxy {
         Ok(None)
     }
 
-    /// Passive health: the upstream is marked down. A request not pinned to a session tries the
-    /// next upstream; a pinned one fails (502): a session is never moved.
     fn fail_to_connect(
         &self,
         _session: &mut Session,
         _peer: &HttpPeer,
         ctx: &mut RequestCtx,
-        mut e: Box<Error>,
+        e: Box<Error>,
     ) -> Box<Error> {
-        if let Some(i) = ctx.upstream {
-            self.upstreams.mark_down(i);
-            ctx.tried.push(i);
-            let kind = failure::classify(&e).kind;
-            let name = self.upstreams.get(i).map_or("none", |u| u.name.as_str());
-            self.metrics
-                .upstream_errors
-                .with_label_values(&[name, kind])
-                .inc();
-            tracing::warn!(upstream = name, error = %e, "upstream unreachable, marked down");
-        }
-        if ctx.session.is_none() && ctx.tried.len() < self.upstreams.len() {
-            e.set_retry(true);
-        }
-        e
+        self.connect_failed(ctx, e)
     }
 
     /// A reused pooled connection that the upstream closed before answering is retried, even
@@ -435,6 +419,7 @@ impl ProxyHttp for McpProxy {
                     "Forbidden: insufficient scope",
                     vec![("www-authenticate", c.as_str())],
                 ),
+                None if f.status == 503 => (f.code, f.message, vec![("retry-after", "1")]),
                 None => (f.code, f.message, Vec::new()),
             };
             if let Err(write) =

@@ -236,6 +236,39 @@ impl Upstream {
     }
 }
 
+/// Passive health, when a connect fails: the upstream is marked down, and a request not
+/// pinned to a session tries the next upstream; a pinned one fails (502): a session is never
+/// moved. A connect that failed on the proxy's own limit (open files, memory) marks nothing
+/// down: the upstream is fine, and the client gets 503 with `Retry-After` (`failure.rs`).
+impl super::McpProxy {
+    pub(super) fn connect_failed(
+        &self,
+        ctx: &mut super::RequestCtx,
+        mut e: Box<pingora::Error>,
+    ) -> Box<pingora::Error> {
+        if super::failure::out_of_resources(&e) {
+            tracing::warn!(error = %e, "proxy at its open-files or memory limit; upstream not marked down");
+            e.set_retry(false);
+            return e;
+        }
+        if let Some(i) = ctx.upstream {
+            self.upstreams.mark_down(i);
+            ctx.tried.push(i);
+            let kind = super::failure::classify(&e).kind;
+            let name = self.upstreams.get(i).map_or("none", |u| u.name.as_str());
+            self.metrics
+                .upstream_errors
+                .with_label_values(&[name, kind])
+                .inc();
+            tracing::warn!(upstream = name, error = %e, "upstream unreachable, marked down");
+        }
+        if ctx.session.is_none() && ctx.tried.len() < self.upstreams.len() {
+            e.set_retry(true);
+        }
+        e
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
