@@ -19,6 +19,10 @@ const STRIP_UPSTREAM: &[&str] = &[
     "proxy-authorization",
 ];
 
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+const HTTP: http::HeaderValue = http::HeaderValue::from_static("http");
+
 /// The client's credentials: never passed to an upstream (the MCP spec forbids token
 /// passthrough) unless that upstream sets `forward_authorization`.
 const CLIENT_CREDENTIALS: &[&str] = &["authorization", "cookie"];
@@ -38,12 +42,11 @@ impl McpProxy {
             .upstream
             .and_then(|i| self.upstreams.get(i))
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
-        let target = upstream.target(session.req_header().uri.query());
-        let uri = target
-            .parse::<http::Uri>()
+        let uri = upstream
+            .target_uri(session.req_header().uri.query())
             .map_err(|e| Error::because(ErrorType::InternalError, "upstream target", e))?;
         upstream_request.set_uri(uri);
-        upstream_request.insert_header(http::header::HOST, upstream.authority.as_str())?;
+        upstream_request.insert_header(http::header::HOST, upstream.host())?;
         for name in STRIP_UPSTREAM {
             upstream_request.remove_header(*name);
         }
@@ -64,15 +67,15 @@ impl McpProxy {
         {
             let xff = match upstream_request
                 .headers
-                .get("x-forwarded-for")
+                .get(&X_FORWARDED_FOR)
                 .and_then(|v| v.to_str().ok())
             {
                 Some(prior) => format!("{prior}, {ip}"),
                 None => ip.to_string(),
             };
-            upstream_request.insert_header("x-forwarded-for", xff)?;
+            upstream_request.insert_header(X_FORWARDED_FOR, xff)?;
         }
-        upstream_request.insert_header("x-forwarded-proto", "http")?;
+        upstream_request.insert_header(X_FORWARDED_PROTO, HTTP.clone())?;
         if let Some(ic) = &ctx.intercept {
             if let Some(len) = ic.body_len() {
                 upstream_request.insert_header(http::header::CONTENT_LENGTH, len.to_string())?;

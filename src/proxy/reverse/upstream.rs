@@ -28,6 +28,9 @@ pub struct Upstream {
     pub authority: String,
     /// The upstream's MCP endpoint path (and query).
     pub path_and_query: String,
+    /// `path_and_query` and `authority`, parsed once (not per request).
+    uri: http::Uri,
+    host: http::HeaderValue,
     pub weight: u32,
     /// Pass the client's `Authorization` and `Cookie` on (off by default).
     pub forward_authorization: bool,
@@ -173,11 +176,19 @@ impl Upstream {
             })?
             .next()
             .ok_or_else(|| format!("upstream {:?}: {} has no address", config.name, url.host))?;
+        let uri = url
+            .path_and_query
+            .parse()
+            .map_err(|e| format!("upstream {:?}: path: {e}", config.name))?;
+        let host = http::HeaderValue::try_from(url.authority())
+            .map_err(|e| format!("upstream {:?}: host: {e}", config.name))?;
         Ok(Self {
             name: config.name.clone(),
             addr,
             authority: url.authority(),
             path_and_query: url.path_and_query.clone(),
+            uri,
+            host,
             weight: config.weight,
             forward_authorization: config.forward_authorization,
             headers: config.headers.clone(),
@@ -210,6 +221,22 @@ impl Upstream {
             None => self.connector.clone(),
         });
         Box::new(peer)
+    }
+
+    /// [`Self::target`] as a URI; without a downstream query, the one parsed at start-up.
+    pub fn target_uri(
+        &self,
+        downstream_query: Option<&str>,
+    ) -> Result<http::Uri, http::uri::InvalidUri> {
+        match downstream_query {
+            Some(q) if !q.is_empty() => self.target(Some(q)).parse(),
+            _ => Ok(self.uri.clone()),
+        }
+    }
+
+    /// The `Host` header value.
+    pub fn host(&self) -> http::HeaderValue {
+        self.host.clone()
     }
 
     /// The request target upstream: the upstream's path, plus the downstream query if any.
