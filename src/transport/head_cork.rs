@@ -93,7 +93,12 @@ pub fn announces_body(head: &[u8]) -> bool {
         if name.eq_ignore_ascii_case(b"transfer-encoding") {
             body = true;
         }
-        if name.eq_ignore_ascii_case(b"content-length") && value.iter().any(|&b| b != b'0') {
+        // Pingora takes a list (`0, 0`) when its values agree: a body only if one is not 0.
+        if name.eq_ignore_ascii_case(b"content-length")
+            && value
+                .split(|&b| b == b',')
+                .any(|v| v.trim_ascii().iter().any(|&b| b != b'0'))
+        {
             body = true;
         }
     }
@@ -115,6 +120,9 @@ mod tests {
         assert!(announces_body(
             b"POST / HTTP/1.1\r\ncontent-length:10\r\n\r\n"
         ));
+        assert!(announces_body(
+            b"POST / HTTP/1.1\r\ncontent-length: 7, 7\r\n\r\n"
+        ));
     }
 
     #[test]
@@ -122,6 +130,9 @@ mod tests {
         for head in [
             &b"GET /mcp HTTP/1.1\r\nHost: a\r\n\r\n"[..],
             b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            // Regression (review): Pingora frames `0, 0` as no body; holding it hung the request.
+            b"GET / HTTP/1.1\r\nContent-Length: 0, 0\r\n\r\n",
+            b"DELETE / HTTP/1.1\r\ncontent-length: 00,0\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
             // Not exactly one head: the body is already in the write, or the head is partial.
             b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",

@@ -318,14 +318,18 @@ impl AsyncWrite for WatchdogSocket {
         let this = self.get_mut();
         // Each socket carries one request (Pingora does not pool it), so its first write is the
         // request head and never body bytes that happen to look like one.
+        // The request counts as written from here: a connection dropped with the head held or
+        // half sent is never pooled, and the response deadline is armed even if the body
+        // never comes.
         if !std::mem::replace(&mut this.wrote, true) && this.cork.hold(buf) {
+            this.framing.request_written();
+            this.head_due = Some(Instant::now());
             return Poll::Ready(Ok(buf.len()));
         }
-        let held = this.cork.holding();
         let n = ready!(this
             .cork
             .poll_write(Pin::new(tcp(&mut this.inner)?), cx, buf))?;
-        if n > 0 || held {
+        if n > 0 {
             this.framing.request_written();
             if this.framing.awaiting_head() {
                 // The deadline runs from the last request byte: a slowly uploaded body is the

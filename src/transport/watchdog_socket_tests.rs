@@ -254,7 +254,7 @@ async fn pair() -> (TcpStream, WatchdogSocket) {
 #[tokio::test]
 async fn a_post_head_goes_out_with_its_body() {
     let (upstream, mut s) = pair().await;
-    let head = b"POST /mcp HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n";
+    let head = POST_HEAD;
     s.write_all(head).await.unwrap();
     s.flush().await.unwrap();
     let mut buf = [0u8; 256];
@@ -263,7 +263,7 @@ async fn a_post_head_goes_out_with_its_body() {
     s.flush().await.unwrap();
     upstream.readable().await.unwrap();
     let n = upstream.try_read(&mut buf).unwrap();
-    assert_eq!(&buf[..n], [&head[..], b"{}"].concat());
+    assert_eq!(&buf[..n], [head, b"{}"].concat());
 }
 
 #[tokio::test]
@@ -274,4 +274,29 @@ async fn a_head_without_a_body_goes_out_at_once() {
     let mut buf = [0u8; 256];
     let n = upstream.try_read(&mut buf).expect("sent at the write");
     assert_eq!(&buf[..n], REQUEST);
+}
+
+const POST_HEAD: &[u8] = b"POST /mcp HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n";
+
+/// Regression (review): a socket dropped with its head held (or half sent) went back to the
+/// pool as clean, so the next request's bytes would have ended the old one.
+#[tokio::test]
+async fn a_socket_dropped_with_its_head_held_is_not_pooled() {
+    let (_upstream, s) = pair().await;
+    let pool = Arc::new(IdlePool::new(SEC * 4, 8));
+    let mut s = s.returning_to(pool.clone());
+    s.write_all(POST_HEAD).await.unwrap();
+    drop(s);
+    assert!(pool.take().is_none());
+}
+
+/// Regression (review): a held head whose body never comes still gets the response deadline.
+#[tokio::test(start_paused = true)]
+async fn a_held_head_without_its_body_times_out() {
+    let (_upstream, mut s) = pair().await;
+    s.write_all(POST_HEAD).await.unwrap();
+    let held = Instant::now();
+    let err = read_some(&mut s).await.unwrap_err();
+    assert_eq!(timeout_of(&err), Some(UpstreamTimeout::ResponseHeader));
+    assert_near(held.elapsed(), SEC * 300);
 }

@@ -97,13 +97,15 @@ impl Proxy {
         self.settled_when(series, |v| v == expected).await
     }
 
-    /// [`Self::settled`] for a condition on the value.
+    /// [`Self::settled`] for a condition on the value. Once it holds, the value is read again
+    /// 50 ms later and that one returned, so a count that goes on past it still fails.
     pub async fn settled_when(&self, series: &str, done: impl Fn(f64) -> bool) -> Option<f64> {
         let mut last = None;
         for _ in 0..250 {
             last = sample(&self.metrics().await, series);
             if last.is_some_and(&done) {
-                break;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return sample(&self.metrics().await, series);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
