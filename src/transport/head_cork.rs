@@ -8,8 +8,9 @@
 //! vectored write. Body bytes are never held: a write that carries them returns only once they
 //! are in the socket, so nothing waits on a flush that may never come.
 //!
-//! A head held for a body that never comes is never sent: the connection is then clean and may
-//! be reused, which is what an unsent request leaves behind.
+//! A head held for a body that never comes is never sent. The socket counts the request as
+//! written when the head is held, so such a connection (or one dropped with the head half
+//! sent) is never reused, and the response deadline still runs.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;

@@ -317,10 +317,9 @@ impl AsyncWrite for WatchdogSocket {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         // Each socket carries one request (Pingora does not pool it), so its first write is the
-        // request head and never body bytes that happen to look like one.
-        // The request counts as written from here: a connection dropped with the head held or
-        // half sent is never pooled, and the response deadline is armed even if the body
-        // never comes.
+        // request head and never body bytes that happen to look like one. The request counts
+        // as written from here: a connection dropped with the head held or half sent is never
+        // pooled, and the response deadline is armed even if the body never comes.
         if !std::mem::replace(&mut this.wrote, true) && this.cork.hold(buf) {
             this.framing.request_written();
             this.head_due = Some(Instant::now());
