@@ -344,10 +344,14 @@ async fn a_non_resumable_upstream_that_dies_ends_the_stream_with_retry() {
     assert!(seen.last().unwrap().retry, "{seen:?}");
 }
 
-#[tokio::test]
-async fn an_id_past_the_buffer_is_a_counted_miss_resumed_upstream() {
+/// A tool call whose client leaves after the first of 6 events, with room for 2 in the
+/// replay buffer, then resumes from that first event once the rest went past the buffer.
+/// `upstream_ids`: whether the upstream numbers its events (so it can be resumed itself).
+async fn resume_past_the_buffer(
+    upstream_ids: bool,
+) -> (MockUpstream, Proxy, Vec<Seen>, reqwest::Response) {
     let (upstream, proxy, client, sid) = rig(
-        upstream_handler(6, Duration::from_millis(5), None, true),
+        upstream_handler(6, Duration::from_millis(5), None, upstream_ids),
         |c| c.sse.replay_buffer = 2,
     )
     .await;
@@ -355,7 +359,13 @@ async fn an_id_past_the_buffer_is_a_counted_miss_resumed_upstream() {
     let (seen, _) = read_up_to(&mut first, 1).await;
     drop(first);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut second = resume(&client, &proxy.url(), &sid, seen[0].id.as_deref().unwrap()).await;
+    let second = resume(&client, &proxy.url(), &sid, seen[0].id.as_deref().unwrap()).await;
+    (upstream, proxy, seen, second)
+}
+
+#[tokio::test]
+async fn an_id_past_the_buffer_is_a_counted_miss_resumed_upstream() {
+    let (upstream, proxy, seen, mut second) = resume_past_the_buffer(true).await;
     let (rest, _) = read_up_to(&mut second, 6).await;
     let all: Vec<Seen> = seen.into_iter().chain(rest).collect();
     assert_eq!(progress_and_result(&all), (vec![1, 2, 3, 4, 5, 6], 1));
@@ -453,16 +463,7 @@ async fn the_get_stream_is_numbered_and_replayed_too() {
 /// Regression: a miss that could not be resumed upstream either was counted twice.
 #[tokio::test]
 async fn regression_a_miss_without_upstream_ids_is_counted_once() {
-    let (_upstream, proxy, client, sid) = rig(
-        upstream_handler(6, Duration::from_millis(5), None, false),
-        |c| c.sse.replay_buffer = 2,
-    )
-    .await;
-    let mut first = call_tool(&client, &proxy.url(), &sid).await;
-    let (seen, _) = read_up_to(&mut first, 1).await;
-    drop(first);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut second = resume(&client, &proxy.url(), &sid, seen[0].id.as_deref().unwrap()).await;
+    let (_upstream, proxy, _, mut second) = resume_past_the_buffer(false).await;
     let _ = read_up_to(&mut second, 1).await;
     let metrics = proxy.metrics().await;
     assert_eq!(
