@@ -7,7 +7,10 @@ import statistics
 import sys
 
 out = sys.argv[1]
-TARGETS = ["direct", "shadowcat", "nginx"]
+TARGETS = ["direct", "bare", "lean", "shadowcat", "nginx"]
+# Pingora references (loadtest/run.sh): the smallest Pingora proxy, and Pingora's downstream
+# session with a direct upstream exchange.
+REFERENCES = ["bare", "lean"]
 SCENARIOS = ["json_rate", "json_max", "sse", "churn"]
 
 
@@ -74,6 +77,25 @@ for sc in SCENARIOS:
     direct_p95 = col(sc, "direct", "p95")
     over = f"{a_s / direct_p95 * 100:.1f}%" if direct_p95 else "n/a"
     print(f"| {sc} | {a_s:+.3f} ms | {a_n:+.3f} ms | {ratio} | {rps:.2f} | {over} |")
+
+refs = [sc for sc in SCENARIOS if any((sc, t) in runs for t in REFERENCES)]
+if refs:
+    print("\n**Where the cost is** (bare = the smallest Pingora proxy; lean = Pingora's downstream session with a direct upstream exchange, no MCP logic; req/s and CPU relative to nginx):\n")
+    print("| scenario | target | added p50 | added p95 | p95 overhead vs direct | req/s ratio | CPU µs/req ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for sc in refs:
+        direct_p95 = col(sc, "direct", "p95")
+        n_rps = col(sc, "nginx", "rps")
+        n_per = col(sc, "nginx", "cpu_s") / max(col(sc, "nginx", "count"), 1)
+        for t in REFERENCES + ["shadowcat", "nginx"]:
+            if (sc, t) not in runs:
+                continue
+            a95 = added(sc, t)
+            over = f"{a95 / direct_p95 * 100:.1f}%" if direct_p95 else "n/a"
+            rps = f"{col(sc, t, 'rps') / n_rps:.2f}" if n_rps else "n/a"
+            per = col(sc, t, "cpu_s") / max(col(sc, t, "count"), 1)
+            cpu = f"{per / n_per:.2f}" if n_per else "n/a"
+            print(f"| {sc} | {t} | {added(sc, t, 'p50'):+.3f} ms | {a95:+.3f} ms | {over} | {rps} | {cpu} |")
 
 streams = [r for r in resources if r["kind"] == "streams"]
 if streams:

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Load test: the same scenarios against the mock upstream directly, through Shadowcat and
 # through nginx (an SSE-safe reverse proxy: proxy_buffering off, HTTP/1.1 keep-alive pool),
-# interleaved over ROUNDS rounds, then one table (loadtest/report.py).
+# interleaved over ROUNDS rounds, then one table (loadtest/report.py). Two Pingora references
+# run the JSON scenarios too: `bare` (the smallest Pingora proxy, loadtest/bare_pingora.rs) and
+# `lean` (Pingora's downstream session with a direct upstream exchange, loadtest/lean_probe.rs);
+# `bare` also runs the 1,000-stream step.
 #
 # Usage: loadtest/run.sh            (from anywhere; ~10 minutes on 2 cores)
 # Env:   ROUNDS (3)  DURATION (10s per k6 run)  STREAMS ("1000 10000")  K6 (path to k6)
@@ -26,12 +29,16 @@ BIN="$ROOT/target/release"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened"; return 1; }
-MOCK=$(free_port); SC=$(free_port); NG=$(free_port)
+MOCK=$(free_port); SC=$(free_port); NG=$(free_port); BP=$(free_port); LP=$(free_port)
 
 "$BIN/shadowcat-mock-upstream" "127.0.0.1:$MOCK" 2>"$OUT/mock.log" &
 MOCK_PID=$!
 RUST_LOG=warn "$BIN/shadowcat" reverse --bind "127.0.0.1:$SC" --upstream "http://127.0.0.1:$MOCK/mcp" --admin off 2>"$OUT/shadowcat.log" &
 SC_PID=$!
+"$BIN/shadowcat-bare-pingora" "127.0.0.1:$BP" "127.0.0.1:$MOCK" 2 2>"$OUT/bare.log" &
+BP_PID=$!
+"$BIN/shadowcat-lean-probe" "127.0.0.1:$LP" "127.0.0.1:$MOCK" 2 2>"$OUT/lean.log" &
+LP_PID=$!
 cat >"$OUT/nginx.conf" <<NGINX
 worker_processes 2;
 worker_rlimit_nofile 65536;
@@ -58,20 +65,24 @@ http {
 NGINX
 nginx -c "$OUT/nginx.conf" -p "$OUT" &
 NG_PID=$!
-trap 'kill $MOCK_PID $SC_PID $NG_PID 2>/dev/null || true' EXIT
-wait_port "$MOCK"; wait_port "$SC"; wait_port "$NG"
+trap 'kill $MOCK_PID $SC_PID $NG_PID $BP_PID $LP_PID 2>/dev/null || true' EXIT
+wait_port "$MOCK"; wait_port "$SC"; wait_port "$NG"; wait_port "$BP"; wait_port "$LP"
 
-declare -A URL=([direct]="http://127.0.0.1:$MOCK/mcp" [shadowcat]="http://127.0.0.1:$SC/mcp" [nginx]="http://127.0.0.1:$NG/mcp")
+declare -A URL=([direct]="http://127.0.0.1:$MOCK/mcp" [shadowcat]="http://127.0.0.1:$SC/mcp" [nginx]="http://127.0.0.1:$NG/mcp"
+  [bare]="http://127.0.0.1:$BP/mcp" [lean]="http://127.0.0.1:$LP/mcp")
 # The processes whose CPU and memory count for a target (the mock is shared and excluded).
-pids() { case $1 in shadowcat) echo "$SC_PID" ;; nginx) echo "$NG_PID $(pgrep -P "$NG_PID" | tr '\n' ' ')" ;; *) echo "" ;; esac; }
+pids() { case $1 in shadowcat) echo "$SC_PID" ;; bare) echo "$BP_PID" ;; lean) echo "$LP_PID" ;; nginx) echo "$NG_PID $(pgrep -P "$NG_PID" | tr '\n' ' ')" ;; *) echo "" ;; esac; }
 cpu_ticks() { local t=0; for p in $(pids "$1"); do read -r -a f <"/proc/$p/stat"; t=$((t + f[13] + f[14])); done; echo $t; }
 rss_kb() { local t=0; for p in $(pids "$1"); do t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status"))); done; echo $t; }
 hwm_kb() { local t=0; for p in $(pids "$1"); do t=$((t + $(awk '/^VmHWM/ {print $2}' "/proc/$p/status"))); done; echo $t; }
 TICK=$(getconf CLK_TCK)
+# The Pingora references only where they answer the question (JSON cost; idle-stream memory).
+scenario_targets() { case $1 in json_*) echo direct bare lean shadowcat nginx ;; *) echo direct shadowcat nginx ;; esac; }
+stream_targets() { if [[ $1 -le 1000 ]]; then echo direct bare shadowcat nginx; else echo direct shadowcat nginx; fi; }
 
 for round in $(seq "$ROUNDS"); do
   for scenario in json_rate json_max sse churn; do
-    for target in direct shadowcat nginx; do
+    for target in $(scenario_targets "$scenario"); do
       before=$(cpu_ticks "$target")
       "$K6" run --quiet --no-color -e TARGET="${URL[$target]}" -e DURATION="$DURATION" \
         --summary-export "$OUT/$scenario.$target.$round.json" "$ROOT/loadtest/k6/$scenario.js" >"$OUT/$scenario.$target.$round.log" 2>&1 || true
@@ -83,7 +94,7 @@ for round in $(seq "$ROUNDS"); do
 done
 
 for n in $STREAMS; do
-  for target in direct shadowcat nginx; do
+  for target in $(stream_targets "$n"); do
     idle=$(rss_kb "$target")
     "$BIN/shadowcat-loadgen" --url "${URL[$target]}" --streams "$n" --seconds 20 --spacing-ms 1000 >"$OUT/streams.$n.$target.json" &
     LG=$!
