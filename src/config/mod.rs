@@ -26,6 +26,9 @@ pub struct Config {
     pub endpoint: String,
     /// Worker threads for the proxy; `None`: one per CPU core.
     pub threads: Option<usize>,
+    /// POSTs with a held body go upstream by the proxy's direct exchange, not Pingora's
+    /// proxy loop (`proxy::reverse::exchange`).
+    pub direct_exchange: bool,
     pub upstreams: Vec<UpstreamConfig>,
     pub timeouts: Timeouts,
     pub limits: Limits,
@@ -232,6 +235,7 @@ impl Default for Config {
             admin: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
             endpoint: "/mcp".into(),
             threads: None,
+            direct_exchange: true,
             upstreams: Vec::new(),
             timeouts: Timeouts {
                 connect: Duration::from_secs(5),

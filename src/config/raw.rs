@@ -12,6 +12,7 @@ pub struct RawConfig {
     pub admin: Option<Option<String>>,
     pub endpoint: Option<String>,
     pub threads: Option<u32>,
+    pub direct_exchange: Option<bool>,
     pub upstreams: Option<Vec<RawUpstream>>,
     #[serde(default)]
     pub timeouts: RawTimeouts,

@@ -276,6 +276,7 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
         admin,
         endpoint,
         threads,
+        direct_exchange: raw.direct_exchange.unwrap_or(true),
         upstreams,
         timeouts,
         limits: Limits {

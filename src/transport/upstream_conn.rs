@@ -88,6 +88,11 @@ impl WatchdogConnector {
         addr: &SocketAddr,
         slot: Option<Arc<StreamSlot>>,
     ) -> Result<Stream> {
+        self.open(addr, slot).await
+    }
+
+    /// A watchdog socket to `addr` (from the idle pool, else new) as a Pingora stream.
+    pub async fn open(&self, addr: &SocketAddr, slot: Option<Arc<StreamSlot>>) -> Result<Stream> {
         let peer = addr.as_inet().copied();
         if let Some(tcp) = self.pool.take() {
             let socket = WatchdogSocket::new(tcp, self.policy)

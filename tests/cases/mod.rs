@@ -1,6 +1,7 @@
 mod auth;
 mod cli;
 mod errors;
+mod exchange;
 mod hostile;
 mod interceptors;
 mod json;

@@ -8,6 +8,7 @@ mod affinity;
 mod authn;
 mod connections;
 mod ctx;
+mod exchange;
 pub mod failure;
 mod forward;
 pub mod handlers;
@@ -21,6 +22,7 @@ pub mod sse;
 pub mod streams;
 mod throttle;
 pub mod upstream;
+mod upstream_head;
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -241,7 +243,13 @@ impl ProxyHttp for McpProxy {
         if self.resume_request(session, ctx).await? {
             return Ok(true);
         }
-        self.intercept_request(session, route, ctx).await
+        if self.intercept_request(session, route, ctx).await? {
+            return Ok(true);
+        }
+        if self.takes_direct_exchange(session, ctx) {
+            return self.direct_exchange(session, ctx).await;
+        }
+        Ok(false)
     }
 
     async fn upstream_peer(
@@ -249,17 +257,11 @@ impl ProxyHttp for McpProxy {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        // The choice made in `request_filter`, unless it failed to connect (then, for requests
-        // not pinned to a session, the next balanced choice).
-        let index = match ctx.upstream {
-            Some(i) if !ctx.tried.contains(&i) => Some(i),
-            _ if ctx.session.is_some() => None,
-            _ => self.pick(ctx),
-        };
-        let upstream = index
-            .and_then(|i| self.upstreams.get(i))
-            .ok_or_else(|| Error::explain(ErrorType::ConnectError, "no reachable upstream left"))?;
-        ctx.upstream = index;
+        let index = self.choose_upstream(ctx)?;
+        let upstream = self
+            .upstreams
+            .get(index)
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
         let slot = self.stream_slot(ctx);
         Ok(upstream.peer(self.config.timeouts.connect, slot))
     }
@@ -364,8 +366,8 @@ impl ProxyHttp for McpProxy {
         self.connect_failed(ctx, e)
     }
 
-    /// A reused pooled connection that the upstream closed before answering is retried, even
-    /// for POST: the body is in the retry buffer and the upstream never saw the request.
+    /// Pingora reports each watchdog socket as a fresh connection (its own pool is off), so an
+    /// error after the request was written is not retried: the upstream may have acted on it.
     fn error_while_proxy(
         &self,
         peer: &HttpPeer,
@@ -374,14 +376,12 @@ impl ProxyHttp for McpProxy {
         ctx: &mut RequestCtx,
         client_reused: bool,
     ) -> Box<Error> {
-        let mut e = e.more_context(format!("peer: {peer}"));
-        let replayable = ctx.body.is_some() && !session.as_ref().retry_buffer_truncated();
-        if ctx.status == 0 && replayable && e.etype() != &interceptor::INTERCEPTED {
-            e.retry.decide_reuse(client_reused);
-        } else {
-            e.set_retry(false);
-        }
-        e
+        self.decide_retry(
+            session,
+            e.more_context(format!("peer: {peer}")),
+            ctx,
+            client_reused,
+        )
     }
 
     /// Writes the classified error (a JSON-RPC error with the request's id) if the client is

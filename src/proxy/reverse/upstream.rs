@@ -223,6 +223,16 @@ impl Upstream {
         Box::new(peer)
     }
 
+    /// A connection for the direct exchange (`proxy::reverse::exchange`): the same watchdog
+    /// socket and pool the peer's connector hands Pingora.
+    pub async fn open(
+        &self,
+        slot: Option<Arc<crate::transport::stream_slot::StreamSlot>>,
+    ) -> pingora::Result<pingora::protocols::l4::stream::Stream> {
+        let addr = pingora::protocols::l4::socket::SocketAddr::Inet(self.addr);
+        self.connector.open(&addr, slot).await
+    }
+
     /// [`Self::target`] as a URI; without a downstream query, the one parsed at start-up.
     pub fn target_uri(
         &self,
@@ -263,11 +273,47 @@ impl Upstream {
     }
 }
 
-/// Passive health, when a connect fails: the upstream is marked down, and a request not
-/// pinned to a session tries the next upstream; a pinned one fails (502): a session is never
-/// moved. A connect that failed on the proxy's own limit (open files, memory) marks nothing
-/// down: the upstream is fine, and the client gets 503 with `Retry-After` (`failure.rs`).
 impl super::McpProxy {
+    /// The upstream for this attempt: the choice made in `request_filter`, unless it failed to
+    /// connect (then, for requests not pinned to a session, the next balanced choice).
+    pub(super) fn choose_upstream(&self, ctx: &mut super::RequestCtx) -> pingora::Result<usize> {
+        let index = match ctx.upstream {
+            Some(i) if !ctx.tried.contains(&i) => Some(i),
+            _ if ctx.session.is_some() => None,
+            _ => self.pick(ctx),
+        };
+        ctx.upstream = index;
+        index.ok_or_else(|| {
+            pingora::Error::explain(
+                pingora::ErrorType::ConnectError,
+                "no reachable upstream left",
+            )
+        })
+    }
+
+    /// Whether an error on Pingora's path to the upstream is retried: only before any response,
+    /// with the body held, and when Pingora reports the connection as reused.
+    pub(super) fn decide_retry(
+        &self,
+        session: &pingora::proxy::Session,
+        mut e: Box<pingora::Error>,
+        ctx: &super::RequestCtx,
+        reused: bool,
+    ) -> Box<pingora::Error> {
+        let replayable = ctx.body.is_some() && !session.as_ref().retry_buffer_truncated();
+        if ctx.status == 0 && replayable && e.etype() != &super::interceptor::INTERCEPTED {
+            e.retry.decide_reuse(reused);
+        } else {
+            e.set_retry(false);
+        }
+        e
+    }
+
+    /// Passive health, when a connect fails: the upstream is marked down, and a request not
+    /// pinned to a session tries the next upstream; a pinned one fails (502): a session is
+    /// never moved. A connect that failed on the proxy's own limit (open files, memory) marks
+    /// nothing down: the upstream is fine, and the client gets 503 with `Retry-After`
+    /// (`failure.rs`).
     pub(super) fn connect_failed(
         &self,
         ctx: &mut super::RequestCtx,

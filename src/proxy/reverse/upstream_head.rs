@@ -1,0 +1,131 @@
+//! The HTTP/1.1 request head the direct exchange sends upstream, prepared as Pingora's proxy
+//! loop prepares it (its helpers for this are crate-private in pingora-proxy 0.9): HTTP/1.1,
+//! headers the client's `Connection` names removed (never `Host` or the `X-Forwarded-*` the
+//! proxy sets: such a request is refused), the standard hop-by-hop headers removed, and a
+//! length for a body that has none. `upstream_request_filter` then sets `Host`, the target and
+//! the forwarding headers, as on Pingora's path.
+
+use http::header;
+use http::HeaderName;
+use pingora::http::RequestHeader;
+use pingora::{Error, ErrorType, Result};
+
+/// Most `Connection` options followed (Pingora's bound: more is refused).
+const MAX_NOMINATIONS: usize = 10;
+
+/// Hop-by-hop headers that never travel upstream (RFC 9110 section 7.6.1, and the legacy ones).
+const HOP_BY_HOP: &[&str] = &[
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "http2-settings",
+];
+
+/// A `token` byte (RFC 9110 section 5.6.2).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn refuse(why: &'static str) -> Box<Error> {
+    Error::explain(ErrorType::InvalidHTTPHeader, why).into_down()
+}
+
+/// Prepares `req` (a copy of the client's head) before `upstream_request_filter`.
+pub fn prepare(req: &mut RequestHeader, body_len: usize) -> Result<()> {
+    req.set_version(http::Version::HTTP_11);
+    let mut named: Vec<HeaderName> = Vec::new();
+    let tokens = req
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(|t| t.trim_ascii())
+        .filter(|t| !t.is_empty());
+    for token in tokens {
+        if named.len() + 1 >= MAX_NOMINATIONS {
+            return Err(refuse("too many Connection header nominations"));
+        }
+        if !token.iter().all(|b| is_tchar(*b)) {
+            return Err(refuse("invalid token nominated by the Connection header"));
+        }
+        let name = HeaderName::from_bytes(token)
+            .map_err(|_| refuse("invalid token nominated by the Connection header"))?;
+        if matches!(
+            name.as_str(),
+            "host" | "x-forwarded-for" | "x-forwarded-host" | "x-forwarded-proto"
+        ) {
+            return Err(refuse(
+                "protected header cannot be nominated by the Connection header",
+            ));
+        }
+        named.push(name);
+    }
+    for name in &named {
+        req.remove_header(name);
+    }
+    for name in HOP_BY_HOP {
+        req.remove_header(*name);
+    }
+    if body_len > 0 && !req.headers.contains_key(header::CONTENT_LENGTH) {
+        req.insert_header(header::CONTENT_LENGTH, body_len)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut req = RequestHeader::build("POST", b"/mcp", None).unwrap();
+        req.set_version(http::Version::HTTP_2);
+        for (n, v) in headers {
+            req.append_header(n.to_string(), *v).unwrap();
+        }
+        req
+    }
+
+    #[test]
+    fn hop_by_hop_and_nominated_headers_are_removed() {
+        let mut req = head(&[
+            ("connection", "keep-alive, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("content-length", "2"),
+            ("mcp-session-id", "s"),
+        ]);
+        prepare(&mut req, 2).unwrap();
+        assert_eq!(req.version, http::Version::HTTP_11);
+        for gone in ["connection", "x-secret", "keep-alive", "te"] {
+            assert!(!req.headers.contains_key(gone), "{gone}");
+        }
+        assert_eq!(req.headers["content-length"], "2");
+        assert_eq!(req.headers["mcp-session-id"], "s");
+    }
+
+    #[test]
+    fn protected_malformed_or_too_many_nominations_are_refused() {
+        for value in ["host", "X-Forwarded-For", "\"x-a\"", "a,b,c,d,e,f,g,h,i,j"] {
+            let mut req = head(&[("connection", value)]);
+            let e = prepare(&mut req, 0).unwrap_err();
+            assert_eq!(e.etype(), &ErrorType::InvalidHTTPHeader, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_body_without_a_length_gets_one() {
+        let mut req = head(&[]);
+        prepare(&mut req, 5).unwrap();
+        assert_eq!(req.headers["content-length"], "5");
+        let mut empty = head(&[]);
+        prepare(&mut empty, 0).unwrap();
+        assert!(!empty.headers.contains_key("content-length"));
+    }
+}

@@ -1,0 +1,225 @@
+//! The direct exchange (POST with a held body) against Pingora's proxy loop: the same answers,
+//! framings and failures on both paths (`direct_exchange: true | false`).
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::support::*;
+
+fn config(upstream: &str, direct: bool) -> shadowcat::config::Config {
+    shadowcat::config::Config {
+        direct_exchange: direct,
+        ..config_for(upstream)
+    }
+}
+
+/// What a client sees, minus what legitimately differs between runs.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    status: u16,
+    content_type: Option<String>,
+    session: bool,
+    body: String,
+}
+
+async fn post_and_read(proxy: &Proxy, body: &serde_json::Value) -> Seen {
+    post_in(proxy, body, None).await.0
+}
+
+/// POST `body` (in `session`, if any); what the client saw and the session id it was given.
+async fn post_in(
+    proxy: &Proxy,
+    body: &serde_json::Value,
+    session: Option<&str>,
+) -> (Seen, Option<String>) {
+    let mut req = client()
+        .post(proxy.url())
+        .header("accept", ACCEPT_BOTH)
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(body.to_string());
+    if let Some(id) = session {
+        req = req.header("mcp-session-id", id);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let issued = resp
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let seen = Seen {
+        status,
+        content_type,
+        session: issued.is_some(),
+        body: resp.text().await.unwrap(),
+    };
+    (seen, issued)
+}
+
+#[tokio::test]
+async fn json_sse_and_error_answers_are_the_same_on_both_paths() {
+    let upstream = MockUpstream::start(|req| {
+        let body = req.json();
+        let id = body["id"].clone();
+        match body["method"].as_str() {
+            Some("initialize") => Reply::Full {
+                status: 200,
+                headers: vec![
+                    ("content-type".into(), "application/json".into()),
+                    ("mcp-session-id".into(), "up-1".into()),
+                ],
+                body: json!({"jsonrpc":"2.0","id":id,"result":{"protocolVersion":"2025-06-18"}})
+                    .to_string()
+                    .into_bytes(),
+            },
+            Some("tools/call") if body["params"]["name"] == "stream" => Reply::sse(
+                &[
+                    "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progress\":1}}\n\n",
+                    &format!("data: {{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{}}}}\n\n"),
+                ],
+                Duration::from_millis(5),
+                false,
+            ),
+            Some("tools/call") if body["params"]["name"] == "broken" => {
+                Reply::status(500, "{\"oops\":true}")
+            }
+            _ => Reply::json(json!({"jsonrpc":"2.0","id":id,"result":{"echo":true}})),
+        }
+    })
+    .await;
+    let mut seen = Vec::new();
+    for direct in [true, false] {
+        let proxy = Proxy::start(config(&upstream.url(), direct)).await;
+        let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}});
+        let (first, issued) = post_in(&proxy, &init, None).await;
+        let issued = issued.expect("the proxy issues a session id");
+        assert_ne!(
+            issued, "up-1",
+            "the upstream's own id never reaches the client"
+        );
+        let mut answers = vec![first];
+        for tool in ["echo", "stream", "broken"] {
+            answers.push(post_in(&proxy, &call(2, tool), Some(&issued)).await.0);
+        }
+        seen.push(answers);
+    }
+    let calls: Vec<_> = upstream.received().into_iter().skip(1).take(3).collect();
+    assert!(
+        calls
+            .iter()
+            .all(|r| r.header("mcp-session-id") == Some("up-1")),
+        "the upstream sees its own session id on the direct exchange"
+    );
+    assert_eq!(seen[0], seen[1], "direct exchange vs Pingora's proxy loop");
+    let direct = &seen[0];
+    assert!(
+        direct[0].session,
+        "initialize answer carries the proxy's session id"
+    );
+    assert_eq!(direct[1].status, 200);
+    assert!(direct[1].body.contains("\"echo\":true"));
+    assert_eq!(direct[2].content_type.as_deref(), Some("text/event-stream"));
+    assert!(
+        direct[2].body.contains("notifications/progress") && direct[2].body.contains("\"result\"")
+    );
+    assert_eq!(direct[3].status, 500, "upstream statuses pass through");
+}
+
+/// An upstream written by hand: each connection answers one request with `answer`, then
+/// closes (close-delimited bodies end only there).
+async fn raw_upstream(answer: &'static str) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut got = Vec::new();
+                // Head and the (small) body: enough for the tests' requests.
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                let _ = conn.write_all(answer.as_bytes()).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn chunked_close_delimited_and_informational_responses_are_relayed_whole() {
+    let cases: [(&str, &str); 3] = [
+        (
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n\
+             8\r\n{\"jsonrp\r\n1c\r\nc\":\"2.0\",\"id\":2,\"result\":{}}\r\n0\r\n\r\n",
+            "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}",
+        ),
+        (
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n\
+             {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"closed\":1}}",
+            "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"closed\":1}}",
+        ),
+        (
+            "HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n\
+             HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 36\r\n\r\n\
+             {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}",
+            "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}",
+        ),
+    ];
+    for (answer, want) in cases {
+        let addr = raw_upstream(answer).await;
+        for direct in [true, false] {
+            let proxy = Proxy::start(config(&format!("http://{addr}/mcp"), direct)).await;
+            let got = post_and_read(&proxy, &call(2, "echo")).await;
+            assert_eq!(got.status, 200, "direct={direct}: {answer:?}");
+            assert_eq!(got.body, want, "direct={direct}: {answer:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_that_hangs_up_gets_the_same_error_on_both_paths() {
+    let upstream = MockUpstream::start(|_| Reply::Hangup).await;
+    let mut seen = Vec::new();
+    for direct in [true, false] {
+        let proxy = Proxy::start(config(&upstream.url(), direct)).await;
+        seen.push(post_and_read(&proxy, &call(9, "echo")).await);
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0].status, 502);
+    let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(body["id"], 9, "a JSON-RPC error for the request's id");
+    assert!(body["error"]["code"].is_i64());
+}
+
+#[tokio::test]
+async fn a_refused_upstream_fails_over_to_the_next_on_the_direct_exchange() {
+    let (_held, refused) = refused_addr();
+    let upstream = MockUpstream::start(|req| {
+        Reply::json(json!({"jsonrpc":"2.0","id":req.json()["id"].clone(),"result":{}}))
+    })
+    .await;
+    let mut config = config(&format!("http://{refused}/mcp"), true);
+    let mut second = config.upstreams[0].clone();
+    second.name = "second".into();
+    second.url = shadowcat::config::UpstreamUrl::parse(&upstream.url()).unwrap();
+    config.upstreams.push(second);
+    let proxy = Proxy::start(config).await;
+    for id in 1..=4 {
+        let got = post_and_read(&proxy, &call(id, "echo")).await;
+        assert_eq!(got.status, 200, "request {id}: {}", got.body);
+    }
+    assert_eq!(upstream.received().len(), 4);
+}
