@@ -223,3 +223,117 @@ async fn a_refused_upstream_fails_over_to_the_next_on_the_direct_exchange() {
     }
     assert_eq!(upstream.received().len(), 4);
 }
+
+/// One raw HTTP/1.1 exchange on `conn`: the answer (lowercased), read until it looks complete
+/// (a JSON body's last brace, or a chunked body's last chunk).
+async fn raw_exchange(conn: &mut tokio::net::TcpStream, request: &str) -> String {
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(b"0\r\n\r\n") && !got.ends_with(b"}") {
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .expect("answer within 5 s")
+            .unwrap();
+        assert!(n > 0, "the proxy closed the client connection: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).to_lowercase()
+}
+
+fn raw_post(addr: std::net::SocketAddr, extra: &str) -> String {
+    let body = call(2, "echo").to_string();
+    format!(
+        "POST /mcp HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\n{extra}content-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Regression (review of the direct exchange): a response the upstream ended by closing went
+/// to the client close-delimited, so every such answer cost the client its connection.
+#[tokio::test]
+async fn a_close_delimited_answer_reaches_the_client_chunked_on_a_kept_connection() {
+    let addr = raw_upstream(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n\
+         {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}",
+    )
+    .await;
+    for direct in [true, false] {
+        let proxy = Proxy::start(config(&format!("http://{addr}/mcp"), direct)).await;
+        let mut conn = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        for round in 0..2 {
+            let answer = raw_exchange(&mut conn, &raw_post(proxy.addr, "")).await;
+            assert!(
+                answer.starts_with("http/1.1 200"),
+                "direct={direct} {round}: {answer}"
+            );
+            assert!(
+                answer.contains("transfer-encoding: chunked"),
+                "direct={direct}: {answer}"
+            );
+            assert!(
+                !answer.contains("connection: close"),
+                "direct={direct}: {answer}"
+            );
+        }
+    }
+}
+
+/// Regression (review of the direct exchange): a client that left while the upstream was
+/// still working went unnoticed until the answer (or the response deadline), so the upstream
+/// could not stop the work and the request counted as in flight.
+#[tokio::test]
+async fn a_client_that_leaves_before_the_answer_closes_the_upstream_request() {
+    for direct in [true, false] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            // Read the request, never answer, report when the proxy closes.
+            loop {
+                match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            let _ = closed_tx.send(());
+        });
+        let proxy = Proxy::start(config(&format!("http://{addr}/mcp"), direct)).await;
+        let mut conn = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        conn.write_all(raw_post(proxy.addr, "").as_bytes())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(conn);
+        tokio::time::timeout(Duration::from_secs(5), closed_rx)
+            .await
+            .unwrap_or_else(|_| panic!("direct={direct}: upstream request still open 5 s after"))
+            .unwrap();
+    }
+}
+
+/// Regression (review of the direct exchange): a client's bad `Connection` header was answered
+/// as an upstream failure (502, counted against the upstream) instead of the client's (400).
+#[tokio::test]
+async fn a_connection_header_naming_host_is_the_clients_error_on_both_paths() {
+    let upstream =
+        MockUpstream::start(|_| Reply::json(json!({"jsonrpc":"2.0","id":2,"result":{}}))).await;
+    for direct in [true, false] {
+        let proxy = Proxy::start(config(&upstream.url(), direct)).await;
+        let mut conn = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        let answer = raw_exchange(&mut conn, &raw_post(proxy.addr, "connection: host\r\n")).await;
+        assert!(
+            answer.starts_with("http/1.1 400"),
+            "direct={direct}: {answer}"
+        );
+        let metrics = proxy.metrics().await;
+        assert!(
+            !metrics.contains("shadowcat_upstream_errors_total{"),
+            "direct={direct}: not the upstream's fault: {metrics}"
+        );
+    }
+    assert!(upstream.received().is_empty(), "never sent upstream");
+}

@@ -10,14 +10,18 @@
 //! keep-alive, response writing, HTTP/2) and its HTTP/1 client for the upstream, and drives
 //! them itself:
 //!
-//! 1. `upstream_request_filter` on a copy of the request head, the head written, the body
-//!    through `request_body_filter`, written (the head cork sends both in one segment);
-//! 2. the response read task by task with Pingora's client (`read_response_task`: 1xx heads
-//!    skipped, chunked and close-delimited bodies decoded), each head through
-//!    `response_filter` and each body piece through `response_body_filter`, then written with
-//!    `write_response_tasks`, the call Pingora's proxy loop makes;
-//! 3. the client watched while the upstream is read (`read_body_or_idle`, as Pingora does), so a
-//!    client that leaves an SSE response ends it at once and the stream detaches.
+//! 1. the head prepared as Pingora prepares it (`upstream_head`) and through
+//!    `upstream_request_filter`, the body through `request_body_filter`, both written (the head
+//!    cork sends them in one segment);
+//! 2. the response read task by task with Pingora's client (`read_response_task`: chunked and
+//!    close-delimited bodies decoded); a head without a length becomes chunked, as Pingora's
+//!    loop makes it, so the client connection stays open; the head through `response_filter`
+//!    and each body piece through `response_body_filter`, then written with
+//!    `write_response_tasks`, the call Pingora's loop makes. 1xx heads are not forwarded (the
+//!    request carried no `Expect`);
+//! 3. the client watched from the connect to the last body byte (`read_body_or_idle`, as
+//!    Pingora does): a client that leaves ends the exchange at once, so the upstream sees the
+//!    close (and can stop a long tool call), and an SSE stream detaches.
 //!
 //! Failures keep their meaning: a connect failure goes through `connect_failed` (the upstream
 //! marked down, another one tried for requests without a session); a request once written is
@@ -26,10 +30,14 @@
 //! DELETE, bodies streamed because they are large or of unknown length, `Expect`, `Upgrade`) takes
 //! Pingora's proxy path; `direct_exchange: false` sends every request there.
 
+use std::future::Future;
+
 use bytes::Bytes;
 use futures_util::FutureExt;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
 use pingora::protocols::http::HttpTask;
+use pingora::protocols::http::ServerSession;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 
@@ -55,8 +63,10 @@ impl McpProxy {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
-        let mut upstream = self.send_request(session, ctx).await?;
-        self.relay_response(session, &mut upstream, ctx).await?;
+        let mut watch = Watch::default();
+        let mut upstream = self.send_request(session, ctx, &mut watch).await?;
+        self.relay_response(session, &mut upstream, ctx, &mut watch)
+            .await?;
         upstream.respect_keepalive();
         // A connection that cannot be kept is shut here; one that can goes back to the pool
         // when its socket drops (the socket decides: only between clean responses).
@@ -64,12 +74,13 @@ impl McpProxy {
         Ok(true)
     }
 
-    /// Connects (with failover) and sends the request; returns the session with the response
-    /// head read, or the error `fail_to_proxy` answers.
+    /// Connects (with failover) and sends the request; returns the session with the final
+    /// response head read, or the error `fail_to_proxy` answers.
     async fn send_request(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
+        watch: &mut Watch,
     ) -> Result<UpstreamSession> {
         let mut last = None;
         for _ in 0..MAX_ATTEMPTS {
@@ -81,8 +92,11 @@ impl McpProxy {
                 .upstreams
                 .get(index)
                 .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
+            // Per attempt: the head names the upstream (`Host`, target).
+            let head = self.upstream_head(session, ctx).await?;
             let slot = self.stream_slot(ctx);
-            let stream = match upstream.open(slot).await {
+            let connected = watch.run(&mut session.downstream_session, upstream.open(slot));
+            let stream = match connected.await? {
                 Ok(s) => s,
                 Err(e) => {
                     let e = self.connect_failed(ctx, e);
@@ -93,37 +107,33 @@ impl McpProxy {
                     continue;
                 }
             };
+            let mut body = ctx.body.clone();
+            self.request_body_filter(session, &mut body, true, ctx)
+                .await?;
             let mut up = UpstreamSession::new(Box::new(stream));
             // Once the request is written it is not sent again: the upstream may have acted
             // on it (a `tools/call` is not idempotent), as on Pingora's path here.
-            return match self.write_and_read_head(session, &mut up, ctx).await {
-                Ok(()) => Ok(up),
-                Err(e) => Err(e.into_up()),
-            };
+            let sent = exchange_head(&mut up, head, body);
+            watch
+                .run(&mut session.downstream_session, sent)
+                .await?
+                .map_err(|e| e.into_up())?;
+            return Ok(up);
         }
         Err(last.unwrap_or_else(|| Error::explain(ErrorType::ConnectError, "too many attempts")))
     }
 
-    async fn write_and_read_head(
+    /// The request head for this attempt, as the upstream gets it.
+    async fn upstream_head(
         &self,
         session: &mut Session,
-        up: &mut UpstreamSession,
         ctx: &mut RequestCtx,
-    ) -> Result<()> {
+    ) -> Result<Box<RequestHeader>> {
         let mut head = Box::new(session.req_header().clone());
         upstream_head::prepare(&mut head, ctx.body.as_ref().map_or(0, Bytes::len))?;
         self.upstream_request_filter(session, &mut head, ctx)
             .await?;
-        up.write_request_header(head).await?;
-        let mut body = ctx.body.clone();
-        self.request_body_filter(session, &mut body, true, ctx)
-            .await?;
-        if let Some(body) = body.filter(|b| !b.is_empty()) {
-            up.write_body(&body).await?;
-        }
-        up.finish_body().await?;
-        up.read_response().await?;
-        Ok(())
+        Ok(head)
     }
 
     /// Response head and body, downstream, through the response phases.
@@ -132,15 +142,8 @@ impl McpProxy {
         session: &mut Session,
         up: &mut UpstreamSession,
         ctx: &mut RequestCtx,
+        watch: &mut Watch,
     ) -> Result<()> {
-        // `read_response` above read the first head; 1xx heads are not forwarded (the
-        // request carried no `Expect`), so read on to the final one.
-        while up
-            .get_status()
-            .is_some_and(|s| s.is_informational() && s.as_u16() != 101)
-        {
-            up.read_response().await.map_err(|e| e.into_up())?;
-        }
         let mut head = Box::new(
             up.resp_header()
                 .ok_or_else(|| Error::explain(ErrorType::InvalidHTTPHeader, "no response head"))?
@@ -151,37 +154,39 @@ impl McpProxy {
                 .map_err(|e| e.into_up());
         }
         let mut done = up.is_body_done();
+        chunk_unframed(&mut head, done)?;
         self.response_filter(session, &mut head, ctx).await?;
         let mut tasks = vec![HttpTask::Header(head, done)];
-        // A JSON response usually arrives with its head: send both in one write.
-        if !done {
-            if let Some(task) = up.read_response_task().now_or_never() {
-                let (body, end) = self.filter_body(session, task, ctx)?;
+        // A JSON response usually arrives with its head: send both in one write. (Unconstrained:
+        // a task out of tokio's budget would see a ready read as pending.)
+        let early = match done {
+            true => None,
+            false => tokio::task::unconstrained(up.read_response_task()).now_or_never(),
+        };
+        let mut failed = None;
+        match early {
+            Some(Ok(task)) => {
+                let (body, end) = self.filter_body(session, Ok(task), ctx).await?;
                 done = end;
                 tasks.push(HttpTask::Body(body, end));
             }
+            // The head goes out first, as on Pingora's path (the client may hold a session
+            // id from it); the error then ends the response.
+            Some(Err(e)) => failed = Some(e.into_up()),
+            None => {}
         }
         session
             .write_response_tasks(tasks)
             .await
             .map_err(|e| e.into_down())?;
-        let mut watch_client = true;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         while !done {
-            let task = tokio::select! {
-                biased;
-                task = up.read_response_task() => task,
-                idle = session.downstream_session.read_body_or_idle(true), if watch_client => {
-                    match idle {
-                        Err(e) => return Err(e.into_down()),
-                        // Bytes of a pipelined request (Pingora keeps them): stop watching.
-                        Ok(_) => {
-                            watch_client = false;
-                            continue;
-                        }
-                    }
-                }
-            };
-            let (body, end) = self.filter_body(session, task, ctx)?;
+            let task = watch
+                .run(&mut session.downstream_session, up.read_response_task())
+                .await?;
+            let (body, end) = self.filter_body(session, task, ctx).await?;
             done = end;
             session
                 .write_response_tasks(vec![HttpTask::Body(body, end)])
@@ -192,7 +197,7 @@ impl McpProxy {
     }
 
     /// One upstream task through `response_body_filter`: the body to send and whether it ends.
-    fn filter_body(
+    async fn filter_body(
         &self,
         session: &mut Session,
         task: Result<HttpTask>,
@@ -209,7 +214,77 @@ impl McpProxy {
                 .map_err(|e| e.into_up())
             }
         };
-        self.response_body_filter(session, &mut body, end, ctx)?;
+        if let Some(pause) = self.response_body_filter(session, &mut body, end, ctx)? {
+            tokio::time::sleep(pause).await;
+        }
         Ok((body, end))
+    }
+}
+
+/// Writes the request and reads up to the final response head (1xx heads are dropped).
+async fn exchange_head(
+    up: &mut UpstreamSession,
+    head: Box<RequestHeader>,
+    body: Option<Bytes>,
+) -> Result<()> {
+    up.write_request_header(head).await?;
+    if let Some(body) = body.filter(|b| !b.is_empty()) {
+        up.write_body(&body).await?;
+    }
+    up.finish_body().await?;
+    up.read_response().await?;
+    while up
+        .get_status()
+        .is_some_and(|s| s.is_informational() && s.as_u16() != 101)
+    {
+        up.read_response().await?;
+    }
+    Ok(())
+}
+
+/// A response that ends only when the upstream closes is sent chunked (HTTP/1.1), as Pingora's
+/// proxy loop sends it, so the client's connection can be kept.
+fn chunk_unframed(head: &mut ResponseHeader, done: bool) -> Result<()> {
+    let no_body = matches!(head.status.as_u16(), 204 | 304) || head.status.is_informational();
+    let framed = head.headers.contains_key(http::header::TRANSFER_ENCODING)
+        || head.headers.contains_key(http::header::CONTENT_LENGTH);
+    if !no_body && !framed && !done {
+        head.set_version(http::Version::HTTP_11);
+        head.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    }
+    Ok(())
+}
+
+/// Watches the client while the exchange waits on the upstream, as Pingora's loop does.
+#[derive(Debug)]
+struct Watch {
+    /// Off once the client sent bytes of a pipelined request (Pingora keeps them).
+    on: bool,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Self { on: true }
+    }
+}
+
+impl Watch {
+    /// Runs `work` to its end, unless the client goes away first (its error, downstream).
+    async fn run<T>(
+        &mut self,
+        downstream: &mut ServerSession,
+        work: impl Future<Output = T>,
+    ) -> Result<T> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                done = &mut work => return Ok(done),
+                idle = downstream.read_body_or_idle(true), if self.on => match idle {
+                    Err(e) => return Err(e.into_down()),
+                    Ok(_) => self.on = false,
+                },
+            }
+        }
     }
 }
