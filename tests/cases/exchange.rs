@@ -337,3 +337,24 @@ async fn a_connection_header_naming_host_is_the_clients_error_on_both_paths() {
     }
     assert!(upstream.received().is_empty(), "never sent upstream");
 }
+
+/// Regression (found reviewing the direct exchange): Pingora's loop runs `response_filter` on
+/// a 103 head too, which took the place held for an `initialize`'s session, so the final
+/// answer's session id never reached the client.
+#[tokio::test]
+async fn an_informational_head_before_an_initialize_answer_keeps_its_session() {
+    let addr = raw_upstream(
+        "HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n\
+         HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nmcp-session-id: up-9\r\n\
+         content-length: 36\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}",
+    )
+    .await;
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}});
+    for direct in [true, false] {
+        let proxy = Proxy::start(config(&format!("http://{addr}/mcp"), direct)).await;
+        let (seen, issued) = post_in(&proxy, &init, None).await;
+        assert_eq!(seen.status, 200, "direct={direct}: {}", seen.body);
+        let issued = issued.unwrap_or_else(|| panic!("direct={direct}: no session id"));
+        assert_ne!(issued, "up-9");
+    }
+}

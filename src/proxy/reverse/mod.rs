@@ -304,6 +304,10 @@ impl ProxyHttp for McpProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // Pingora runs this phase on interim (1xx) heads too: only the final one counts.
+        if upstream_response.status.is_informational() && upstream_response.status != 101 {
+            return Ok(());
+        }
         ctx.status = upstream_response.status.as_u16();
         self.on_session_response(upstream_response, ctx)?;
         let is_sse = sse::is_event_stream(upstream_response);
