@@ -26,8 +26,8 @@ pub struct Config {
     pub endpoint: String,
     /// Worker threads for the proxy; `None`: one per CPU core.
     pub threads: Option<usize>,
-    /// POSTs with a held body go upstream by the proxy's direct exchange, not Pingora's
-    /// proxy loop (`proxy::reverse::exchange`).
+    /// POSTs with a held body, and bodiless GET/DELETE, go upstream by the proxy's direct
+    /// exchange, not Pingora's proxy loop (`proxy::reverse::exchange`).
     pub direct_exchange: bool,
     pub upstreams: Vec<UpstreamConfig>,
     pub timeouts: Timeouts,

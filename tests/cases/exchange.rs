@@ -358,3 +358,70 @@ async fn an_informational_head_before_an_initialize_answer_keeps_its_session() {
         assert_ne!(issued, "up-9");
     }
 }
+
+#[tokio::test]
+async fn get_streams_and_delete_answer_the_same_on_both_paths() {
+    let upstream = MockUpstream::start(|req| match req.method.as_str() {
+        "GET" => Reply::sse(
+            &["data: {\"n\":1}\n\n", "data: {\"n\":2}\n\n"],
+            Duration::from_millis(5),
+            true,
+        ),
+        "DELETE" => Reply::status(200, ""),
+        _ => Reply::Full {
+            status: 200,
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("mcp-session-id".into(), "up-g".into()),
+            ],
+            body: json!({"jsonrpc":"2.0","id":1,"result":{}})
+                .to_string()
+                .into_bytes(),
+        },
+    })
+    .await;
+    let mut seen = Vec::new();
+    for direct in [true, false] {
+        let proxy = Proxy::start(config(&upstream.url(), direct)).await;
+        let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}});
+        let (_, issued) = post_in(&proxy, &init, None).await;
+        let id = issued.expect("session id");
+        let mut stream = client()
+            .get(proxy.url())
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", &id)
+            .header("mcp-protocol-version", "2025-06-18")
+            .send()
+            .await
+            .unwrap();
+        let status = stream.status().as_u16();
+        let (text, _) = read_events(&mut stream, 2).await;
+        // The proxy numbers the events of a session stream: the ids differ per proxy only in
+        // their stream part, so compare the payloads.
+        let payloads: Vec<_> = text.lines().filter(|l| l.starts_with("data:")).collect();
+        let payloads = payloads.join("|");
+        drop(stream);
+        let deleted = client()
+            .delete(proxy.url())
+            .header("mcp-session-id", &id)
+            .header("mcp-protocol-version", "2025-06-18")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        let after = post_in(&proxy, &call(3, "echo"), Some(&id)).await.0.status;
+        seen.push((status, payloads, deleted, after));
+    }
+    assert_eq!(seen[0], seen[1], "direct exchange vs Pingora's proxy loop");
+    assert_eq!(seen[0].0, 200);
+    assert_eq!(seen[0].1, "data: {\"n\":1}|data: {\"n\":2}");
+    assert_eq!(seen[0].2, 200, "DELETE passes to the upstream");
+    assert_eq!(seen[0].3, 404, "the session is gone after DELETE");
+    let deletes = upstream
+        .received()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .count();
+    assert_eq!(deletes, 2, "one DELETE upstream per path");
+}

@@ -1,5 +1,6 @@
-//! The direct exchange: a POST whose body the proxy already holds goes upstream from
-//! `request_filter`, over the same watchdog socket and pool, through the same phases.
+//! The direct exchange: a POST whose body the proxy already holds, or a GET or DELETE without
+//! one, goes upstream from `request_filter`, over the same watchdog socket and pool, through
+//! the same phases.
 //!
 //! Pingora's proxy path costs most of a JSON exchange's CPU here: for each request it builds a
 //! peer and asks its connector, runs a fresh upstream HTTP session, and moves every response
@@ -26,9 +27,9 @@
 //! Failures keep their meaning: a connect failure goes through `connect_failed` (the upstream
 //! marked down, another one tried for requests without a session); a request once written is
 //! never sent again. Errors are returned from `request_filter`, so Pingora answers them with
-//! `fail_to_proxy` and logs them with `logging`, as on its own path. Everything else (GET and
-//! DELETE, bodies streamed because they are large or of unknown length, `Expect`, `Upgrade`) takes
-//! Pingora's proxy path; `direct_exchange: false` sends every request there.
+//! `fail_to_proxy` and logs them with `logging`, as on its own path. Everything else (bodies
+//! streamed because they are large or of unknown length, `Expect`, `Upgrade`, other methods)
+//! takes Pingora's proxy path; `direct_exchange: false` sends every request there.
 
 use std::future::Future;
 
@@ -47,14 +48,22 @@ use super::{upstream_head, McpProxy, RequestCtx};
 const MAX_ATTEMPTS: usize = 16;
 
 impl McpProxy {
-    /// Whether this request goes upstream by the direct exchange.
-    pub(super) fn takes_direct_exchange(&self, session: &Session, ctx: &RequestCtx) -> bool {
+    /// Whether this request goes upstream by the direct exchange: a POST whose body the proxy
+    /// holds, or a GET or DELETE without a body.
+    pub(super) fn takes_direct_exchange(&self, session: &mut Session, ctx: &RequestCtx) -> bool {
+        if !self.config.direct_exchange {
+            return false;
+        }
         let req = session.req_header();
-        self.config.direct_exchange
-            && ctx.body.is_some()
-            && req.method == http::Method::POST
-            && !req.headers.contains_key(http::header::EXPECT)
-            && !req.headers.contains_key(http::header::UPGRADE)
+        let plain = !req.headers.contains_key(http::header::EXPECT)
+            && !req.headers.contains_key(http::header::UPGRADE);
+        let method = req.method.clone();
+        plain
+            && match method {
+                http::Method::POST => ctx.body.is_some(),
+                http::Method::GET | http::Method::DELETE => session.is_body_empty(),
+                _ => false,
+            }
     }
 
     /// Proxies the request and its response; `Ok(true)` as from `request_filter` (answered).
