@@ -63,11 +63,15 @@ impl Proxy {
         let thread = std::thread::spawn(move || {
             built.run(Box::new(StopWatch(tokio::sync::Mutex::new(Some(rx)))))
         });
-        for _ in 0..500 {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                break;
+        // Both listeners: Pingora starts its services one by one, so the admin one can open
+        // after the proxy's (seen as a refused /healthz under load).
+        for listener in [addr, admin] {
+            for _ in 0..500 {
+                if tokio::net::TcpStream::connect(listener).await.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         Self {
             addr,
