@@ -425,3 +425,22 @@ async fn get_streams_and_delete_answer_the_same_on_both_paths() {
         .count();
     assert_eq!(deletes, 2, "one DELETE upstream per path");
 }
+
+/// Regression (review): once interim heads skipped `response_filter`, Pingora's path forwarded
+/// a 103 carrying the upstream's own session id to the client.
+#[tokio::test]
+async fn an_interim_head_never_carries_the_upstream_session_id() {
+    let addr = raw_upstream(
+        "HTTP/1.1 103 Early Hints\r\nmcp-session-id: up-secret\r\n\r\n\
+         HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+         content-length: 36\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}",
+    )
+    .await;
+    for direct in [true, false] {
+        let proxy = Proxy::start(config(&format!("http://{addr}/mcp"), direct)).await;
+        let mut conn = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        let answer = raw_exchange(&mut conn, &raw_post(proxy.addr, "")).await;
+        assert!(answer.contains("200 ok"), "direct={direct}: {answer}");
+        assert!(!answer.contains("up-secret"), "direct={direct}: {answer}");
+    }
+}

@@ -159,8 +159,11 @@ impl McpProxy {
                 .clone(),
         );
         if head.status.as_u16() == 101 {
-            return Error::e_explain(ErrorType::InvalidHTTPHeader, "101 to a POST")
-                .map_err(|e| e.into_up());
+            return Error::e_explain(
+                ErrorType::InvalidHTTPHeader,
+                "101 without an upgrade request",
+            )
+            .map_err(|e| e.into_up());
         }
         let mut done = up.is_body_done();
         chunk_unframed(&mut head, done)?;

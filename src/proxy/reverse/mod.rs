@@ -304,8 +304,10 @@ impl ProxyHttp for McpProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        // Pingora runs this phase on interim (1xx) heads too: only the final one counts.
+        // Pingora runs this phase on interim (1xx) heads too, and forwards them: only the
+        // final head counts, and an upstream session id never leaves on an interim one.
         if upstream_response.status.is_informational() && upstream_response.status != 101 {
+            upstream_response.remove_header(crate::mcp::SESSION_ID);
             return Ok(());
         }
         ctx.status = upstream_response.status.as_u16();
