@@ -55,15 +55,16 @@ impl McpProxy {
             return false;
         }
         let req = session.req_header();
-        let plain = !req.headers.contains_key(http::header::EXPECT)
-            && !req.headers.contains_key(http::header::UPGRADE);
-        let method = req.method.clone();
-        plain
-            && match method {
-                http::Method::POST => ctx.body.is_some(),
-                http::Method::GET | http::Method::DELETE => session.is_body_empty(),
-                _ => false,
-            }
+        if req.headers.contains_key(http::header::EXPECT)
+            || req.headers.contains_key(http::header::UPGRADE)
+        {
+            return false;
+        }
+        match req.method {
+            http::Method::POST => ctx.body.is_some(),
+            http::Method::GET | http::Method::DELETE => session.is_body_empty(),
+            _ => false,
+        }
     }
 
     /// Proxies the request and its response; `Ok(true)` as from `request_filter` (answered).
@@ -93,14 +94,10 @@ impl McpProxy {
     ) -> Result<UpstreamSession> {
         let mut last = None;
         for _ in 0..MAX_ATTEMPTS {
-            let index = match self.choose_upstream(ctx) {
-                Ok(i) => i,
+            let upstream = match self.choose_upstream(ctx) {
+                Ok(u) => u,
                 Err(e) => return Err(last.unwrap_or(e)),
             };
-            let upstream = self
-                .upstreams
-                .get(index)
-                .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
             // Per attempt: the head names the upstream (`Host`, target).
             let head = self.upstream_head(session, ctx).await?;
             let slot = self.stream_slot(ctx);

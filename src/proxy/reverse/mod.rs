@@ -257,11 +257,7 @@ impl ProxyHttp for McpProxy {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let index = self.choose_upstream(ctx)?;
-        let upstream = self
-            .upstreams
-            .get(index)
-            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
+        let upstream = self.choose_upstream(ctx)?;
         let slot = self.stream_slot(ctx);
         Ok(upstream.peer(self.config.timeouts.connect, slot))
     }

@@ -276,14 +276,17 @@ impl Upstream {
 impl super::McpProxy {
     /// The upstream for this attempt: the choice made in `request_filter`, unless it failed to
     /// connect (then, for requests not pinned to a session, the next balanced choice).
-    pub(super) fn choose_upstream(&self, ctx: &mut super::RequestCtx) -> pingora::Result<usize> {
+    pub(super) fn choose_upstream(
+        &self,
+        ctx: &mut super::RequestCtx,
+    ) -> pingora::Result<&Upstream> {
         let index = match ctx.upstream {
             Some(i) if !ctx.tried.contains(&i) => Some(i),
             _ if ctx.session.is_some() => None,
             _ => self.pick(ctx),
         };
         ctx.upstream = index;
-        index.ok_or_else(|| {
+        index.and_then(|i| self.upstreams.get(i)).ok_or_else(|| {
             pingora::Error::explain(
                 pingora::ErrorType::ConnectError,
                 "no reachable upstream left",
