@@ -1,31 +1,36 @@
 //! What the upstream receives: its own endpoint and credentials, the upstream session id,
 //! forwarding headers, and none of the client's credentials (no token passthrough).
 
+use std::fmt::Write;
+use std::net::IpAddr;
+
+use http::HeaderName;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
 
 use super::ctx::RequestCtx;
+use super::upstream_head::remove;
 use super::McpProxy;
 
 /// Request headers the proxy removes before going upstream (Pingora handles the standard
 /// hop-by-hop ones).
-const STRIP_UPSTREAM: &[&str] = &[
+static STRIP_UPSTREAM: [HeaderName; 4] = [
     // The proxy must see SSE uncompressed to frame it, and sends it uncompressed.
-    "accept-encoding",
-    "proxy-connection",
-    "keep-alive",
+    http::header::ACCEPT_ENCODING,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
     // Meant for this hop only, whatever the upstream's settings.
-    "proxy-authorization",
+    http::header::PROXY_AUTHORIZATION,
 ];
 
-const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const HTTP: http::HeaderValue = http::HeaderValue::from_static("http");
 
 /// The client's credentials: never passed to an upstream (the MCP spec forbids token
 /// passthrough) unless that upstream sets `forward_authorization`.
-const CLIENT_CREDENTIALS: &[&str] = &["authorization", "cookie"];
+static CLIENT_CREDENTIALS: [HeaderName; 2] = [http::header::AUTHORIZATION, http::header::COOKIE];
 
 // === impl McpProxy ===
 
@@ -47,12 +52,12 @@ impl McpProxy {
             .map_err(|e| Error::because(ErrorType::InternalError, "upstream target", e))?;
         upstream_request.set_uri(uri);
         upstream_request.insert_header(http::header::HOST, upstream.host())?;
-        for name in STRIP_UPSTREAM {
-            upstream_request.remove_header(*name);
+        for name in &STRIP_UPSTREAM {
+            remove(upstream_request, name);
         }
         if !upstream.forward_authorization {
-            for name in CLIENT_CREDENTIALS {
-                upstream_request.remove_header(*name);
+            for name in &CLIENT_CREDENTIALS {
+                remove(upstream_request, name);
             }
         }
         for (name, value) in &upstream.headers {
@@ -65,14 +70,15 @@ impl McpProxy {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip())
         {
-            let xff = match upstream_request
+            let mut xff = match upstream_request
                 .headers
                 .get(&X_FORWARDED_FOR)
                 .and_then(|v| v.to_str().ok())
             {
-                Some(prior) => format!("{prior}, {ip}"),
-                None => ip.to_string(),
+                Some(prior) => format!("{prior}, "),
+                None => String::with_capacity(15),
             };
+            push_ip(&mut xff, ip);
             upstream_request.insert_header(X_FORWARDED_FOR, xff)?;
         }
         upstream_request.insert_header(X_FORWARDED_PROTO, HTTP.clone())?;
@@ -86,5 +92,49 @@ impl McpProxy {
             }
         }
         Ok(())
+    }
+}
+
+/// Appends `ip` as text. IPv4 digit by digit: `IpAddr`'s `Display` goes through the formatting
+/// machinery (padding, width), which cost 0.9% of a JSON request's CPU (perf, json_max).
+fn push_ip(out: &mut String, ip: IpAddr) {
+    let IpAddr::V4(v4) = ip else {
+        let _ = write!(out, "{ip}");
+        return;
+    };
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "9.99.199.200",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:192.0.2.1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = String::from("x, ");
+            push_ip(&mut out, ip);
+            assert_eq!(out, format!("x, {ip}"));
+        }
     }
 }

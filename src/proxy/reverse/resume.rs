@@ -347,13 +347,10 @@ impl McpProxy {
         let Some(stream) = &ctx.live else {
             return Ok(false);
         };
-        if let Some(e) = stream.error() {
-            return Err(super::failure::sse_error(e));
-        }
-        *body = Some(stream.take_output());
-        let events = stream.take_events();
-        self.metrics.sse_events.inc_by(events);
-        for (rule, action) in stream.take_hits() {
+        let drained = stream.drain().map_err(super::failure::sse_error)?;
+        *body = Some(drained.output);
+        self.metrics.sse_events.inc_by(drained.events);
+        for (rule, action) in drained.hits {
             self.metrics
                 .interceptor_actions
                 .with_label_values(&[&rule, action])

@@ -106,6 +106,17 @@ struct Inner {
     events: u64,
 }
 
+/// What [`LiveStream::drain`] hands the response.
+#[derive(Debug, Default)]
+pub struct Drained {
+    /// What the attached client has yet to get.
+    pub output: Bytes,
+    /// Events in it (the events metric).
+    pub events: u64,
+    /// Interceptor actions taken on the stream: (rule, action).
+    pub hits: Vec<(Box<str>, &'static str)>,
+}
+
 /// What a resuming client can get from the stream itself.
 #[derive(Debug)]
 pub struct Replay {
@@ -173,31 +184,33 @@ impl LiveStream {
         }
     }
 
-    /// Everything queued for the attached client.
-    pub fn take_output(&self) -> Bytes {
-        self.inner
-            .lock()
-            .ok()
-            .and_then(|mut i| i.output.as_mut().map(|o| o.split().freeze()))
-            .unwrap_or_default()
-    }
-
-    /// The framing error that ended the stream, if any.
-    pub fn error(&self) -> Option<ScanError> {
-        self.inner.lock().ok().and_then(|i| i.error)
+    /// Everything queued for the attached client, with the events and interceptor actions
+    /// since the last call, in one lock (once per chunk); `Err`: the framing error that ended
+    /// the stream.
+    pub fn drain(&self) -> Result<Drained, ScanError> {
+        let Ok(mut inner) = self.inner.lock() else {
+            return Ok(Drained::default());
+        };
+        if let Some(e) = inner.error {
+            return Err(e);
+        }
+        Ok(Drained {
+            output: inner
+                .output
+                .as_mut()
+                .map(|o| o.split().freeze())
+                .unwrap_or_default(),
+            events: std::mem::take(&mut inner.events),
+            hits: inner
+                .judge
+                .as_mut()
+                .map(|j| std::mem::take(&mut j.hits))
+                .unwrap_or_default(),
+        })
     }
 
     pub fn ended(&self) -> bool {
         self.inner.lock().map(|i| i.ended).unwrap_or(true)
-    }
-
-    /// Interceptor actions taken on this stream since the last call.
-    pub fn take_hits(&self) -> Vec<(Box<str>, &'static str)> {
-        self.inner
-            .lock()
-            .ok()
-            .and_then(|mut i| i.judge.as_mut().map(|j| std::mem::take(&mut j.hits)))
-            .unwrap_or_default()
     }
 
     /// The events after `seq`, or `Evicted` when some of them are no longer held.
@@ -233,14 +246,6 @@ impl LiveStream {
     /// Resolves when the stream changes (an event, or its end); `enable` it before looking.
     pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
         self.changed.notified()
-    }
-
-    /// Events queued for the attached client since the last call (the events metric).
-    pub fn take_events(&self) -> u64 {
-        self.inner
-            .lock()
-            .map(|mut i| std::mem::take(&mut i.events))
-            .unwrap_or(0)
     }
 
     /// Frames upstream payload and handles every event it completes.
@@ -375,14 +380,14 @@ mod tests {
         s.attach(&[]);
         s.payload(b"id: up-1\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n: ka\n\n");
         assert_eq!(
-            &s.take_output()[..],
+            &s.drain().unwrap().output[..],
             &b"id: 1-1\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n: ka\n\n"[..]
         );
         s.detach();
         s.payload(b"data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}\n\n");
         s.body_end(true);
         assert!(
-            s.take_output().is_empty(),
+            s.drain().unwrap().output.is_empty(),
             "nobody attached: nothing queued"
         );
         let r = s.replay_after(1).unwrap();
@@ -439,7 +444,10 @@ mod tests {
         s.attach(&[]);
         s.payload(b"data: a\n\ndata: partial");
         s.body_end(false);
-        assert_eq!(&s.take_output()[..], b"id: 1-1\ndata: a\n\nretry: 1000\n\n");
+        assert_eq!(
+            &s.drain().unwrap().output[..],
+            b"id: 1-1\ndata: a\n\nretry: 1000\n\n"
+        );
         let r = s.replay_after(0).unwrap();
         assert!(r.ended && !r.complete);
     }

@@ -14,17 +14,18 @@ use pingora::{Error, ErrorType, Result};
 const MAX_NOMINATIONS: usize = 10;
 
 /// Hop-by-hop headers that never travel upstream (RFC 9110 section 7.6.1, and the legacy ones).
-const HOP_BY_HOP: &[&str] = &[
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "connection",
-    "upgrade",
-    "http2-settings",
+/// Names, not strings: a `&str` name is parsed again on every lookup.
+static HOP_BY_HOP: [HeaderName; 10] = [
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::CONNECTION,
+    header::UPGRADE,
+    HeaderName::from_static("http2-settings"),
 ];
 
 /// A `token` byte (RFC 9110 section 5.6.2).
@@ -34,6 +35,14 @@ fn is_tchar(b: u8) -> bool {
 
 fn refuse(why: &'static str) -> Box<Error> {
     Error::explain(ErrorType::InvalidHTTPHeader, why).into_down()
+}
+
+/// Removes `name` if present: one lookup when absent, the usual case (Pingora's removal
+/// looks in two maps).
+pub fn remove(req: &mut RequestHeader, name: &HeaderName) {
+    if req.headers.contains_key(name) {
+        req.remove_header(name);
+    }
 }
 
 /// Prepares `req` (a copy of the client's head) before `upstream_request_filter`.
@@ -67,10 +76,10 @@ pub fn prepare(req: &mut RequestHeader, body_len: usize) -> Result<()> {
         named.push(name);
     }
     for name in &named {
-        req.remove_header(name);
+        remove(req, name);
     }
-    for name in HOP_BY_HOP {
-        req.remove_header(*name);
+    for name in &HOP_BY_HOP {
+        remove(req, name);
     }
     if body_len > 0 && !req.headers.contains_key(header::CONTENT_LENGTH) {
         req.insert_header(header::CONTENT_LENGTH, body_len)?;
