@@ -95,24 +95,19 @@ impl McpProxy {
     }
 }
 
-/// Appends `ip` as text. IPv4 digit by digit: `IpAddr`'s `Display` goes through the formatting
-/// machinery (padding, width), which cost 0.9% of a JSON request's CPU (perf, json_max).
+/// Appends `ip` as text. IPv4 octet by octet with `itoa`: `IpAddr`'s `Display` goes through the
+/// formatting machinery (padding, width), which cost 0.9% of a JSON request's CPU (perf, json_max).
 fn push_ip(out: &mut String, ip: IpAddr) {
     let IpAddr::V4(v4) = ip else {
         let _ = write!(out, "{ip}");
         return;
     };
+    let mut digits = itoa::Buffer::new();
     for (i, octet) in v4.octets().into_iter().enumerate() {
         if i > 0 {
             out.push('.');
         }
-        if octet >= 100 {
-            out.push(char::from(b'0' + octet / 100));
-        }
-        if octet >= 10 {
-            out.push(char::from(b'0' + octet / 10 % 10));
-        }
-        out.push(char::from(b'0' + octet % 10));
+        out.push_str(digits.format(octet));
     }
 }
 
