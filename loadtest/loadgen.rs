@@ -3,10 +3,12 @@
 //! k6 reads whole responses, so it cannot time events inside a stream. This opens `--streams`
 //! GET streams to `--url` (HTTP/1.1, one connection each), asks the mock upstream for one
 //! event every `--spacing-ms` stamped with its send time, and for `--seconds` records
-//! receive time minus send time for every event (same machine, same clock). Prints one JSON
-//! line: streams opened, events, delay percentiles in µs.
+//! receive time minus send time for every event (same machine, same clock). Events received
+//! in the first `--warmup-s` seconds are not recorded: while thousands of streams open, the
+//! delay measures the proxy's accept and `initialize` work, not delivery on an open stream.
+//! Prints one JSON line: streams opened, events recorded, delay percentiles in µs.
 //!
-//! Usage: shadowcat-loadgen --url http://127.0.0.1:8080/mcp --streams 1000 --seconds 20 --spacing-ms 1000
+//! Usage: shadowcat-loadgen --url http://127.0.0.1:8080/mcp --streams 1000 --seconds 12 --spacing-ms 1000 [--warmup-s 4]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,11 +25,12 @@ struct Args {
     streams: usize,
     seconds: u64,
     spacing_ms: u64,
+    warmup_s: u64,
 }
 
 fn args() -> Result<Args, String> {
     let mut url = String::new();
-    let (mut streams, mut seconds, mut spacing_ms) = (100, 10, 1000);
+    let (mut streams, mut seconds, mut spacing_ms, mut warmup_s) = (100, 10, 1000, 0);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -41,8 +44,12 @@ fn args() -> Result<Args, String> {
             "--streams" => streams = num()? as usize,
             "--seconds" => seconds = num()?,
             "--spacing-ms" => spacing_ms = num()?,
+            "--warmup-s" => warmup_s = num()?,
             _ => return Err(format!("unknown flag {flag}")),
         }
+    }
+    if warmup_s >= seconds {
+        return Err("--warmup-s must be below --seconds".into());
     }
     let rest = url
         .strip_prefix("http://")
@@ -62,6 +69,7 @@ fn args() -> Result<Args, String> {
         streams,
         seconds,
         spacing_ms,
+        warmup_s,
     })
 }
 
@@ -118,11 +126,13 @@ async fn initialize(s: &mut TcpStream, args: &Args) -> Option<Option<String>> {
     Some(value("mcp-session-id"))
 }
 
-/// Reads one stream until `deadline`, pushing each event's delay (µs).
+/// Reads one stream until `deadline`, pushing the delay (µs) of each event received from
+/// `record_from` on.
 async fn stream(
     args: Arc<Args>,
     delays: Arc<Mutex<Vec<u64>>>,
     opened: Arc<AtomicUsize>,
+    record_from: tokio::time::Instant,
     deadline: tokio::time::Instant,
 ) {
     let Ok(mut s) = TcpStream::connect(args.addr).await else {
@@ -152,6 +162,7 @@ async fn stream(
             break;
         }
         let at = now_us();
+        let record = tokio::time::Instant::now() >= record_from;
         if !counted {
             if !buf[..n].starts_with(b"HTTP/1.1 200") {
                 return; // refused: not an open stream
@@ -175,7 +186,9 @@ async fn stream(
                 .ok()
                 .and_then(|t| t.parse::<u128>().ok())
             {
-                local.push(at.saturating_sub(sent) as u64);
+                if record {
+                    local.push(at.saturating_sub(sent) as u64);
+                }
             }
             pos = end;
         }
@@ -197,13 +210,16 @@ async fn main() {
     };
     let delays = Arc::new(Mutex::new(Vec::new()));
     let opened = Arc::new(AtomicUsize::new(0));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.seconds);
+    let start = tokio::time::Instant::now();
+    let deadline = start + Duration::from_secs(args.seconds);
+    let record_from = start + Duration::from_secs(args.warmup_s);
     let mut tasks = Vec::with_capacity(args.streams);
     for _ in 0..args.streams {
         tasks.push(tokio::spawn(stream(
             args.clone(),
             delays.clone(),
             opened.clone(),
+            record_from,
             deadline,
         )));
         // Open gently: a connection storm would measure the accept queue, not delivery.

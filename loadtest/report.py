@@ -99,7 +99,7 @@ if refs:
 
 streams = [r for r in resources if r["kind"] == "streams"]
 if streams:
-    print("\n**Idle SSE streams** (one event per stream per second; delivery delay = receive − send, µs; memory = RSS with the streams open minus idle):\n")
+    print("\n**Idle SSE streams** (one event per stream per second; delivery delay = receive − send, µs, of the events after the warm-up in which the streams open; memory = RSS with the streams open minus idle):\n")
     print("| streams | target | opened | events | p50 µs | p95 µs | p99 µs | added p99 vs direct µs | KB per stream |")
     print("|---|---|---|---|---|---|---|---|---|")
     direct_p99 = {r["streams"]: r["result"]["p99_us"] for r in streams if r["target"] == "direct"}

