@@ -3,15 +3,16 @@
 //! k6 reads whole responses, so it cannot time events inside a stream. This opens `--streams`
 //! GET streams to `--url` (HTTP/1.1, one connection each), asks the mock upstream for one
 //! event every `--spacing-ms` stamped with its send time, and for `--seconds` records
-//! receive time minus send time for every event (same machine, same clock). Events received
-//! in the first `--warmup-s` seconds are not recorded: while thousands of streams open, the
-//! delay measures the proxy's accept and `initialize` work, not delivery on an open stream.
-//! Prints one JSON line: streams opened, events recorded, delay percentiles in µs.
+//! receive time minus send time for every event (same machine, same clock). Events sent in
+//! the first `--warmup-s` seconds are not recorded: while thousands of streams open, the delay
+//! measures the proxy's accept and `initialize` work, not delivery on an open stream. Prints
+//! one JSON line: streams opened, when the last one opened (ms from the start, to check the
+//! warm-up covers it), events recorded, delay percentiles in µs.
 //!
 //! Usage: shadowcat-loadgen --url http://127.0.0.1:8080/mcp --streams 1000 --seconds 12 --spacing-ms 1000 [--warmup-s 4]
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -126,15 +127,20 @@ async fn initialize(s: &mut TcpStream, args: &Args) -> Option<Option<String>> {
     Some(value("mcp-session-id"))
 }
 
-/// Reads one stream until `deadline`, pushing the delay (µs) of each event received from
-/// `record_from` on.
-async fn stream(
-    args: Arc<Args>,
-    delays: Arc<Mutex<Vec<u64>>>,
-    opened: Arc<AtomicUsize>,
-    record_from: tokio::time::Instant,
-    deadline: tokio::time::Instant,
-) {
+/// What the streams of one run share.
+struct Tally {
+    /// Wall-clock µs at the start, and from which on an event's send stamp is recorded.
+    start_us: u128,
+    record_from_us: u128,
+    delays: Mutex<Vec<u64>>,
+    opened: AtomicUsize,
+    /// µs from `start_us` to the latest stream's first response byte.
+    last_open_us: AtomicU64,
+}
+
+/// Reads one stream until `deadline`, pushing the delay (µs) of each event sent from
+/// `tally.record_from_us` on.
+async fn stream(args: Arc<Args>, tally: Arc<Tally>, deadline: tokio::time::Instant) {
     let Ok(mut s) = TcpStream::connect(args.addr).await else {
         return;
     };
@@ -162,13 +168,14 @@ async fn stream(
             break;
         }
         let at = now_us();
-        let record = tokio::time::Instant::now() >= record_from;
         if !counted {
             if !buf[..n].starts_with(b"HTTP/1.1 200") {
                 return; // refused: not an open stream
             }
             counted = true;
-            opened.fetch_add(1, Ordering::Relaxed);
+            tally.opened.fetch_add(1, Ordering::Relaxed);
+            let since_start = at.saturating_sub(tally.start_us) as u64;
+            tally.last_open_us.fetch_max(since_start, Ordering::Relaxed);
         }
         carry.extend_from_slice(&buf[..n]);
         let mut pos = 0;
@@ -186,7 +193,7 @@ async fn stream(
                 .ok()
                 .and_then(|t| t.parse::<u128>().ok())
             {
-                if record {
+                if sent >= tally.record_from_us {
                     local.push(at.saturating_sub(sent) as u64);
                 }
             }
@@ -196,7 +203,7 @@ async fn stream(
         let keep_from = pos.max(carry.len().saturating_sub(64));
         carry.drain(..keep_from);
     }
-    delays.lock().map(|mut d| d.extend(local)).ok();
+    tally.delays.lock().map(|mut d| d.extend(local)).ok();
 }
 
 #[tokio::main]
@@ -208,27 +215,25 @@ async fn main() {
             std::process::exit(64);
         }
     };
-    let delays = Arc::new(Mutex::new(Vec::new()));
-    let opened = Arc::new(AtomicUsize::new(0));
-    let start = tokio::time::Instant::now();
-    let deadline = start + Duration::from_secs(args.seconds);
-    let record_from = start + Duration::from_secs(args.warmup_s);
+    let start_us = now_us();
+    let tally = Arc::new(Tally {
+        start_us,
+        record_from_us: start_us + u128::from(args.warmup_s) * 1_000_000,
+        delays: Mutex::new(Vec::new()),
+        opened: AtomicUsize::new(0),
+        last_open_us: AtomicU64::new(0),
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.seconds);
     let mut tasks = Vec::with_capacity(args.streams);
     for _ in 0..args.streams {
-        tasks.push(tokio::spawn(stream(
-            args.clone(),
-            delays.clone(),
-            opened.clone(),
-            record_from,
-            deadline,
-        )));
+        tasks.push(tokio::spawn(stream(args.clone(), tally.clone(), deadline)));
         // Open gently: a connection storm would measure the accept queue, not delivery.
         tokio::task::yield_now().await;
     }
     for t in tasks {
         let _ = t.await;
     }
-    let mut d = delays.lock().map(|d| d.clone()).unwrap_or_default();
+    let mut d = tally.delays.lock().map(|d| d.clone()).unwrap_or_default();
     d.sort_unstable();
     let pct = |p: f64| {
         d.get(((d.len() as f64 * p) as usize).min(d.len().saturating_sub(1)))
@@ -236,8 +241,9 @@ async fn main() {
             .unwrap_or(0)
     };
     println!(
-        "{{\"streams\":{},\"events\":{},\"p50_us\":{},\"p95_us\":{},\"p99_us\":{},\"max_us\":{}}}",
-        opened.load(Ordering::Relaxed),
+        "{{\"streams\":{},\"last_open_ms\":{},\"events\":{},\"p50_us\":{},\"p95_us\":{},\"p99_us\":{},\"max_us\":{}}}",
+        tally.opened.load(Ordering::Relaxed),
+        tally.last_open_us.load(Ordering::Relaxed) / 1000,
         d.len(),
         pct(0.50),
         pct(0.95),

@@ -99,13 +99,14 @@ if refs:
 
 streams = [r for r in resources if r["kind"] == "streams"]
 if streams:
-    print("\n**Idle SSE streams** (one event per stream per second; delivery delay = receive − send, µs, of the events after the warm-up in which the streams open; memory = RSS with the streams open minus idle):\n")
-    print("| streams | target | opened | events | p50 µs | p95 µs | p99 µs | added p99 vs direct µs | KB per stream |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n**Idle SSE streams** (one event per stream per second; delivery delay = receive − send, µs, of the events sent after the warm-up in which the streams open; last open = when the last stream opened, s from the start; memory = RSS with the streams open minus idle):\n")
+    print("| streams | target | opened | last open | events | p50 µs | p95 µs | p99 µs | added p99 vs direct µs | KB per stream |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     direct_p99 = {r["streams"]: r["result"]["p99_us"] for r in streams if r["target"] == "direct"}
     for r in streams:
         res = r["result"]
         per = f"{(r['busy_kb'] - r['idle_kb']) / max(res['streams'], 1):.1f}" if r["target"] != "direct" else "—"
         base = direct_p99.get(r["streams"])
         added = f"{res['p99_us'] - base:+d}" if r["target"] != "direct" and base is not None else "—"
-        print(f"| {r['streams']} | {r['target']} | {res['streams']} | {res['events']} | {res['p50_us']} | {res['p95_us']} | {res['p99_us']} | {added} | {per} |")
+        last = f"{res['last_open_ms'] / 1000:.1f}" if "last_open_ms" in res else "—"
+        print(f"| {r['streams']} | {r['target']} | {res['streams']} | {last} | {res['events']} | {res['p50_us']} | {res['p95_us']} | {res['p99_us']} | {added} | {per} |")

