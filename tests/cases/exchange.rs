@@ -241,6 +241,13 @@ async fn raw_exchange(conn: &mut tokio::net::TcpStream, request: &str) -> String
     String::from_utf8_lossy(&got).to_lowercase()
 }
 
+/// One POST on a new connection to a new proxy in front of `upstream`: the raw answer.
+async fn one_raw_post(upstream: std::net::SocketAddr, direct: bool) -> String {
+    let proxy = Proxy::start(config(&format!("http://{upstream}/mcp"), direct)).await;
+    let mut conn = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    raw_exchange(&mut conn, &raw_post(proxy.addr, "")).await
+}
+
 fn raw_post(addr: std::net::SocketAddr, extra: &str) -> String {
     let body = call(2, "echo").to_string();
     format!(
@@ -437,10 +444,35 @@ async fn an_interim_head_never_carries_the_upstream_session_id() {
     )
     .await;
     for direct in [true, false] {
-        let proxy = Proxy::start(config(&format!("http://{addr}/mcp"), direct)).await;
-        let mut conn = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
-        let answer = raw_exchange(&mut conn, &raw_post(proxy.addr, "")).await;
+        let answer = one_raw_post(addr, direct).await;
         assert!(answer.contains("200 ok"), "direct={direct}: {answer}");
         assert!(!answer.contains("up-secret"), "direct={direct}: {answer}");
+    }
+}
+
+/// Regression: the direct exchange dropped interim heads, which a proxy forwards when it did
+/// not ask for them (RFC 9110, 15.2); Pingora's loop forwards them.
+#[tokio::test]
+async fn interim_heads_reach_the_client_on_both_paths() {
+    let addr = raw_upstream(
+        "HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\nmcp-session-id: up-secret\r\n\r\n\
+         HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+         content-length: 36\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}",
+    )
+    .await;
+    for direct in [true, false] {
+        let answer = one_raw_post(addr, direct).await;
+        let hints = answer.find("103 early hints");
+        let ok = answer.find("200 ok");
+        assert!(hints.is_some() && hints < ok, "direct={direct}: {answer}");
+        assert!(
+            answer.contains("link: </a.css>; rel=preload"),
+            "direct={direct}: {answer}"
+        );
+        assert!(!answer.contains("up-secret"), "direct={direct}: {answer}");
+        assert!(
+            answer.ends_with("\"result\":{}}"),
+            "direct={direct}: {answer}"
+        );
     }
 }

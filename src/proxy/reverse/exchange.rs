@@ -18,8 +18,9 @@
 //!    close-delimited bodies decoded); a head without a length becomes chunked, as Pingora's
 //!    loop makes it, so the client connection stays open; the head through `response_filter`
 //!    and each body piece through `response_body_filter`, then written with
-//!    `write_response_tasks`, the call Pingora's loop makes. 1xx heads are not forwarded (the
-//!    request carried no `Expect`);
+//!    `write_response_tasks`, the call Pingora's loop makes. Interim (1xx) heads go to the
+//!    client as Pingora's loop sends them: through `response_filter` (which removes an
+//!    upstream session id), then written (HTTP/1; Pingora's HTTP/2 session drops them);
 //! 3. the client watched from the connect to the last body byte (`read_body_or_idle`, as
 //!    Pingora does): a client that leaves ends the exchange at once, so the upstream sees the
 //!    close (and can stop a long tool call), and an SSE stream detaches.
@@ -124,6 +125,14 @@ impl McpProxy {
                 .run(&mut session.downstream_session, sent)
                 .await?
                 .map_err(|e| e.into_up())?;
+            while up.get_status().is_some_and(is_interim) {
+                self.forward_interim(session, &up, ctx).await?;
+                let next = up.read_response();
+                watch
+                    .run(&mut session.downstream_session, next)
+                    .await?
+                    .map_err(|e| e.into_up())?;
+            }
             return Ok(up);
         }
         Err(last.unwrap_or_else(|| Error::explain(ErrorType::ConnectError, "too many attempts")))
@@ -140,6 +149,26 @@ impl McpProxy {
         self.upstream_request_filter(session, &mut head, ctx)
             .await?;
         Ok(head)
+    }
+
+    /// An interim head, downstream, as Pingora's loop forwards one: `response_filter` (which
+    /// removes an upstream session id from it), then written. A 1xx the client asked for
+    /// (`Expect`) never comes here: such requests take Pingora's path.
+    async fn forward_interim(
+        &self,
+        session: &mut Session,
+        up: &UpstreamSession,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(head) = up.resp_header() else {
+            return Ok(());
+        };
+        let mut head = Box::new(head.clone());
+        self.response_filter(session, &mut head, ctx).await?;
+        session
+            .write_response_header(head, false)
+            .await
+            .map_err(|e| e.into_down())
     }
 
     /// Response head and body, downstream, through the response phases.
@@ -230,7 +259,7 @@ impl McpProxy {
     }
 }
 
-/// Writes the request and reads up to the final response head (1xx heads are dropped).
+/// Writes the request and reads the first response head (an interim one, maybe).
 async fn exchange_head(
     up: &mut UpstreamSession,
     head: Box<RequestHeader>,
@@ -242,13 +271,12 @@ async fn exchange_head(
     }
     up.finish_body().await?;
     up.read_response().await?;
-    while up
-        .get_status()
-        .is_some_and(|s| s.is_informational() && s.as_u16() != 101)
-    {
-        up.read_response().await?;
-    }
     Ok(())
+}
+
+/// An interim head: 1xx but 101 (which ends HTTP and never comes here: no `Upgrade`).
+fn is_interim(status: http::StatusCode) -> bool {
+    status.is_informational() && status != http::StatusCode::SWITCHING_PROTOCOLS
 }
 
 /// A response that ends only when the upstream closes is sent chunked (HTTP/1.1), as Pingora's
