@@ -274,8 +274,9 @@ async fn exchange_head(
     Ok(())
 }
 
-/// An interim head: 1xx but 101 (which ends HTTP and never comes here: no `Upgrade`).
-fn is_interim(status: http::StatusCode) -> bool {
+/// An interim head: 1xx but 101 (which ends HTTP; the direct exchange never sees it, as it
+/// takes no `Upgrade`).
+pub(super) fn is_interim(status: http::StatusCode) -> bool {
     status.is_informational() && status != http::StatusCode::SWITCHING_PROTOCOLS
 }
 

@@ -302,7 +302,7 @@ impl ProxyHttp for McpProxy {
     ) -> Result<()> {
         // Pingora runs this phase on interim (1xx) heads too, and forwards them: only the
         // final head counts, and an upstream session id never leaves on an interim one.
-        if upstream_response.status.is_informational() && upstream_response.status != 101 {
+        if exchange::is_interim(upstream_response.status) {
             upstream_response.remove_header(crate::mcp::SESSION_ID);
             return Ok(());
         }
