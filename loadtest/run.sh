@@ -51,10 +51,12 @@ if [[ -z "${K6:-}" ]]; then
   fi
   K6="$VENV/bin/k6"
 fi
+# `shadowcat` from the root package, the tools from the workspace member loadtest/
+# (shadowcat-loadtest); one target dir for both.
 bins=(shadowcat shadowcat-mock-upstream shadowcat-loadgen)
 [[ $REFERENCES == 1 ]] && bins+=(shadowcat-bare-pingora shadowcat-lean-probe)
-(cd "$ROOT" && cargo build -q --release "${bins[@]/#/--bin=}")
-BIN="$ROOT/target/release"
+(cd "$ROOT" && cargo build -q --release -p shadowcat -p shadowcat-loadtest "${bins[@]/#/--bin=}")
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened"; return 1; }

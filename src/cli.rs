@@ -1,12 +1,19 @@
 //! Command line: `shadowcat reverse ...` runs the proxy, `shadowcat check-config FILE` validates.
+//! Every setting is a key of the YAML config; the flags override a few of them, and each help
+//! text names the keys or points to where they are listed.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// Where the config keys are listed; the end of every command's help.
+const CONFIG_KEYS: &str = "Config keys: every setting is a key of the YAML config file. \
+conf/shadowcat.yaml (in the source tree) lists each key with its default, and the README's \
+\"Configuration\" section explains them. Unknown keys are errors.";
+
 /// Shadowcat: a streaming MCP edge proxy on Pingora.
 #[derive(Debug, Parser)]
-#[command(name = "shadowcat", version, about, long_about = None)]
+#[command(name = "shadowcat", version, about, long_about = None, after_help = CONFIG_KEYS)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -14,12 +21,25 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the MCP reverse proxy (Streamable HTTP in front of one MCP server).
+    /// Run the MCP reverse proxy: Streamable HTTP in front of one or more MCP servers.
+    ///
+    /// The upstreams are the config file's `upstreams` list (each with a `weight`); new sessions
+    /// and sessionless requests go to one of them by `load_balancing` (`round_robin`, weighted,
+    /// or `least_sessions`), and a session stays on the upstream that made it. With --upstream
+    /// no file is needed: one upstream, every other key at its default. Each flag overrides
+    /// the key named in its help; the file sets the rest (`auth`, `interceptors`,
+    /// `rate_limits`, `limits`, `timeouts`, `sse`, `sessions`, `security`, ...). Logs go to
+    /// stderr, at the level set by RUST_LOG.
+    #[command(after_help = CONFIG_KEYS)]
     Reverse(ReverseArgs),
     /// Validate a config file without binding any port: exit 0 when valid, otherwise one line
     /// on stderr naming the field and the problem, and exit code 64.
+    ///
+    /// Checks every key of the file, and the interceptor rules file it names
+    /// (`interceptors.rules_file`), as `reverse --config FILE` would load them.
+    #[command(after_help = CONFIG_KEYS)]
     CheckConfig {
-        /// The YAML config file.
+        /// The YAML config file (its keys: conf/shadowcat.yaml).
         file: PathBuf,
     },
 }
@@ -27,13 +47,14 @@ pub enum Command {
 /// `reverse` flags; each one overrides the same setting of the config file.
 #[derive(Debug, Args)]
 pub struct ReverseArgs {
-    /// YAML config file (optional when --upstream is given).
+    /// YAML config file, keys as in conf/shadowcat.yaml (optional when --upstream is given).
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address for MCP clients, e.g. 127.0.0.1:8080 (overrides `listen`).
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
-    /// Upstream MCP endpoint URL, e.g. http://127.0.0.1:3001/mcp (replaces `upstreams`).
+    /// Upstream MCP endpoint URL, e.g. http://127.0.0.1:3001/mcp (replaces the `upstreams`
+    /// list with this one upstream; several upstreams need the config file).
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
     /// Admin address for /metrics, /healthz and /readyz, or `off` (overrides `admin`).
@@ -70,5 +91,45 @@ mod tests {
         };
         assert_eq!(args.bind.as_deref(), Some("127.0.0.1:0"));
         assert!(args.config.is_none());
+    }
+
+    /// Every command's help points to the config keys; `reverse` says it takes several
+    /// upstreams; every `reverse` flag names the key it overrides, and that key exists in
+    /// conf/shadowcat.yaml.
+    #[test]
+    fn help_names_the_config_keys() {
+        let conf = include_str!("../conf/shadowcat.yaml");
+        let mut cmd = Cli::command();
+        let top = cmd.render_long_help().to_string();
+        assert!(top.contains("conf/shadowcat.yaml"), "{top}");
+        for sub in cmd.get_subcommands_mut().filter(|s| s.get_name() != "help") {
+            let help = sub.render_long_help().to_string();
+            assert!(help.contains("conf/shadowcat.yaml"), "{help}");
+            assert!(help.contains("\"Configuration\""), "{help}");
+        }
+        let reverse = cmd.find_subcommand_mut("reverse").unwrap();
+        let help = reverse.render_long_help().to_string();
+        assert!(help.contains("one or more MCP servers"), "{help}");
+        assert!(!help.contains("one MCP server"), "{help}");
+        assert!(help.contains("least_sessions"), "{help}");
+        for arg in reverse.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "config") {
+                continue;
+            }
+            let text = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            let key = text
+                .split("overrides `")
+                .nth(1)
+                .or_else(|| text.split("replaces the `").nth(1))
+                .and_then(|rest| rest.split('`').next())
+                .unwrap_or_else(|| panic!("--{id} names no config key: {text}"));
+            assert!(
+                conf.lines().any(|l| l
+                    .trim_start_matches(['#', ' '])
+                    .starts_with(&format!("{key}:"))),
+                "--{id}: `{key}` is not a key of conf/shadowcat.yaml"
+            );
+        }
     }
 }
