@@ -13,7 +13,6 @@ use async_trait::async_trait;
 use pingora::apps::http_app::HttpServer;
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
-use pingora::proxy::ProxyServiceBuilder;
 use pingora::server::configuration::ServerConf;
 use pingora::server::ShutdownWatch;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
@@ -28,6 +27,8 @@ use crate::proxy::reverse::session::SessionTable;
 use crate::proxy::reverse::upstream::UpstreamSet;
 use crate::proxy::reverse::Metrics;
 use crate::proxy::McpProxy;
+
+mod accept;
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -160,10 +161,11 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     };
     let mut options = HttpServerOptions::default();
     options.h2c = true;
-    let mut service = ProxyServiceBuilder::new(&server.configuration, proxy)
-        .name("shadowcat")
-        .server_options(options)
-        .build();
+    let mut http = pingora::proxy::http_proxy(&server.configuration, proxy);
+    http.server_options = Some(options);
+    // The listener hands connections to the accept layer, which hands them to Pingora's proxy.
+    let edge = accept::EdgeApp::new(http, &config.limits, true, &metrics);
+    let mut service = Service::new("shadowcat".to_owned(), edge);
     // Pingora reads each downstream connection through a 64 KiB buffer by default; an idle SSE
     // stream then costs ~65 KB (measured). MCP requests are small, so a smaller buffer costs
     // at most a few more reads on large bodies.

@@ -183,6 +183,11 @@ impl Authenticator {
     }
 
     /// The scopes a call needs (the first matching rule), checked against the token's.
+    /// Whether any method or tool needs a scope (then request bodies are judged strictly).
+    pub fn requires_scopes(&self) -> bool {
+        !self.config.required_scopes.is_empty()
+    }
+
     pub fn check_scopes(
         &self,
         identity: &Identity,

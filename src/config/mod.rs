@@ -197,10 +197,13 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// An idle keep-alive connection is closed after this long.
     pub keepalive_idle: Duration,
+    /// Total time for a request head, from accept or from the end of the previous response
+    /// (keep-alive); never moved by a byte. Past it the connection closes.
+    pub header_read_timeout: Duration,
     /// Requests in flight at once, SSE streams included; past it → 503.
     pub max_concurrent_requests: usize,
-    /// HTTP/1.1 client connections open at once (counted from their first request until they
-    /// close, idle keep-alive included); past it → 503 and the connection closes.
+    /// Client connections open at once, counted from accept until they close (idle keep-alive
+    /// and HTTP/2 included); a new one past it is closed at once.
     pub max_connections: usize,
     /// Requests in flight at once within one session (its SSE streams); past it → 429.
     pub max_streams_per_session: usize,
@@ -249,6 +252,7 @@ impl Default for Config {
                 max_header_bytes: 32 << 10,
                 body_read_timeout: Duration::from_secs(30),
                 keepalive_idle: Duration::from_secs(60),
+                header_read_timeout: Duration::from_secs(10),
                 max_concurrent_requests: 20_000,
                 max_connections: 20_000,
                 max_streams_per_session: 32,

@@ -123,6 +123,7 @@ pub struct RawLimits {
     pub max_header_bytes: Option<Scalar>,
     pub body_read_timeout: Option<Scalar>,
     pub keepalive_idle: Option<Scalar>,
+    pub header_read_timeout: Option<Scalar>,
     pub max_concurrent_requests: Option<u32>,
     pub max_connections: Option<u32>,
     pub max_streams_per_session: Option<u32>,

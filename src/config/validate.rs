@@ -298,6 +298,11 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
                 "limits.keepalive_idle",
                 defaults.limits.keepalive_idle,
             )?,
+            header_read_timeout: positive(
+                raw.limits.header_read_timeout,
+                "limits.header_read_timeout",
+                defaults.limits.header_read_timeout,
+            )?,
             max_concurrent_requests: count(
                 raw.limits.max_concurrent_requests,
                 "limits.max_concurrent_requests",

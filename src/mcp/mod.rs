@@ -1,8 +1,10 @@
 //! MCP and JSON-RPC knowledge the proxy needs, with no Pingora in sight: header names,
 //! protocol revisions, a borrowed peek at message bodies and JSON-RPC error bodies.
 
+pub mod differential;
 pub mod error;
 pub mod headers;
+pub mod judge;
 pub mod peek;
 pub mod sniff;
 pub mod version;

@@ -4,15 +4,22 @@
 //! The proxy needs these few facts for every POST (metrics labels, the `id` of an error reply,
 //! routing and interceptor decisions) but must not pay for a full `serde_json::Value`. The visitor
 //! below keeps strings borrowed from the input when they have no escapes, keeps the id as raw
-//! JSON text (so an error reply echoes it byte for byte), and skips everything else with
-//! `IgnoredAny`, which allocates nothing. Cost is one pass over the bytes.
+//! JSON text (so an error reply echoes it byte for byte), and walks everything else with
+//! [`Strict`], which allocates nothing. Cost is one pass over the bytes.
 //!
-//! Duplicate keys: the last one wins, as in `serde_json::Value`.
+//! **The peek refuses what it cannot read exactly** (it is the judge policy decides on): every
+//! string is decoded (escapes, surrogate pairs, UTF-8) and every number converted, even where
+//! the peek keeps nothing, so a body it accepts is one `serde_json::Value` reads the same way:
+//! same method, name, id and batch members (a differential fuzz target and a property test
+//! check this). What lenient parsers accept and the peek refuses: a byte-order mark, invalid
+//! UTF-8, lone surrogate escapes (`"\ud800"`), numbers past f64 range (`1e400`), `NaN`,
+//! UTF-16, and nesting deeper than 128 levels. Duplicate keys: the last one wins, as in
+//! `serde_json::Value`, JavaScript's `JSON.parse` and Python's `json`.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -238,7 +245,7 @@ impl<'de> Visitor<'de> for MemberVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Message<'de>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        while seq.next_element::<Strict>()?.is_some() {}
         Ok(Message::invalid())
     }
 
@@ -297,21 +304,26 @@ impl<'de> Visitor<'de> for MessageVisitor {
                     method_ok = v.is_some();
                     m.method = v;
                 }
-                Key::Id => m.id = Some(map.next_value::<&'de RawValue>()?),
+                Key::Id => {
+                    let id = map.next_value::<&'de RawValue>()?;
+                    // `RawValue` skips strings undecoded: check the id as strictly as the rest.
+                    serde_json::from_str::<Strict>(id.get()).map_err(de::Error::custom)?;
+                    m.id = Some(id);
+                }
                 Key::Params => {
                     let p = map.next_value::<Params<'de>>()?;
                     (m.name, m.uri) = (p.name, p.uri);
                 }
                 Key::Result => {
                     has_result = true;
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Strict>()?;
                 }
                 Key::Error => {
                     has_error = true;
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Strict>()?;
                 }
                 _ => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Strict>()?;
                 }
             }
         }
@@ -400,11 +412,11 @@ impl<'de> Deserialize<'de> for MaybeStr<'de> {
                 Ok(MaybeStr(None))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MaybeStr<'de>, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                while seq.next_element::<Strict>()?.is_some() {}
                 Ok(MaybeStr(None))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MaybeStr<'de>, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                while map.next_entry::<Strict, Strict>()?.is_some() {}
                 Ok(MaybeStr(None))
             }
         }
@@ -434,14 +446,14 @@ impl<'de> Deserialize<'de> for Params<'de> {
                         Key::Name => p.name = map.next_value::<MaybeStr<'de>>()?.0,
                         Key::Uri => p.uri = map.next_value::<MaybeStr<'de>>()?.0,
                         _ => {
-                            map.next_value::<IgnoredAny>()?;
+                            map.next_value::<Strict>()?;
                         }
                     }
                 }
                 Ok(p)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Params<'de>, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                while seq.next_element::<Strict>()?.is_some() {}
                 Ok(Params::default())
             }
             fn visit_bool<E: de::Error>(self, _: bool) -> Result<Params<'de>, E> {
@@ -464,6 +476,53 @@ impl<'de> Deserialize<'de> for Params<'de> {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// Any JSON value, walked whole and kept nowhere. Unlike `serde::de::IgnoredAny`, which lets
+/// `serde_json` skip strings without decoding them, every string is decoded (so a lone
+/// surrogate or invalid UTF-8 is an error) and every number converted (so `1e400` is one).
+struct Strict;
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Strict;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+        while seq.next_element::<Strict>()?.is_some() {}
+        Ok(Strict)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+        while map.next_entry::<Strict, Strict>()?.is_some() {}
+        Ok(Strict)
     }
 }
 

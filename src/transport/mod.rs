@@ -4,6 +4,7 @@
 
 pub mod h1_framing;
 pub mod head_cork;
+pub mod head_deadline;
 pub mod idle_pool;
 pub mod sse;
 pub mod stream_slot;

@@ -175,7 +175,7 @@ async fn scopes_per_tool_give_403_insufficient_scope() {
         send(&proxy, Some(&user), batch, Some(&sid)).await.status(),
         403
     );
-    // Nor does a body too large to read up front.
+    // Nor does a body too large for Pingora's retry buffer: it is read whole first.
     let big = json!({"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"admin_reset","arguments":{"pad":"x".repeat(100_000)}}});
     assert_eq!(
         send(&proxy, Some(&user), big, Some(&sid)).await.status(),
@@ -184,7 +184,7 @@ async fn scopes_per_tool_give_403_insufficient_scope() {
     assert_eq!(
         upstream.received().len(),
         seen,
-        "no refused call reached the upstream whole (the large one was cut before its end)"
+        "no refused call reached the upstream"
     );
     let admin = bearer(&claims("alice", "mcp mcp:admin"));
     assert_eq!(
@@ -221,4 +221,48 @@ async fn protected_resource_metadata_is_served_at_both_well_known_paths() {
         assert_eq!(doc["authorization_servers"], json!([ISSUER]));
         assert_eq!(doc["scopes_supported"], json!(["mcp", "mcp:admin"]));
     }
+}
+
+/// Regression (issue "Fail closed", item 1): a call the token lacks the scope for ran on the
+/// upstream when its body was one the proxy could not read (the scope check then saw no
+/// method at all). With required scopes configured, such a body is refused before any
+/// upstream contact.
+#[tokio::test]
+async fn regression_unreadable_bodies_never_dodge_a_required_scope() {
+    let (proxy, upstream, _jwks) = setup().await;
+    let user = bearer(&claims("alice", "mcp"));
+    let resp = send(&proxy, Some(&user), init(), None).await;
+    let sid = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let seen = upstream.received().len();
+    let call = br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"admin_reset","arguments":{"a":"\ud800"}}}"#;
+    for body in [
+        call.to_vec(),
+        [
+            b"\xEF\xBB\xBF".as_slice(),
+            br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"admin_reset"}}"#,
+        ]
+        .concat(),
+    ] {
+        let resp = client()
+            .post(proxy.url())
+            .header("accept", ACCEPT_BOTH)
+            .header("content-type", "application/json")
+            .header("authorization", &user)
+            .header("mcp-session-id", &sid)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        let got: Value = resp.json().await.unwrap();
+        assert_eq!(got["error"]["code"], -32700);
+    }
+    assert_eq!(
+        upstream.received().len(),
+        seen,
+        "nothing reached the upstream"
+    );
 }

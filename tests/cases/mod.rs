@@ -2,6 +2,7 @@ mod auth;
 mod cli;
 mod errors;
 mod exchange;
+mod fail_closed;
 mod hostile;
 mod interceptors;
 mod json;

@@ -250,8 +250,10 @@ async fn exchange(s: &mut tokio::net::TcpStream, body: &str) -> (u16, bool) {
     )
 }
 
+/// `limits.max_connections` counts connections from accept: past it a new one is closed at
+/// once, before any head is read, and counted.
 #[tokio::test]
-async fn connections_past_the_limit_get_503_until_one_closes() {
+async fn connections_past_the_limit_are_closed_at_accept_until_one_closes() {
     let upstream = MockUpstream::start(|req| {
         Reply::json(serde_json::json!({"jsonrpc":"2.0","id":req.json()["id"],"result":{}}))
     })
@@ -264,16 +266,28 @@ async fn connections_past_the_limit_get_503_until_one_closes() {
     let mut a = connect().await.unwrap();
     let mut b = connect().await.unwrap();
     assert_eq!(exchange(&mut a, &body).await, (200, false));
-    assert_eq!(exchange(&mut b, &body).await, (200, false));
-    // Both stay open, idle: a third connection is one too many.
+    // A connection that has sent nothing yet counts too.
     let mut c = connect().await.unwrap();
-    let (status, closed) = exchange(&mut c, &body).await;
-    assert_eq!((status, closed), (503, true));
-    // The refused connection leaves the count once its task ends, just after the close.
+    assert_eq!(
+        proxy
+            .settled(
+                "shadowcat_connections_rejected_total{reason=\"max_connections\"}",
+                1.0
+            )
+            .await,
+        Some(1.0),
+        "the third was refused at accept"
+    );
     assert_eq!(
         proxy.settled("shadowcat_connections_open", 2.0).await,
         Some(2.0)
     );
+    assert_eq!(
+        exchange(&mut c, &body).await,
+        (0, true),
+        "closed without an answer"
+    );
+    assert_eq!(exchange(&mut b, &body).await, (200, false));
     // An idle connection keeps its place through its next request.
     assert_eq!(exchange(&mut a, &body).await, (200, false));
     drop(a);

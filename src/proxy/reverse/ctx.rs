@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::session::{ActiveGuard, Principal, Reservation, Session};
 use super::sse::SseStream;
-use crate::mcp::{peek, ProtocolVersion};
+use crate::mcp::{judge, peek, ProtocolVersion};
 
 /// What the proxy learned about one request, phase by phase.
 #[derive(Debug)]
@@ -40,8 +40,11 @@ pub struct RequestCtx {
     pub want_calls: bool,
     /// The bearer token's identity (with `auth:`).
     pub identity: Option<crate::auth::Identity>,
-    /// A scope refusal found when a streamed body ended: its `WWW-Authenticate` value.
-    pub auth_challenge: Option<String>,
+    /// Why the body cannot be judged (the peek refused it), refused when policy is on.
+    pub unjudgeable: Option<judge::Refusal>,
+    /// The body was read whole but outgrew Pingora's retry buffer: only the direct exchange
+    /// can send it.
+    pub body_unreplayable: bool,
     pub is_delete: bool,
     /// The live session this request belongs to.
     pub session: Option<Arc<Session>>,
@@ -60,10 +63,6 @@ pub struct RequestCtx {
     pub live: Option<Arc<super::streams::LiveStream>>,
     /// What a GET with `Last-Event-ID` resumes.
     pub resume: Option<super::resume::Resume>,
-    /// Counts the client connection (HTTP/1.1) while this request holds it.
-    pub conn: Option<Arc<super::connections::ConnToken>>,
-    /// The connection is past `limits.max_connections`: it gets 503 and closes.
-    pub over_connections: bool,
     _in_flight: InFlight,
 }
 
@@ -94,7 +93,8 @@ impl RequestCtx {
             calls: Vec::new(),
             want_calls: false,
             identity: None,
-            auth_challenge: None,
+            unjudgeable: None,
+            body_unreplayable: false,
             is_delete: false,
             session: None,
             new_session: None,
@@ -105,15 +105,15 @@ impl RequestCtx {
             slot: None,
             live: None,
             resume: None,
-            conn: None,
-            over_connections: false,
             _in_flight: InFlight::enter(in_flight),
         }
     }
 
     /// Records the body and what the peek found in it: the method label and the id's place.
     pub fn set_body(&mut self, body: Bytes) {
-        match peek::peek(&body) {
+        let peeked = peek::peek(&body);
+        self.unjudgeable = judge::refusal(&peeked);
+        match peeked {
             Ok(p) => {
                 self.method_label = p.method().map_or("invalid", super::metrics::method_label);
                 self.id_range = p.reply_id().and_then(|id| subslice_range(&body, id.get()));

@@ -52,6 +52,11 @@ impl McpProxy {
     /// Whether this request goes upstream by the direct exchange: a POST whose body the proxy
     /// holds, or a GET or DELETE without a body.
     pub(super) fn takes_direct_exchange(&self, session: &mut Session, ctx: &RequestCtx) -> bool {
+        // A body read whole past Pingora's 64 KiB retry buffer (policy on) cannot be replayed
+        // by Pingora's proxy loop: this path sends it, whatever `direct_exchange` says.
+        if ctx.body_unreplayable {
+            return true;
+        }
         if !self.config.direct_exchange {
             return false;
         }
@@ -184,12 +189,10 @@ impl McpProxy {
                 .ok_or_else(|| Error::explain(ErrorType::InvalidHTTPHeader, "no response head"))?
                 .clone(),
         );
-        if head.status.as_u16() == 101 {
-            return Error::e_explain(
-                ErrorType::InvalidHTTPHeader,
-                "101 without an upgrade request",
-            )
-            .map_err(|e| e.into_up());
+        if head.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            // As `response_filter` refuses it on Pingora's path: MCP has no upgrade.
+            return Error::e_explain(super::failure::UPSTREAM_UPGRADE, "upstream answered 101")
+                .map_err(|e| e.into_up());
         }
         let mut done = up.is_body_done();
         chunk_unframed(&mut head, done)?;

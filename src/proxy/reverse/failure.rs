@@ -12,6 +12,10 @@ pub const SSE_EVENT_TOO_LARGE: ErrorType = ErrorType::Custom("sse_event_too_larg
 /// the rules (a second top-level `method`): the stream ends before the event does.
 pub const SSE_EVENT_REFUSED: ErrorType = ErrorType::Custom("sse_event_refused");
 
+/// Custom error type for an upstream that answered `101 Switching Protocols`: MCP has no
+/// upgrade, and a tunnel would carry the client past every check.
+pub const UPSTREAM_UPGRADE: ErrorType = ErrorType::Custom("upstream_upgrade");
+
 /// The error that ends an SSE stream the framer or filter could not go on with.
 pub fn sse_error(e: crate::transport::sse::ScanError) -> Box<pingora::Error> {
     let etype = match e {
@@ -148,6 +152,12 @@ pub fn classify(e: &Error) -> Failure {
             ErrorCode::UpstreamUnavailable,
             "upstream SSE event exceeds limits.max_sse_event",
             "sse_event_too_large",
+        ),
+        t if *t == UPSTREAM_UPGRADE => Failure::upstream(
+            502,
+            ErrorCode::UpstreamUnavailable,
+            "upstream answered 101 Switching Protocols; MCP has no upgrade",
+            "upgrade",
         ),
         t if *t == SSE_EVENT_REFUSED => Failure::upstream(
             502,

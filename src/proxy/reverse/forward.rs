@@ -15,7 +15,10 @@ use super::McpProxy;
 
 /// Request headers the proxy removes before going upstream (Pingora handles the standard
 /// hop-by-hop ones).
-static STRIP_UPSTREAM: [HeaderName; 4] = [
+static STRIP_UPSTREAM: [HeaderName; 5] = [
+    // MCP has no upgrade (already dropped from the client's request; kept out whatever a
+    // rule or filter adds).
+    http::header::UPGRADE,
     // The proxy must see SSE uncompressed to frame it, and sends it uncompressed.
     http::header::ACCEPT_ENCODING,
     HeaderName::from_static("proxy-connection"),
@@ -84,11 +87,9 @@ impl McpProxy {
         upstream_request.insert_header(X_FORWARDED_PROTO, HTTP.clone())?;
         if let Some(ic) = &ctx.intercept {
             if let Some(len) = ic.body_len() {
+                // The rewritten body has a length of its own, whatever framing the client used.
+                upstream_request.remove_header(&http::header::TRANSFER_ENCODING);
                 upstream_request.insert_header(http::header::CONTENT_LENGTH, len.to_string())?;
-            }
-            if ic.rechunks() {
-                upstream_request.remove_header(&http::header::CONTENT_LENGTH);
-                upstream_request.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
             }
         }
         Ok(())

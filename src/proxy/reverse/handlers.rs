@@ -35,6 +35,17 @@ pub struct Rejection {
     pub allow: Option<&'static str>,
 }
 
+impl From<crate::mcp::judge::Refusal> for Rejection {
+    fn from(r: crate::mcp::judge::Refusal) -> Self {
+        Rejection {
+            status: r.status,
+            code: r.code,
+            message: r.message,
+            allow: None,
+        }
+    }
+}
+
 /// The methods the MCP endpoint takes.
 pub const ALLOW: &str = "GET, POST, DELETE, OPTIONS";
 
@@ -232,14 +243,6 @@ pub const OVERLOADED: Rejection = Rejection {
     status: 503,
     code: ErrorCode::Overloaded,
     message: "Service Unavailable: too many requests in flight (limits.max_concurrent_requests)",
-    allow: None,
-};
-
-/// Too many client connections open.
-pub const TOO_MANY_CONNECTIONS: Rejection = Rejection {
-    status: 503,
-    code: ErrorCode::Overloaded,
-    message: "Service Unavailable: too many connections (limits.max_connections)",
     allow: None,
 };
 

@@ -5,12 +5,10 @@
 //!   body the upstream gets (`request_body_filter` swaps it in; `Content-Length` is fixed in
 //!   `upstream_request_filter`); `delay` waits here. A batch partly answered here is forwarded
 //!   without those members, and the proxy's answers are added to the upstream's reply.
-//! * **Bodies too large to pre-read** (over 64 KiB, or chunked): the upstream gets the request
-//!   header, then nothing until the body is complete (held, within `limits.max_body`, and sent
-//!   chunked); then the rules decide as for a small body. A blocked or mocked one is answered
-//!   by the proxy and the upstream sees the request aborted, never its body. An MCP 2026-07-28
-//!   request whose `Mcp-Method` no rule can match streams through unheld, and its body is
-//!   checked against the header at the end (-32020 on a mismatch).
+//! * **Every body is read whole first** when rules exist (`json::read_whole`), whatever its
+//!   size or framing, and a body the judge cannot read is refused (`mcp::judge`): no request
+//!   reaches an upstream, not even its head, before the rules decided on all of it. MCP
+//!   2026-07-28 `Mcp-Method`/`Mcp-Name` must agree with the body (-32020 otherwise).
 //! * **JSON responses** a rule may match (by the method of the request they answer) are
 //!   collected, up to `limits.max_sse_event`, and rewritten at their end (chunked). One that
 //!   grows past that limit is forwarded unchanged.
@@ -24,7 +22,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
-use pingora::{Error, ErrorType, Result};
+use pingora::Result;
 
 use super::ctx::RequestCtx;
 use super::handlers::Route;
@@ -36,9 +34,6 @@ use crate::interceptor::{
 };
 use crate::mcp::{error_body, headers, peek, ErrorCode, ProtocolVersion, METHOD, NAME};
 
-/// A request the interceptors answered after its body streamed; the answer is in the context.
-pub const INTERCEPTED: ErrorType = ErrorType::Custom("intercepted");
-
 /// Interception state of one request.
 #[derive(Debug)]
 pub struct Intercept {
@@ -49,14 +44,8 @@ pub struct Intercept {
     body: Option<Bytes>,
     /// Answers the proxy adds to the upstream's reply.
     answers: Vec<Bytes>,
-    /// A body too large to pre-read, held until its end.
-    hold: bool,
     /// MCP 2026-07-28 `Mcp-Method` and `Mcp-Name`, when the request carried them.
     headers: Option<(String, Option<String>)>,
-    /// The headers alone let this body through: check at its end that it agrees.
-    verify_headers: bool,
-    /// The answer to write instead of proxying (decided after the body streamed).
-    local: Option<(u16, &'static str, Bytes)>,
     /// A JSON response collected for the rules.
     json: Option<BytesMut>,
     /// SSE events go through the rules (or get the proxy's answers first).
@@ -69,11 +58,6 @@ pub struct Intercept {
 }
 
 impl Intercept {
-    /// The body (rewritten or held) must travel chunked: its length is not the client's.
-    pub fn rechunks(&self) -> bool {
-        self.hold
-    }
-
     /// Hands the SSE side to a stream the proxy holds (which judges its events itself): the
     /// rules as an owned judge, when they concern server messages, and the proxy's answers.
     pub fn take_for_stream(&mut self, upstream: &str) -> (Option<OwnedJudge>, Vec<Bytes>) {
@@ -115,10 +99,7 @@ impl McpProxy {
             calls: Vec::new(),
             body: None,
             answers: Vec::new(),
-            hold: false,
             headers: mcp_headers(req, ctx.version),
-            verify_headers: false,
-            local: None,
             json: None,
             sse: false,
             probe: false,
@@ -134,16 +115,12 @@ impl McpProxy {
             return Ok(false);
         }
         let Some(body) = ctx.body.clone() else {
-            // Too large to read now: hold it unless the 2026 headers rule every rule out.
-            let out_of_reach = ic
-                .headers
-                .as_ref()
-                .is_some_and(|(m, _)| !client_may_match(&rules, m));
-            let client_side = rules.has_client_rules() || rules.hides_tools();
-            ic.hold = client_side && !out_of_reach;
-            ic.verify_headers = client_side && out_of_reach;
-            ctx.intercept = Some(Box::new(ic));
-            return Ok(false);
+            // Unreachable with rules: `request_filter` reads every body whole first. Should
+            // that ever change, refuse rather than forward a body no rule has seen.
+            let (status, ct, answer) = unjudged(ctx);
+            respond::send(session, status, ct, answer, &[], true).await?;
+            ctx.status = status;
+            return Ok(true);
         };
         if let (Some(h), true) = (&ic.headers, rules.has_client_rules() || rules.hides_tools()) {
             if !headers::body_agrees(&body, h) {
@@ -210,72 +187,22 @@ impl McpProxy {
         })
     }
 
-    /// Every chunk of the request body on its way upstream (`request_body_filter`).
-    pub(super) async fn intercept_body(
+    /// The request body on its way upstream (`request_body_filter`): the pre-read body,
+    /// replayed from the retry buffer or sent by the direct exchange, is swapped for the
+    /// rewritten one.
+    pub(super) fn intercept_body(
         &self,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        let Some(mut ic) = ctx.intercept.take() else {
-            return Ok(());
-        };
-        let result = self
-            .intercept_body_with(&mut ic, body, end_of_stream, ctx)
-            .await;
-        ctx.intercept = Some(ic);
-        result
-    }
-
-    async fn intercept_body_with(
-        &self,
-        ic: &mut Intercept,
-        body: &mut Option<Bytes>,
-        end_of_stream: bool,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        if let Some(new) = &ic.body {
-            // The pre-read body, replayed from the retry buffer: send the rewritten one.
+        ctx: &RequestCtx,
+    ) {
+        if let Some(new) = ctx.intercept.as_ref().and_then(|ic| ic.body.as_ref()) {
             *body = Some(if end_of_stream {
                 new.clone()
             } else {
                 Bytes::new()
             });
-            return Ok(());
         }
-        if !end_of_stream {
-            if ic.hold {
-                // Held: an empty piece is not written (a `None` would end the body).
-                *body = Some(Bytes::new());
-            }
-            return Ok(());
-        }
-        let full = ctx.body.clone().unwrap_or_default();
-        if ic.verify_headers || ic.hold {
-            if let Some(h) = &ic.headers {
-                if !headers::body_agrees(&full, h) {
-                    ic.local = Some(header_mismatch(ctx));
-                    return Error::e_explain(
-                        INTERCEPTED,
-                        "Mcp-Method/Mcp-Name disagree with the body",
-                    );
-                }
-            }
-        }
-        if !ic.hold {
-            return Ok(());
-        }
-        if let Some(answer) = self.decide(ic, &full, ctx).await {
-            ic.local = Some(answer);
-            return Error::e_explain(INTERCEPTED, "answered by an interceptor rule");
-        }
-        *body = Some(ic.body.clone().unwrap_or(full));
-        Ok(())
-    }
-
-    /// The proxy's answer for a request whose body streamed, written by `fail_to_proxy`.
-    pub(super) fn take_local_answer(ctx: &mut RequestCtx) -> Option<(u16, &'static str, Bytes)> {
-        ctx.intercept.as_mut().and_then(|ic| ic.local.take())
     }
 
     /// The upstream's response header: decide whether its body goes through the rules.
@@ -439,14 +366,6 @@ impl McpProxy {
     }
 }
 
-/// Could a rule match a client message with this method?
-fn client_may_match(rules: &RuleSet, method: &str) -> bool {
-    [Kind::Request, Kind::Notification, Kind::Response]
-        .iter()
-        .any(|k| rules.may_match(From::Client, *k, method))
-        || (method == "tools/call" && rules.hides_tools())
-}
-
 /// `Mcp-Method` and `Mcp-Name` of an MCP 2026-07-28 request.
 fn mcp_headers(req: &RequestHeader, version: ProtocolVersion) -> Option<(String, Option<String>)> {
     if version != ProtocolVersion::V2026_07_28 {
@@ -459,6 +378,15 @@ fn mcp_headers(req: &RequestHeader, version: ProtocolVersion) -> Option<(String,
             .map(|v| headers::decode_value(v.trim()))
     };
     Some((text(METHOD)?, text(NAME)))
+}
+
+fn unjudged(ctx: &RequestCtx) -> (u16, &'static str, Bytes) {
+    let body = error_body(
+        ctx.reply_id(),
+        ErrorCode::InvalidRequest,
+        "Invalid Request: the body was not read, so the rules cannot judge it",
+    );
+    (400, "application/json", body)
 }
 
 fn header_mismatch(ctx: &RequestCtx) -> (u16, &'static str, Bytes) {

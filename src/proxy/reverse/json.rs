@@ -4,10 +4,14 @@
 //! Pingora runs `request_body_filter` only after the request header went upstream, so anything
 //! the proxy must know before contacting an upstream (the JSON-RPC id for an error reply, later
 //! interceptor decisions) comes from reading the body in `request_filter`. That read needs
-//! retry buffering (else the request hangs) and the retry buffer holds 64 KiB, so only bodies
-//! whose `Content-Length` fits are pre-read. Larger or chunked bodies stream through and are
-//! peeked when they end; a body over `max_body` is refused with 413 (at once when its
-//! `Content-Length` says so, else as soon as the count passes the limit).
+//! retry buffering (else the request hangs) and the retry buffer holds 64 KiB, so without
+//! policy only bodies whose `Content-Length` fits are pre-read; larger or chunked bodies stream
+//! through and are peeked when they end. **With policy** (rules, required scopes) every body
+//! is read whole before any upstream contact, since a decision on a body the proxy has not
+//! read is no decision: one that outgrew Pingora's retry buffer cannot be replayed by
+//! Pingora's proxy loop and takes the direct exchange, which sends the held body itself. A
+//! body over `max_body` is refused with 413 (at once when its `Content-Length` says so, else
+//! as soon as the count passes the limit).
 
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
@@ -23,16 +27,19 @@ pub const PRE_READ_LIMIT: u64 = 64 * 1024;
 pub enum BodyPlan {
     /// Known length within the pre-read limit: read it all now.
     PreRead,
-    /// Unknown or larger length: stream it, count it, peek at the end.
+    /// Unknown or larger length, no policy: stream it, count it, peek at the end.
     Stream,
+    /// Unknown or larger length, policy active: read it all now, within `max_body`.
+    ReadWhole,
     /// Declared larger than `max_body`: refuse without reading.
     TooLarge,
 }
 
-pub fn plan(content_length: Option<u64>, max_body: u64) -> BodyPlan {
+pub fn plan(content_length: Option<u64>, max_body: u64, policy: bool) -> BodyPlan {
     match content_length {
         Some(n) if n > max_body => BodyPlan::TooLarge,
         Some(n) if n <= PRE_READ_LIMIT => BodyPlan::PreRead,
+        _ if policy => BodyPlan::ReadWhole,
         _ => BodyPlan::Stream,
     }
 }
@@ -47,11 +54,13 @@ pub fn content_length(session: &Session) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Reads the whole (small) body; Pingora replays it upstream from the retry buffer.
-pub async fn pre_read(session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+/// Reads the whole body, within `max_body` (413 past it). Pingora replays a body of up to
+/// 64 KiB upstream from its retry buffer; a larger one is marked for the direct exchange.
+pub async fn read_whole(session: &mut Session, ctx: &mut RequestCtx, max_body: u64) -> Result<()> {
     session.enable_retry_buffering();
     let mut first: Option<Bytes> = None;
     let mut rest = BytesMut::new();
+    let mut len = 0u64;
     // A read failure here is the client's (slow, truncated or gone): mark it so, or it would
     // be classified as the proxy's own fault.
     while let Some(chunk) = session
@@ -59,6 +68,13 @@ pub async fn pre_read(session: &mut Session, ctx: &mut RequestCtx) -> Result<()>
         .await
         .map_err(|e| e.into_down())?
     {
+        len += chunk.len() as u64;
+        if len > max_body {
+            return Error::e_explain(
+                ErrorType::HTTPStatus(413),
+                "request body over limits.max_body",
+            );
+        }
         match &first {
             None => first = Some(chunk),
             Some(f) => {
@@ -75,6 +91,13 @@ pub async fn pre_read(session: &mut Session, ctx: &mut RequestCtx) -> Result<()>
         rest.freeze()
     };
     ctx.set_body(body);
+    if session.retry_buffer_truncated() {
+        ctx.body_unreplayable = true;
+        // The body is in hand: an upstream must not wait to confirm it.
+        session
+            .req_header_mut()
+            .remove_header(&http::header::EXPECT);
+    }
     Ok(())
 }
 
@@ -116,10 +139,23 @@ mod tests {
 
     #[test]
     fn plans_by_declared_length() {
-        assert_eq!(plan(Some(100), 4096 * 1024), BodyPlan::PreRead);
-        assert_eq!(plan(Some(PRE_READ_LIMIT), u64::MAX), BodyPlan::PreRead);
-        assert_eq!(plan(Some(PRE_READ_LIMIT + 1), u64::MAX), BodyPlan::Stream);
-        assert_eq!(plan(None, 10), BodyPlan::Stream);
-        assert_eq!(plan(Some(11), 10), BodyPlan::TooLarge);
+        assert_eq!(plan(Some(100), 4096 * 1024, false), BodyPlan::PreRead);
+        assert_eq!(
+            plan(Some(PRE_READ_LIMIT), u64::MAX, false),
+            BodyPlan::PreRead
+        );
+        assert_eq!(
+            plan(Some(PRE_READ_LIMIT + 1), u64::MAX, false),
+            BodyPlan::Stream
+        );
+        assert_eq!(plan(None, 10, false), BodyPlan::Stream);
+        assert_eq!(plan(Some(11), 10, false), BodyPlan::TooLarge);
+        // With policy nothing streams undecided.
+        assert_eq!(
+            plan(Some(PRE_READ_LIMIT + 1), u64::MAX, true),
+            BodyPlan::ReadWhole
+        );
+        assert_eq!(plan(None, 10, true), BodyPlan::ReadWhole);
+        assert_eq!(plan(Some(11), 10, true), BodyPlan::TooLarge);
     }
 }

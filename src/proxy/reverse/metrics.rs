@@ -30,9 +30,14 @@ pub struct Metrics {
     /// Bytes in every replay buffer (read into the gauge at each scrape).
     pub replay_total: std::sync::Arc<std::sync::atomic::AtomicI64>,
     pub connections_open: IntGauge,
-    /// HTTP/1.1 client connections open (read into the gauge at each scrape).
+    /// Client connections open (read into the gauge at each scrape).
     pub connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Connections closed by the accept layer, by `reason` ([`CONNECTION_REJECTIONS`]).
+    pub connections_rejected: IntCounterVec,
 }
+
+/// Every `reason` of `shadowcat_connections_rejected_total`.
+pub const CONNECTION_REJECTIONS: [&str; 2] = ["max_connections", "header_timeout"];
 
 /// Every `outcome` of `shadowcat_sessions_total`.
 pub const SESSION_OUTCOMES: [&str; 5] =
@@ -133,9 +138,22 @@ impl Metrics {
         }
         let connections_open = IntGauge::new(
             "shadowcat_connections_open",
-            "HTTP/1.1 client connections open (from their first request until they close)",
+            "Client connections open, from accept until they close",
         )?;
+        let connections_rejected = IntCounterVec::new(
+            Opts::new(
+                "shadowcat_connections_rejected_total",
+                "Client connections closed by the proxy: max_connections (at accept, over \
+                 limits.max_connections) or header_timeout (no complete request head within \
+                 limits.header_read_timeout)",
+            ),
+            &["reason"],
+        )?;
+        for reason in CONNECTION_REJECTIONS {
+            connections_rejected.with_label_values(&[reason]);
+        }
         registry.register(Box::new(connections_open.clone()))?;
+        registry.register(Box::new(connections_rejected.clone()))?;
         registry.register(Box::new(replay_buffer_bytes.clone()))?;
         registry.register(Box::new(sse_replay_misses.clone()))?;
         registry.register(Box::new(sse_resumes.clone()))?;
@@ -167,6 +185,7 @@ impl Metrics {
             replay_total: Default::default(),
             connections_open,
             connections: Default::default(),
+            connections_rejected,
         })
     }
 

@@ -6,12 +6,12 @@
 
 mod affinity;
 mod authn;
-mod connections;
 mod ctx;
 mod exchange;
 pub mod failure;
 mod forward;
 pub mod handlers;
+mod head_clock;
 mod interceptor;
 pub mod json;
 pub mod metrics;
@@ -46,7 +46,7 @@ use upstream::UpstreamSet;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::interceptor::Interceptors;
-use crate::mcp::{ProtocolVersion, PROTOCOL_VERSION};
+use crate::mcp::{judge, ProtocolVersion, PROTOCOL_VERSION};
 
 /// The MCP reverse proxy service.
 #[derive(Debug)]
@@ -61,8 +61,6 @@ pub struct McpProxy {
     streams: streams::StreamConfig,
     metrics: Arc<Metrics>,
     in_flight: Arc<AtomicUsize>,
-    /// HTTP/1.1 client connections open (see `connections.rs`).
-    connections: Arc<AtomicUsize>,
 }
 
 // === impl McpProxy ===
@@ -85,7 +83,6 @@ impl McpProxy {
             upstreams,
             sessions,
             in_flight: Arc::new(AtomicUsize::new(0)),
-            connections: metrics.connections.clone(),
             metrics,
         }
     }
@@ -99,6 +96,13 @@ impl McpProxy {
         ctx.upstream
             .and_then(|i| self.upstreams.get(i))
             .map_or("none", |u| u.name.as_str())
+    }
+
+    /// Whether any policy judges request bodies: interceptor rules (`hide_tools` included) or
+    /// required scopes. Then every body is read whole and one the judge cannot read is refused.
+    fn policy_active(&self) -> bool {
+        !self.interceptors.current().is_empty()
+            || self.auth.as_ref().is_some_and(|a| a.requires_scopes())
     }
 
     /// The session table (the sweeper expires idle sessions in it).
@@ -123,39 +127,22 @@ impl ProxyHttp for McpProxy {
     /// Connection-level limits, per request: a slow request body is cut after
     /// `limits.body_read_timeout` (the idle read Pingora keeps during a response has no
     /// timeout, so SSE is unaffected), and an idle keep-alive connection after
-    /// `limits.keepalive_idle`.
+    /// `limits.keepalive_idle`. The head is in: its deadline (`head_clock`) is disarmed.
     async fn early_request_filter(
         &self,
         session: &mut Session,
-        ctx: &mut RequestCtx,
+        _ctx: &mut RequestCtx,
     ) -> Result<()> {
         let limits = &self.config.limits;
         session.set_keepalive(Some(limits.keepalive_idle.as_secs().max(1)));
         session.set_read_timeout(Some(limits.body_read_timeout));
-        self.count_connection(session, ctx);
+        head_clock::head_read(session);
         Ok(())
-    }
-
-    /// The connection's count goes on with it to its next request (HTTP/1.1 keep-alive).
-    fn persist_connection_context(
-        &self,
-        _session: &Session,
-        ctx: &RequestCtx,
-    ) -> Option<Box<dyn std::any::Any + Send + Sync>> {
-        connections::persist(ctx)
-    }
-
-    fn on_connection_reuse(
-        &self,
-        _session: &mut Session,
-        ctx: &mut RequestCtx,
-        prev: Box<dyn std::any::Any + Send + Sync>,
-    ) {
-        connections::reuse(ctx, prev);
     }
 
     /// Routes, then (for a POST) reads or plans the body. Runs before any upstream contact.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        upstream_head::drop_upgrade(session.req_header_mut());
         let req = session.req_header();
         let route = handlers::route(&req.method, req.uri.path(), &self.config.endpoint);
         ctx.method_label = route.label();
@@ -165,12 +152,6 @@ impl ProxyHttp for McpProxy {
         ctx.want_calls = self.auth.is_some();
         if self.serve_metadata(session, ctx).await? {
             return Ok(true);
-        }
-        if ctx.over_connections {
-            session.set_keepalive(None);
-            return self
-                .reject(session, ctx, handlers::TOO_MANY_CONNECTIONS)
-                .await;
         }
         let req = session.req_header();
         let host = req
@@ -197,8 +178,25 @@ impl ProxyHttp for McpProxy {
         match route {
             Route::Reject(r) => return self.reject(session, ctx, r).await,
             Route::Post => {
-                match json::plan(json::content_length(session), self.config.limits.max_body) {
-                    BodyPlan::PreRead => json::pre_read(session, ctx).await?,
+                // Fail closed: with policy on, a body is judged whole, as the upstream will
+                // read it, before any upstream contact; what cannot be judged is refused.
+                let policy = self.policy_active();
+                let encodings = || {
+                    let req = session.req_header();
+                    let values = req.headers.get_all(http::header::CONTENT_ENCODING);
+                    judge::encoding_refusal(values.iter().map(|v| v.as_bytes()))
+                };
+                if let (true, Some(r)) = (policy, encodings()) {
+                    return self.reject(session, ctx, r.into()).await;
+                }
+                let max_body = self.config.limits.max_body;
+                match json::plan(json::content_length(session), max_body, policy) {
+                    BodyPlan::PreRead | BodyPlan::ReadWhole => {
+                        json::read_whole(session, ctx, max_body).await?;
+                        if let (true, Some(r)) = (policy, ctx.unjudgeable) {
+                            return self.reject(session, ctx, r.into()).await;
+                        }
+                    }
                     BodyPlan::Stream => {}
                     BodyPlan::TooLarge => {
                         let f = failure::classify(&Error::explain(ErrorType::HTTPStatus(413), ""));
@@ -280,18 +278,12 @@ impl ProxyHttp for McpProxy {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // Only bodies no policy needs stream (see `json`); they are peeked for metrics.
         if ctx.body.is_none() {
             json::on_streamed_chunk(ctx, body, end_of_stream, self.config.limits.max_body)?;
-            // A body too large to read before choosing an upstream is judged when it ends,
-            // before its last piece goes upstream (which then sees an aborted request).
-            if let (Some(auth), Some(identity), true) = (&self.auth, &ctx.identity, end_of_stream) {
-                if let Err(e) = authn::check_calls(auth, identity, &ctx.calls) {
-                    ctx.auth_challenge = Some(auth.challenge(&e));
-                    return Error::e_explain(ErrorType::HTTPStatus(403), "insufficient scope");
-                }
-            }
         }
-        self.intercept_body(body, end_of_stream, ctx).await
+        self.intercept_body(body, end_of_stream, ctx);
+        Ok(())
     }
 
     async fn response_filter(
@@ -302,6 +294,9 @@ impl ProxyHttp for McpProxy {
     ) -> Result<()> {
         // Pingora runs this phase on interim (1xx) heads too, and forwards them: only the
         // final head counts, and an upstream session id never leaves on an interim one.
+        if upstream_response.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            return Error::e_explain(failure::UPSTREAM_UPGRADE, "upstream answered 101");
+        }
         if exchange::is_interim(upstream_response.status) {
             upstream_response.remove_header(crate::mcp::SESSION_ID);
             return Ok(());
@@ -394,17 +389,6 @@ impl ProxyHttp for McpProxy {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        if let Some((status, content_type, body)) = Self::take_local_answer(ctx) {
-            let sent = respond::send(session, status, content_type, body, &[], true).await;
-            if let Err(write) = sent {
-                tracing::debug!(error = %write, "client gone before the interceptor answer");
-            }
-            ctx.status = status;
-            return FailToProxy {
-                error_code: status,
-                can_reuse_downstream: false,
-            };
-        }
         let f = failure::classify(e);
         ctx.failure = Some(f.kind);
         // Connect failures were counted per attempt in `fail_to_connect`.
@@ -420,14 +404,9 @@ impl ProxyHttp for McpProxy {
         }
         if code > 0 {
             let id = ctx.reply_id();
-            let (rpc_code, message, extra) = match &ctx.auth_challenge {
-                Some(c) => (
-                    crate::mcp::ErrorCode::Unauthorized,
-                    "Forbidden: insufficient scope",
-                    vec![("www-authenticate", c.as_str())],
-                ),
-                None if f.status == 503 => (f.code, f.message, vec![("retry-after", "1")]),
-                None => (f.code, f.message, Vec::new()),
+            let (rpc_code, message, extra) = match f.status {
+                503 => (f.code, f.message, vec![("retry-after", "1")]),
+                _ => (f.code, f.message, Vec::new()),
             };
             if let Err(write) =
                 respond::jsonrpc_error(session, code, id, rpc_code, message, &extra, true).await
@@ -444,11 +423,11 @@ impl ProxyHttp for McpProxy {
 
     /// Client disconnects are normal for SSE; they are logged (at debug) by `logging`.
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, e: &Error) -> bool {
-        let f = failure::classify(e);
-        !f.upstream_fault || e.etype() == &interceptor::INTERCEPTED
+        !failure::classify(e).upstream_fault
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        head_clock::response_done(session);
         if let Some(stream) = &ctx.live {
             // The stream lives on (and, if the upstream is still sending, is still read).
             stream.detach();

@@ -304,7 +304,7 @@ impl super::McpProxy {
         reused: bool,
     ) -> Box<pingora::Error> {
         let replayable = ctx.body.is_some() && !session.as_ref().retry_buffer_truncated();
-        if ctx.status == 0 && replayable && e.etype() != &super::interceptor::INTERCEPTED {
+        if ctx.status == 0 && replayable {
             e.retry.decide_reuse(reused);
         } else {
             e.set_retry(false);

@@ -45,6 +45,30 @@ pub fn remove(req: &mut RequestHeader, name: &HeaderName) {
     }
 }
 
+/// MCP has no protocol upgrade: the client's `Upgrade` (and the `upgrade` option of its
+/// `Connection`) are removed from the request itself, in `request_filter`, so Pingora's
+/// downstream session never treats it as an upgrade and no upstream ever sees one.
+pub fn drop_upgrade(req: &mut RequestHeader) {
+    if !req.headers.contains_key(header::UPGRADE) {
+        return;
+    }
+    req.remove_header(&header::UPGRADE);
+    let kept: Vec<String> = req
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case(b"upgrade"))
+        .map(|t| String::from_utf8_lossy(t).into_owned())
+        .collect();
+    req.remove_header(&header::CONNECTION);
+    if !kept.is_empty() {
+        // Names of tokens only (checked by `prepare` later); a lossy byte cannot form one.
+        let _ = req.insert_header(header::CONNECTION, kept.join(", "));
+    }
+}
+
 /// Prepares `req` (a copy of the client's head) before `upstream_request_filter`.
 pub fn prepare(req: &mut RequestHeader, body_len: usize) -> Result<()> {
     req.set_version(http::Version::HTTP_11);
@@ -117,6 +141,28 @@ mod tests {
         }
         assert_eq!(req.headers["content-length"], "2");
         assert_eq!(req.headers["mcp-session-id"], "s");
+    }
+
+    /// Regression (issue "Fail closed", item 2): `Upgrade` went upstream on Pingora's path.
+    #[test]
+    fn regression_upgrade_is_dropped_from_the_request() {
+        let mut req = head(&[
+            ("connection", "Upgrade, keep-alive"),
+            ("upgrade", "websocket"),
+        ]);
+        drop_upgrade(&mut req);
+        assert!(!req.headers.contains_key("upgrade"));
+        assert_eq!(req.headers["connection"], "keep-alive");
+        let mut req = head(&[("connection", "upgrade"), ("upgrade", "h2c")]);
+        drop_upgrade(&mut req);
+        assert!(!req.headers.contains_key("upgrade"));
+        assert!(!req.headers.contains_key("connection"));
+        let mut req = head(&[("connection", "close")]);
+        drop_upgrade(&mut req);
+        assert_eq!(
+            req.headers["connection"], "close",
+            "untouched without Upgrade"
+        );
     }
 
     #[test]
