@@ -161,6 +161,10 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     };
     let mut options = HttpServerOptions::default();
     options.h2c = true;
+    // HTTP/2 heads are framed by the h2 layer, not timed by the accept layer's head clock:
+    // Pingora closes an h2 connection with no stream in flight after this long, so a client
+    // trickling a HEADERS frame (or sending nothing after its preface) is bounded the same way.
+    options.h2_idle_timeout = Some(config.limits.header_read_timeout);
     let mut http = pingora::proxy::http_proxy(&server.configuration, proxy);
     http.server_options = Some(options);
     // The listener hands connections to the accept layer, which hands them to Pingora's proxy.

@@ -16,7 +16,8 @@
 //!   ([`HeadDeadline`]). A connection past it is closed and counted (`reason="header_timeout"`).
 //!   The first proxy phase disarms the clock once a head is in (`McpProxy::head_read`), and
 //!   `logging` re-arms it for the next one. HTTP/2 connections are disarmed once their preface
-//!   arrived; the h2 layer frames their requests.
+//!   arrived: the h2 layer frames their requests, and Pingora's `h2_idle_timeout` (set to the
+//!   same limit) closes one that has no request in flight for that long, however it trickles.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

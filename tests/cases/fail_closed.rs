@@ -356,3 +356,31 @@ async fn the_head_deadline_spares_responses_and_restarts_after_each() {
     let closed = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
     assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
 }
+
+/// HTTP/2 (h2c prior knowledge): a connection that sends its preface and then nothing, or no
+/// complete HEADERS, is closed after the same deadline.
+#[tokio::test]
+async fn h2c_connections_without_a_request_are_closed_at_the_head_deadline() {
+    let upstream = echo_upstream().await;
+    let mut config = config_for(&upstream.url());
+    config.limits.header_read_timeout = Duration::from_secs(1);
+    let proxy = Proxy::start(config).await;
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    // The preface, then an empty SETTINGS frame (length 0, type 4, no flags, stream 0).
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(8), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {} // the server's SETTINGS and ACK
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the idle h2c connection was closed");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
