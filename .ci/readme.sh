@@ -10,8 +10,10 @@
 #                                  tools/list, tools/call echo, ...), read /metrics on :9090,
 #                                  then stop everything it started and check the ports are free
 # Env:   README           the file to read (default: README.md at the repo root)
-#        QUICKSTART_WAIT  seconds to wait for the listeners (900: a cold release build)
+#        QUICKSTART_WAIT  seconds to wait for the listeners (1200: a cold release build takes
+#                         7 to 11 minutes on 2 cores)
 #        MCP_HARNESS      as in tests/harness/run.sh (the SDK client's npm install, shared)
+#        SHARED           the MCP harness (default ../shared/mcp-harness next to the repo)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 README=${README:-$ROOT/README.md}
@@ -37,7 +39,8 @@ quickstart() {
       return 1
     fi
   done
-  local cmd work log pid pgid
+  local cmd work log pid
+  pgid= # global: the EXIT trap reads it after this function returns
   cmd=$(block 1)
   work=$(mktemp -d)
   log="$work/quickstart.log"
@@ -47,10 +50,15 @@ quickstart() {
   # non-interactive shell is no group leader), so one kill stops the proxy, cargo, npx and node.
   (cd "$ROOT" && exec setsid bash -c "$cmd" </dev/null >"$log" 2>&1) &
   pid=$!
-  sleep 1
-  pgid=$(ps -o pgid= -p "$pid" | tr -d ' ')
-  [[ -n "$pgid" ]] || { echo "quickstart: the command exited at once"; cat "$log"; return 1; }
-  [[ "$pgid" == "$pid" ]] || { echo "quickstart: not in a process group of its own (pgid $pgid)"; kill "$pid"; return 1; }
+  pgid=$pid
+  sleep 0.2
+  local own
+  own=$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ') || true # empty when it already ended
+  if [[ -n "$own" && "$own" != "$pid" ]]; then
+    echo "quickstart: the command is not in a process group of its own (pgid $own)"
+    kill "$pid"
+    return 1
+  fi
 
   stop() {
     kill -TERM -- "-$pgid" 2>/dev/null || return 0
@@ -69,9 +77,9 @@ quickstart() {
     stop
     return 1
   }
-  trap 'kill -KILL -- "-$pgid" 2>/dev/null || true' EXIT
+  trap '[[ -z "${pgid:-}" ]] || kill -KILL -- "-$pgid" 2>/dev/null || true' EXIT
 
-  local wait=${QUICKSTART_WAIT:-900} t0=$SECONDS last=$SECONDS
+  local wait=${QUICKSTART_WAIT:-1200} t0=$SECONDS last=$SECONDS
   for p in 8080 3001; do
     until port_open "$p"; do
       if ! kill -0 "$pid" 2>/dev/null; then
@@ -95,7 +103,7 @@ quickstart() {
   # GET stream, DELETE).
   local shared=${SHARED:-$ROOT/../shared/mcp-harness}
   export MCP_HARNESS=${MCP_HARNESS:-$HOME/.cache/shadowcat/mcp-harness}
-  [[ -f "$shared/sdk-client.cjs" ]] || { fail "no harness at $shared"; return 1; }
+  [[ -f "$shared/sdk-client.cjs" ]] || { fail "no MCP harness at $shared (set SHARED to ../shared/mcp-harness)"; return 1; }
   if [[ ! -d "$MCP_HARNESS/node_modules/@modelcontextprotocol/sdk" ]]; then
     mkdir -p "$MCP_HARNESS"
     "$shared/setup.sh" >"$work/setup.log" 2>&1 || { cat "$work/setup.log"; fail "harness setup failed"; return 1; }
@@ -117,6 +125,7 @@ quickstart() {
   echo "--- stopping the README's command (process group $pgid)"
   stop
   trap - EXIT
+  pgid=
   for p in "${ports[@]}"; do
     if port_open "$p"; then
       echo "quickstart: FAILED: port $p still open after the stop"
