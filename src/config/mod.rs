@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::authority::AuthorityPattern;
 use crate::glob::Glob;
 pub use crate::ratelimit::{Cidr, Rate};
 
@@ -98,10 +99,10 @@ pub struct RateLimits {
 /// Browser-facing checks against DNS rebinding: which `Origin` and `Host` values are served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Security {
-    /// `*` globs, case-insensitive. A request with an `Origin` matching none gets 403.
-    pub allowed_origins: Vec<Glob>,
-    /// `*` globs, case-insensitive, against `Host` (or `:authority`). No match: 403.
-    pub allowed_hosts: Vec<Glob>,
+    /// A request with an `Origin` matching none gets 403 (see [`AuthorityPattern`]).
+    pub allowed_origins: Vec<AuthorityPattern>,
+    /// Against `Host` (or the request target's authority). No match: 403.
+    pub allowed_hosts: Vec<AuthorityPattern>,
 }
 
 /// Loopback hosts, with or without a port: the safe default.
@@ -120,9 +121,24 @@ impl Security {
             .iter()
             .flat_map(|h| [format!("http://{h}"), format!("https://{h}")]);
         Self {
-            allowed_origins: origins.map(|o| Glob::new(&o, true)).collect(),
-            allowed_hosts: LOOPBACK_HOSTS.iter().map(|h| Glob::new(h, true)).collect(),
+            allowed_origins: origins.map(|o| AuthorityPattern::new(&o)).collect(),
+            allowed_hosts: LOOPBACK_HOSTS
+                .iter()
+                .map(|h| AuthorityPattern::new(h))
+                .collect(),
         }
+    }
+
+    /// Is this `Origin` value (well-formed and) on `allowed_origins`?
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.allowed_origins
+            .iter()
+            .any(|p| p.matches_origin(origin))
+    }
+
+    /// Is this `Host` value or request-target authority (well-formed and) on `allowed_hosts`?
+    pub fn host_allowed(&self, host: &str) -> bool {
+        self.allowed_hosts.iter().any(|p| p.matches_host(host))
     }
 }
 

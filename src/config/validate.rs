@@ -13,7 +13,7 @@ use super::{
     Cidr, Config, ConfigError, Health, Limits, LoadBalancing, Overrides, Rate, RateLimits,
     Security, Sessions, Shutdown, SseConfig, Timeouts, UpstreamConfig, UpstreamUrl,
 };
-use crate::glob::Glob;
+use crate::authority::AuthorityPattern;
 
 /// Largest `limits.max_body` accepted.
 const MAX_BODY_CEILING: u64 = 1 << 30;
@@ -215,7 +215,7 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
         Some(v) => duration(&v, "shutdown.grace_period")?,
     };
 
-    let globs = |list: Option<Vec<String>>, field: &str, default: Vec<Glob>| match list {
+    let patterns = |list: Option<Vec<String>>, field: &str, default| match list {
         None => Ok(default),
         Some(list) => list
             .iter()
@@ -224,19 +224,19 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
                 if p.trim().is_empty() {
                     Err(invalid(format!("{field}[{i}]"), "empty pattern"))
                 } else {
-                    Ok(Glob::new(p.trim(), true))
+                    Ok(AuthorityPattern::new(p.trim()))
                 }
             })
             .collect(),
     };
     let loopback = Security::loopback();
     let security = Security {
-        allowed_origins: globs(
+        allowed_origins: patterns(
             raw.security.allowed_origins,
             "security.allowed_origins",
             loopback.allowed_origins,
         )?,
-        allowed_hosts: globs(
+        allowed_hosts: patterns(
             raw.security.allowed_hosts,
             "security.allowed_hosts",
             loopback.allowed_hosts,

@@ -5,6 +5,7 @@ mod exchange;
 mod hostile;
 mod interceptors;
 mod json;
+mod rebinding;
 mod resume;
 mod security;
 mod sessions;

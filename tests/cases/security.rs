@@ -67,11 +67,15 @@ async fn configured_names_are_served() {
     config
         .security
         .allowed_hosts
-        .push(shadowcat::glob::Glob::new("mcp.example.com:*", true));
+        .push(shadowcat::authority::AuthorityPattern::new(
+            "mcp.example.com:*",
+        ));
     config
         .security
         .allowed_origins
-        .push(shadowcat::glob::Glob::new("https://app.example.com", true));
+        .push(shadowcat::authority::AuthorityPattern::new(
+            "https://app.example.com",
+        ));
     let proxy = Proxy::start(config).await;
     let client = reqwest::Client::builder()
         .resolve("mcp.example.com", proxy.addr)
