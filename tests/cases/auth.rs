@@ -222,3 +222,26 @@ async fn protected_resource_metadata_is_served_at_both_well_known_paths() {
         assert_eq!(doc["scopes_supported"], json!(["mcp", "mcp:admin"]));
     }
 }
+
+/// Regression: two `Authorization` headers (two tokens) were judged by the first alone; they
+/// are now 400 before any token is checked.
+#[tokio::test]
+async fn two_authorization_headers_are_400_with_auth() {
+    let (proxy, upstream, _jwks) = setup().await;
+    let alice = bearer(&claims("alice", "mcp"));
+    let resp = client()
+        .post(proxy.url())
+        .header("accept", ACCEPT_BOTH)
+        .header("content-type", "application/json")
+        .header("authorization", &alice)
+        .header("authorization", "Bearer not-a-token")
+        .body(init().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32600);
+    assert!(upstream.received().is_empty());
+    assert_eq!(send(&proxy, Some(&alice), init(), None).await.status(), 200);
+}

@@ -218,9 +218,10 @@ fn visible_ascii<'v>(
     std::str::from_utf8(bytes).map_err(|_| bad_request(bad))
 }
 
-/// Header limits (431) and MCP headers the proxy can judge on its own (400): a session id sent
-/// twice with different values is ambiguous, and a protocol version that is not a date is no
-/// version at all (unknown dates go upstream, which decides whether it supports them).
+/// Header limits (431) and headers the proxy can judge on its own (400): a session id sent
+/// twice with different values is ambiguous, and so are two `Authorization` headers (which
+/// one names the principal, with or without `auth:`?); a protocol version that is not a date
+/// is no version at all (unknown dates go upstream, which decides whether it supports them).
 pub fn check_headers(
     headers: &http::HeaderMap,
     max_headers: usize,
@@ -245,6 +246,11 @@ pub fn check_headers(
     if headers.len() > max_headers || bytes > max_header_bytes {
         return Err(TOO_LARGE);
     }
+    single(
+        headers,
+        &http::header::AUTHORIZATION,
+        "Bad Request: more than one Authorization header",
+    )?;
     let mut ids = headers.get_all(crate::mcp::SESSION_ID).iter();
     if let Some(first) = ids.next() {
         if ids.any(|other| other != first) {

@@ -107,6 +107,17 @@ fn rebinding_checks_fail_closed_on_inputs_no_browser_sends() {
     }
 }
 
+#[test]
+fn two_authorization_headers_are_400() {
+    let mut h = http::HeaderMap::new();
+    h.append("authorization", "Bearer a".parse().unwrap());
+    assert!(check_headers(&h, 100, 32 << 10).is_ok());
+    h.append("authorization", "Bearer a".parse().unwrap());
+    let r = check_headers(&h, 100, 32 << 10).unwrap_err();
+    assert_eq!((r.status, r.code), (400, ErrorCode::InvalidRequest));
+    assert!(r.message.contains("Authorization"));
+}
+
 #[tokio::test(start_paused = true)]
 async fn session_plans() {
     let table = Arc::new(SessionTable::new(10, 1));
