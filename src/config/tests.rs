@@ -2,6 +2,8 @@ use std::time::Duration;
 
 use super::*;
 
+mod admin;
+
 const ONE: &str = "upstreams:\n  - name: u\n    url: http://127.0.0.1:3001/mcp\n";
 
 fn err(text: &str) -> ConfigError {
