@@ -1,6 +1,7 @@
-//! `*` globs for allow-lists and (later) tool names: `*` matches any run of characters,
+//! `*` globs for tool, method and resource names: `*` matches any run of characters,
 //! everything else matches itself, ASCII case-insensitively when asked. Linear time: no
-//! backtracking blow-up on hostile input.
+//! backtracking blow-up on hostile input. The `Origin`/`Host` allow-lists build on these with
+//! a port rule of their own (`crate::authority`).
 
 /// A compiled glob.
 #[derive(Debug, Clone, PartialEq, Eq)]

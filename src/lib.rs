@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod authority;
 pub mod cli;
 pub mod config;
 pub mod fd_budget;

@@ -17,7 +17,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => match config::load(&file) {
-            Ok(_) => {
+            Ok(config) => {
+                // Valid but probably not meant: said on stderr, and the check still passes.
+                for warning in config.warnings() {
+                    eprintln!("{}: warning: {warning}", file.display());
+                }
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
             }

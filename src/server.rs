@@ -112,6 +112,9 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
              loopback names: clients using other names get 403 until you list them"
         );
     }
+    for warning in config.warnings() {
+        tracing::warn!(%warning, "configuration is valid but probably not meant");
+    }
     fit_open_files(&mut config.limits, config.upstreams.len());
     let metrics = Arc::new(Metrics::new()?);
     let ready = Arc::new(AtomicBool::new(true));
@@ -193,7 +196,11 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     if let Some(admin) = config.admin {
         let mut svc = Service::new(
             "shadowcat admin".to_owned(),
-            HttpServer::new_app(AdminApp::new(metrics, ready.clone())),
+            HttpServer::new_app(AdminApp::new(
+                metrics,
+                ready.clone(),
+                config.admin_bearer_token.clone(),
+            )),
         );
         svc.threads = Some(1);
         svc.add_tcp(&admin.to_string());

@@ -143,6 +143,7 @@ impl Authenticator {
                 _ => return Err(AuthError::Missing),
             },
         };
+        no_critical_extensions(token)?;
         let header = decode_header(token).map_err(|_| AuthError::Invalid("malformed token"))?;
         let Some((_, validation)) = self.validations.iter().find(|(a, _)| *a == header.alg) else {
             return Err(AuthError::Invalid("algorithm not allowed"));
@@ -305,6 +306,29 @@ impl Authenticator {
                 false
             }
         }
+    }
+}
+
+/// Refuses a token whose JOSE header has `crit` (RFC 7515 section 4.1.11): it names
+/// extensions the recipient must understand, and this proxy understands none, so any `crit`,
+/// well-formed or not, means the token cannot be accepted. jsonwebtoken's `Header` has no
+/// `crit` field and would ignore it, so the header segment is read here first.
+fn no_critical_extensions(token: &str) -> Result<(), AuthError> {
+    use base64::Engine;
+    let segment = token.split('.').next().unwrap_or_default();
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| AuthError::Invalid("malformed token"))?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&json).map_err(|_| AuthError::Invalid("malformed token"))?;
+    match header.get("crit") {
+        None => Ok(()),
+        Some(serde_json::Value::Array(names))
+            if !names.is_empty() && names.iter().all(serde_json::Value::is_string) =>
+        {
+            Err(AuthError::Invalid("unsupported critical header parameter"))
+        }
+        Some(_) => Err(AuthError::Invalid("malformed crit header parameter")),
     }
 }
 

@@ -286,3 +286,48 @@ async fn regression_token_during_the_first_jwks_fetch_is_accepted() {
     assert_eq!(id.map(|i| i.subject), Ok("alice".to_owned()));
     assert_eq!(first_fetch.await.unwrap(), Ok(2));
 }
+
+/// A token with this exact JOSE header, signed with the Ed25519 fixture key.
+fn with_header(header: serde_json::Value, claims: serde_json::Value) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let pem = std::fs::read(fixture("ed25519.pem")).unwrap();
+    let key = EncodingKey::from_ed_pem(&pem).unwrap();
+    let signed = format!(
+        "{}.{}",
+        b64.encode(header.to_string()),
+        b64.encode(claims.to_string())
+    );
+    let sig = jsonwebtoken::crypto::sign(signed.as_bytes(), &key, Algorithm::EdDSA).unwrap();
+    format!("{signed}.{sig}")
+}
+
+/// Regression: a `crit` header parameter was ignored (jsonwebtoken does not read it), so a
+/// token that demanded an extension the proxy does not implement was accepted (RFC 7515
+/// section 4.1.11 says it must not be).
+#[tokio::test]
+async fn tokens_with_critical_extensions_are_refused() {
+    let auth = Authenticator::new(config()).unwrap();
+    let plain = json!({"alg": "EdDSA", "kid": "ed-1", "typ": "JWT"});
+    let ok = with_header(plain.clone(), claims("alice"));
+    assert!(
+        auth.authenticate(Some(&bearer(&ok))).await.is_ok(),
+        "the signing is right"
+    );
+    let cases = [
+        (json!(["exp"]), "unsupported critical header parameter"),
+        (json!(["b64"]), "unsupported critical header parameter"),
+        (json!([]), "malformed crit header parameter"),
+        (json!("exp"), "malformed crit header parameter"),
+        (json!([1]), "malformed crit header parameter"),
+        (json!(null), "malformed crit header parameter"),
+    ];
+    for (crit, why) in cases {
+        let mut header = plain.clone();
+        header["crit"] = crit.clone();
+        header["exp"] = json!(1);
+        let token = with_header(header, claims("alice"));
+        let got = auth.authenticate(Some(&bearer(&token))).await;
+        assert_eq!(got, Err(AuthError::Invalid(why)), "crit: {crit}");
+    }
+}

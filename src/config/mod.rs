@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::authority::AuthorityPattern;
 use crate::glob::Glob;
 pub use crate::ratelimit::{Cidr, Rate};
 
@@ -23,6 +24,8 @@ pub use units::{format_duration, parse_duration, parse_size};
 pub struct Config {
     pub listen: SocketAddr,
     pub admin: Option<SocketAddr>,
+    /// `admin.bearer_token`: when set, `/metrics` needs `Authorization: Bearer <token>`.
+    pub admin_bearer_token: Option<BearerToken>,
     pub endpoint: String,
     /// Worker threads for the proxy; `None`: one per CPU core.
     pub threads: Option<usize>,
@@ -98,10 +101,10 @@ pub struct RateLimits {
 /// Browser-facing checks against DNS rebinding: which `Origin` and `Host` values are served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Security {
-    /// `*` globs, case-insensitive. A request with an `Origin` matching none gets 403.
-    pub allowed_origins: Vec<Glob>,
-    /// `*` globs, case-insensitive, against `Host` (or `:authority`). No match: 403.
-    pub allowed_hosts: Vec<Glob>,
+    /// A request with an `Origin` matching none gets 403 (see [`AuthorityPattern`]).
+    pub allowed_origins: Vec<AuthorityPattern>,
+    /// Against `Host` (or the request target's authority). No match: 403.
+    pub allowed_hosts: Vec<AuthorityPattern>,
 }
 
 /// Loopback hosts, with or without a port: the safe default.
@@ -120,9 +123,24 @@ impl Security {
             .iter()
             .flat_map(|h| [format!("http://{h}"), format!("https://{h}")]);
         Self {
-            allowed_origins: origins.map(|o| Glob::new(&o, true)).collect(),
-            allowed_hosts: LOOPBACK_HOSTS.iter().map(|h| Glob::new(h, true)).collect(),
+            allowed_origins: origins.map(|o| AuthorityPattern::new(&o)).collect(),
+            allowed_hosts: LOOPBACK_HOSTS
+                .iter()
+                .map(|h| AuthorityPattern::new(h))
+                .collect(),
         }
+    }
+
+    /// Is this `Origin` value (well-formed and) on `allowed_origins`?
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.allowed_origins
+            .iter()
+            .any(|p| p.matches_origin(origin))
+    }
+
+    /// Is this `Host` value or request-target authority (well-formed and) on `allowed_hosts`?
+    pub fn host_allowed(&self, host: &str) -> bool {
+        self.allowed_hosts.iter().any(|p| p.matches_host(host))
     }
 }
 
@@ -236,6 +254,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            admin_bearer_token: None,
             endpoint: "/mcp".into(),
             threads: None,
             direct_exchange: true,
@@ -281,6 +300,57 @@ impl Default for Config {
             auth: None,
             interceptors: InterceptorsConfig::default(),
         }
+    }
+}
+
+/// A bearer token a listener requires. Only its SHA-256 digest is kept, so the secret never
+/// shows in debug output, and comparing digests in constant time leaks neither the token's
+/// bytes nor its length through timing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken([u8; 32]);
+
+impl BearerToken {
+    pub fn new(token: &str) -> Self {
+        use sha2::Digest;
+        Self(sha2::Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Does this `Authorization` header value carry the token (`Bearer <token>`)?
+    pub fn admits(&self, authorization: &[u8]) -> bool {
+        use sha2::Digest;
+        use subtle::ConstantTimeEq;
+        let Some(space) = authorization.iter().position(|b| *b == b' ') else {
+            return false;
+        };
+        let (scheme, token) = authorization.split_at(space);
+        let digest: [u8; 32] = sha2::Sha256::digest(token.trim_ascii()).into();
+        scheme.eq_ignore_ascii_case(b"bearer") && bool::from(digest.ct_eq(&self.0))
+    }
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(..)")
+    }
+}
+
+// === impl Config ===
+
+impl Config {
+    /// Settings that are valid but probably not meant: logged at start-up and printed by
+    /// `check-config` (which still succeeds).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let (Some(admin), None) = (self.admin, &self.admin_bearer_token) {
+            if !admin.ip().is_loopback() {
+                out.push(format!(
+                    "admin: {admin} is not a loopback address and admin.bearer_token is not set: \
+                     /metrics is open to anyone who can reach it (set admin.bearer_token, or \
+                     bind the admin listener to 127.0.0.1)"
+                ));
+            }
+        }
+        out
     }
 }
 

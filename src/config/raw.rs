@@ -9,7 +9,7 @@ pub struct RawConfig {
     pub listen: Option<String>,
     /// `Some(None)` is an explicit `admin: null` (disabled).
     #[serde(default, deserialize_with = "explicit_null")]
-    pub admin: Option<Option<String>>,
+    pub admin: Option<Option<RawAdmin>>,
     pub endpoint: Option<String>,
     pub threads: Option<u32>,
     pub direct_exchange: Option<bool>,
@@ -33,6 +33,44 @@ pub struct RawConfig {
     pub rate_limits: RawRateLimits,
     pub auth: Option<RawAuth>,
     pub interceptors: Option<RawInterceptors>,
+}
+
+/// `admin:` — an address (the original form), or `{addr, bearer_token}`.
+#[derive(Debug)]
+pub enum RawAdmin {
+    Addr(String),
+    Full(RawAdminFull),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdminFull {
+    pub addr: Option<String>,
+    /// `${VAR}` is read from the environment.
+    pub bearer_token: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawAdmin {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        de.deserialize_any(AdminVisitor)
+    }
+}
+
+struct AdminVisitor;
+
+impl<'de> serde::de::Visitor<'de> for AdminVisitor {
+    type Value = RawAdmin;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an address like 127.0.0.1:9090, or {addr, bearer_token}")
+    }
+    fn visit_str<E>(self, s: &str) -> Result<RawAdmin, E> {
+        Ok(RawAdmin::Addr(s.to_owned()))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawAdmin, A::Error> {
+        let de = serde::de::value::MapAccessDeserializer::new(map);
+        RawAdminFull::deserialize(de).map(RawAdmin::Full)
+    }
 }
 
 /// `interceptors:` — a rule file (hot-reloaded) or inline rules.
@@ -212,9 +250,10 @@ impl Scalar {
     }
 }
 
-fn explicit_null<'de, D>(de: D) -> Result<Option<Option<String>>, D::Error>
+fn explicit_null<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
 {
-    Option::<String>::deserialize(de).map(Some)
+    Option::<T>::deserialize(de).map(Some)
 }

@@ -2,6 +2,8 @@ use std::time::Duration;
 
 use super::*;
 
+mod admin;
+
 const ONE: &str = "upstreams:\n  - name: u\n    url: http://127.0.0.1:3001/mcp\n";
 
 fn err(text: &str) -> ConfigError {
@@ -234,23 +236,15 @@ fn every_conf_file_loads() {
 #[test]
 fn security_defaults_to_loopback_only() {
     let c = from_yaml_str(ONE).unwrap();
-    let host = |h: &str| c.security.allowed_hosts.iter().any(|g| g.matches(h));
-    let origin = |o: &str| c.security.allowed_origins.iter().any(|g| g.matches(o));
+    let host = |h: &str| c.security.host_allowed(h);
+    let origin = |o: &str| c.security.origin_allowed(o);
     assert!(host("127.0.0.1:8080") && host("localhost") && host("[::1]:9"));
     assert!(!host("evil.example.com") && !host("localhost.evil.com"));
     assert!(origin("http://localhost:6274") && origin("https://127.0.0.1"));
     assert!(!origin("http://evil.example") && !origin("null"));
     let c = from_yaml_str(&format!("{ONE}security:\n  allowed_hosts: ['mcp.example.com', '*.internal:*']\n  allowed_origins: ['*']\n")).unwrap();
-    assert!(c
-        .security
-        .allowed_hosts
-        .iter()
-        .any(|g| g.matches("api.internal:443")));
-    assert!(c
-        .security
-        .allowed_origins
-        .iter()
-        .any(|g| g.matches("http://anything")));
+    assert!(c.security.host_allowed("api.internal:443"));
+    assert!(c.security.origin_allowed("http://anything"));
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+mod admin;
 mod auth;
 mod interceptors;
 
@@ -13,7 +14,7 @@ use super::{
     Cidr, Config, ConfigError, Health, Limits, LoadBalancing, Overrides, Rate, RateLimits,
     Security, Sessions, Shutdown, SseConfig, Timeouts, UpstreamConfig, UpstreamUrl,
 };
-use crate::glob::Glob;
+use crate::authority::AuthorityPattern;
 
 /// Largest `limits.max_body` accepted.
 const MAX_BODY_CEILING: u64 = 1 << 30;
@@ -28,7 +29,7 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError 
     }
 }
 
-pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError> {
+pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError> {
     let defaults = Config::default();
 
     let listen = match (&overrides.listen, &raw.listen) {
@@ -36,19 +37,8 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
         (None, Some(text)) => addr(text, "listen")?,
         (None, None) => defaults.listen,
     };
-    let admin = match (&overrides.admin, &raw.admin) {
-        (Some(flag), _)
-            if ["off", "none"]
-                .iter()
-                .any(|o| flag.trim().eq_ignore_ascii_case(o)) =>
-        {
-            None
-        }
-        (Some(flag), _) => Some(addr(flag, "--admin")?),
-        (None, Some(None)) => None,
-        (None, Some(Some(text))) => Some(addr(text, "admin")?),
-        (None, None) => defaults.admin,
-    };
+    let (admin, admin_bearer_token) =
+        admin::validate(raw.admin.take(), overrides.admin.as_deref(), defaults.admin)?;
     let endpoint = raw.endpoint.unwrap_or(defaults.endpoint);
     if !endpoint.starts_with('/') || endpoint.contains(['?', '#', ' ']) {
         return Err(invalid(
@@ -215,7 +205,7 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
         Some(v) => duration(&v, "shutdown.grace_period")?,
     };
 
-    let globs = |list: Option<Vec<String>>, field: &str, default: Vec<Glob>| match list {
+    let patterns = |list: Option<Vec<String>>, field: &str, default| match list {
         None => Ok(default),
         Some(list) => list
             .iter()
@@ -224,19 +214,19 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
                 if p.trim().is_empty() {
                     Err(invalid(format!("{field}[{i}]"), "empty pattern"))
                 } else {
-                    Ok(Glob::new(p.trim(), true))
+                    Ok(AuthorityPattern::new(p.trim()))
                 }
             })
             .collect(),
     };
     let loopback = Security::loopback();
     let security = Security {
-        allowed_origins: globs(
+        allowed_origins: patterns(
             raw.security.allowed_origins,
             "security.allowed_origins",
             loopback.allowed_origins,
         )?,
-        allowed_hosts: globs(
+        allowed_hosts: patterns(
             raw.security.allowed_hosts,
             "security.allowed_hosts",
             loopback.allowed_hosts,
@@ -274,6 +264,7 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
     Ok(Config {
         listen,
         admin,
+        admin_bearer_token,
         endpoint,
         threads,
         direct_exchange: raw.direct_exchange.unwrap_or(true),
@@ -368,6 +359,16 @@ fn upstream_header(
 ) -> Result<(http::HeaderName, http::HeaderValue), ConfigError> {
     let header = http::HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| invalid(field, format!("invalid header name {name:?}")))?;
+    let out = expand_env(value, field)?;
+    let mut value = http::HeaderValue::from_str(&out)
+        .map_err(|_| invalid(field, "value is not a valid header value"))?;
+    value.set_sensitive(true);
+    Ok((header, value))
+}
+
+/// `value` with each `${VAR}` replaced by that environment variable (a missing one is an
+/// error), so secrets need not be written into the file.
+fn expand_env(value: &str, field: &str) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find("${") {
@@ -382,10 +383,7 @@ fn upstream_header(
         rest = &rest[start + end + 1..];
     }
     out.push_str(rest);
-    let mut value = http::HeaderValue::from_str(&out)
-        .map_err(|_| invalid(field, "value is not a valid header value"))?;
-    value.set_sensitive(true);
-    Ok((header, value))
+    Ok(out)
 }
 
 /// Pingora runs the proxy on this many tokio worker threads.

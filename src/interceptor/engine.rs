@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -138,6 +139,9 @@ pub fn plan_request<'r>(
             out.push(Member::Original);
             continue;
         };
+        // The id as the client wrote it: a `Value` keeps numbers as f64, so an id such as
+        // 123456789012345678901234567890 or 1.0e5 would come back as another number.
+        let id = msgs.get(i).and_then(|m| m.id);
         match apply(
             rules,
             From::Client,
@@ -148,7 +152,7 @@ pub fn plan_request<'r>(
             &mut plan,
         ) {
             Outcome::Keep { edited: false } => out.push(Member::Original),
-            Outcome::Keep { edited: true } => match serde_json::value::to_raw_value(&value) {
+            Outcome::Keep { edited: true } => match to_raw_keeping_id(&value, id) {
                 Ok(v) => {
                     changed = true;
                     out.push(Member::Edited(v));
@@ -161,7 +165,7 @@ pub fn plan_request<'r>(
                 if kind == Kind::Request {
                     plan.forwarded_requests -= 1;
                 }
-                plan.answers.extend(answer);
+                plan.answers.extend(answer.map(|a| response(id, a)));
                 out.push(Member::Gone);
             }
         }
@@ -259,13 +263,17 @@ pub fn merge_answers(body: &[u8], answers: &[Bytes]) -> Bytes {
     join_array(parts.into_iter())
 }
 
+/// The proxy's answer to a request: its result, or an error code and message.
+pub(super) type Answer = Result<Value, (i64, String)>;
+
 /// What becomes of one message.
 pub(super) enum Outcome {
     Keep {
         edited: bool,
     },
-    /// Not forwarded; a request gets the proxy's answer instead.
-    Remove(Option<Bytes>),
+    /// Not forwarded; a request gets the proxy's answer instead (framed by the caller, with
+    /// the id's raw text).
+    Remove(Option<Answer>),
 }
 
 /// Evaluates the rules on one parsed message and applies what they decide.
@@ -297,8 +305,6 @@ pub(super) fn apply<'r>(
         || str_at(value, "uri"),
         |c| c.uri.as_deref().map(str::to_owned),
     );
-    let id = value.get("id").cloned().unwrap_or(Value::Null);
-
     if let (From::Client, Kind::Request, "tools/call", Some(t)) =
         (from, kind, method.as_str(), &tool)
     {
@@ -307,7 +313,7 @@ pub(super) fn apply<'r>(
                 rule,
                 action: "hide_tools",
             });
-            let answer = response(&id, Err((UNKNOWN_TOOL, format!("Unknown tool: {t}"))));
+            let answer = Err((UNKNOWN_TOOL, format!("Unknown tool: {t}")));
             return Outcome::Remove(Some(answer));
         }
     }
@@ -330,10 +336,7 @@ pub(super) fn apply<'r>(
             Terminal::Mock(m) => Some(m.clone()),
             Terminal::Drop => None,
         };
-        let answer = answer
-            .filter(|_| kind == Kind::Request)
-            .map(|a| response(&id, a));
-        return Outcome::Remove(answer);
+        return Outcome::Remove(answer.filter(|_| kind == Kind::Request));
     }
     let mut edited = false;
     for (pointer, new) in &d.set {
@@ -354,15 +357,85 @@ pub(super) fn apply<'r>(
     Outcome::Keep { edited }
 }
 
-/// A JSON-RPC response with the request's id.
-pub fn response(id: &Value, outcome: Result<Value, (i64, String)>) -> Bytes {
-    let body = match outcome {
-        Ok(result) => serde_json::json!({"jsonrpc": "2.0", "id": id, "result": result}),
-        Err((code, message)) => serde_json::json!({
-            "jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}
-        }),
+/// A JSON-RPC response with the request's id, echoed as its raw text (`None`: `null`).
+pub fn response(id: Option<&RawValue>, outcome: Result<Value, (i64, String)>) -> Bytes {
+    #[derive(Serialize)]
+    struct Error<'a> {
+        code: i64,
+        message: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Response<'a> {
+        jsonrpc: &'static str,
+        id: Option<&'a RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        result: Option<&'a Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<Error<'a>>,
+    }
+    let (result, error) = match &outcome {
+        Ok(result) => (Some(result), None),
+        Err((code, message)) => (
+            None,
+            Some(Error {
+                code: *code,
+                message,
+            }),
+        ),
     };
-    Bytes::from(body.to_string())
+    let body = Response {
+        jsonrpc: "2.0",
+        id,
+        result,
+        error,
+    };
+    // Serializing plain data into memory cannot fail; the fallback only keeps this total.
+    Bytes::from(serde_json::to_vec(&body).unwrap_or_else(|_| b"null".to_vec()))
+}
+
+/// The id of a message as its raw text (`None` when absent, or when the member is not an
+/// object with one `id`).
+pub(super) fn raw_id(member: &RawValue) -> Option<&RawValue> {
+    #[derive(Deserialize)]
+    struct IdOf<'a> {
+        #[serde(borrow)]
+        id: Option<&'a RawValue>,
+    }
+    serde_json::from_str::<IdOf<'_>>(member.get()).ok()?.id
+}
+
+/// An edited message as JSON text, with its id as the raw text it came with unless a rule
+/// changed it (through a `Value` an id like 123456789012345678901234567890 would lose digits).
+pub(super) fn to_raw_keeping_id(
+    value: &Value,
+    id: Option<&RawValue>,
+) -> serde_json::Result<Box<RawValue>> {
+    struct KeepId<'a> {
+        map: &'a serde_json::Map<String, Value>,
+        id: &'a RawValue,
+    }
+    impl Serialize for KeepId<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut out = s.serialize_map(Some(self.map.len()))?;
+            for (k, v) in self.map {
+                if k == "id" {
+                    out.serialize_entry(k, self.id)?;
+                } else {
+                    out.serialize_entry(k, v)?;
+                }
+            }
+            out.end()
+        }
+    }
+    let unchanged =
+        |id: &RawValue| serde_json::from_str::<Value>(id.get()).ok().as_ref() == value.get("id");
+    match (value.as_object(), id) {
+        (Some(map), Some(id)) if unchanged(id) => {
+            serde_json::value::to_raw_value(&KeepId { map, id })
+        }
+        _ => serde_json::value::to_raw_value(value),
+    }
 }
 
 #[cfg(test)]

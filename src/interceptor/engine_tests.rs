@@ -191,3 +191,87 @@ fn sse_events_are_dropped_edited_or_passed() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Regression: the proxy's own answers (block, mock, hidden tool) and edited messages went
+/// through `serde_json::Value`, so an id of 123456789012345678901234567890 came back as
+/// 1.2345678901234568e+29 and `1.0e5` as 100000.0. Ids are now echoed as their raw text.
+#[test]
+fn ids_are_echoed_byte_for_byte() {
+    let rules = example();
+    let ids = [
+        "123456789012345678901234567890",
+        "1.0e5",
+        "-0",
+        "\"s\\u0041\"",
+        "18446744073709551616",
+    ];
+    for id in ids {
+        let request = |tool: &str, args: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{args}}}}}"#
+            )
+        };
+        let answer = |text: &str| {
+            let p = peek(text.as_bytes()).unwrap();
+            let plan = plan_request(&rules, text.as_bytes(), &p, Some("up"));
+            String::from_utf8(plan.answers[0].to_vec()).unwrap()
+        };
+        assert_eq!(
+            answer(&request("delete_file", "{}")),
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32001,"message":"deletes are disabled here"}}}}"#
+            )
+        );
+        assert_eq!(
+            answer(&request("get_weather", "{}")),
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"text":"sunny","type":"text"}}]}}}}"#
+            )
+        );
+        assert!(answer(&request("admin_reset", "{}"))
+            .starts_with(&format!(r#"{{"jsonrpc":"2.0","id":{id},"error""#)));
+        // Batch members answered by the proxy keep theirs too.
+        let batch = format!(
+            "[{},{}]",
+            request("delete_file", "{}"),
+            request("get_weather", "{}")
+        );
+        let p = peek(batch.as_bytes()).unwrap();
+        let plan = plan_request(&rules, batch.as_bytes(), &p, Some("up"));
+        for a in &plan.answers {
+            assert!(a.starts_with(format!(r#"{{"jsonrpc":"2.0","id":{id},"#).as_bytes()));
+        }
+        // An edited request keeps its id as written.
+        let text = request("search", r#"{"limit":500}"#);
+        let p = peek(text.as_bytes()).unwrap();
+        let body = plan_request(&rules, text.as_bytes(), &p, Some("up"))
+            .body
+            .unwrap();
+        let body = std::str::from_utf8(&body).unwrap();
+        assert!(body.contains(&format!(r#""id":{id},"#)), "{body}");
+        assert!(body.contains(r#""limit":10"#), "{body}");
+        // And so does an edited response.
+        let calls = vec![Call {
+            id: id.into(),
+            method: "tools/list".into(),
+            name: None,
+            uri: None,
+        }];
+        let listed = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"result":{{"tools":[{{"name":"admin_x"}},{{"name":"b"}}]}}}}"#
+        );
+        let mut hits = Vec::new();
+        let out = plan_response(&rules, listed.as_bytes(), &calls, None, &mut hits).unwrap();
+        let out = std::str::from_utf8(&out).unwrap();
+        assert!(out.contains(&format!(r#""id":{id},"#)), "{out}");
+        assert!(!out.contains("admin_x"), "{out}");
+    }
+}
+
+#[test]
+fn a_rule_that_sets_the_id_wins_over_the_raw_text() {
+    let v = json!({"jsonrpc":"2.0","id":7,"method":"x"});
+    let raw: Box<RawValue> = serde_json::from_str("1.0e5").unwrap();
+    let out = to_raw_keeping_id(&v, Some(&raw)).unwrap();
+    assert!(out.get().contains(r#""id":7"#), "{}", out.get());
+}

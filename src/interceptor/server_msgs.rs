@@ -6,7 +6,10 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::engine::{apply, call_for, join_array, members, Call, Hit, Outcome, RequestPlan};
+use super::engine::{
+    apply, call_for, join_array, members, raw_id, to_raw_keeping_id, Call, Hit, Outcome,
+    RequestPlan,
+};
 use super::rules::{From, Kind, RuleSet};
 use crate::mcp::peek::{self, MessageKind};
 use crate::mcp::sniff::sniff;
@@ -129,7 +132,7 @@ fn apply_server<'r>(
         let from = From::Server;
         match apply(rules, from, kind, call, &mut value, upstream, &mut plan) {
             Outcome::Keep { edited: false } => out.push((*raw).to_owned()),
-            Outcome::Keep { edited: true } => match serde_json::value::to_raw_value(&value) {
+            Outcome::Keep { edited: true } => match to_raw_keeping_id(&value, raw_id(raw)) {
                 Ok(v) => {
                     changed = true;
                     out.push(v);

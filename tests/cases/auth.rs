@@ -266,3 +266,60 @@ async fn regression_unreadable_bodies_never_dodge_a_required_scope() {
         "nothing reached the upstream"
     );
 }
+
+/// Regression: two `Authorization` headers (two tokens) were judged by the first alone; they
+/// are now 400 before any token is checked.
+#[tokio::test]
+async fn two_authorization_headers_are_400_with_auth() {
+    let (proxy, upstream, _jwks) = setup().await;
+    let alice = bearer(&claims("alice", "mcp"));
+    let resp = client()
+        .post(proxy.url())
+        .header("accept", ACCEPT_BOTH)
+        .header("content-type", "application/json")
+        .header("authorization", &alice)
+        .header("authorization", "Bearer not-a-token")
+        .body(init().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32600);
+    assert!(upstream.received().is_empty());
+    assert_eq!(send(&proxy, Some(&alice), init(), None).await.status(), 200);
+}
+
+/// Regression (RFC 7515 section 4.1.11): a token naming a critical extension in `crit` was
+/// accepted although the proxy implements none; it is now 401 `invalid_token`.
+#[tokio::test]
+async fn tokens_with_a_crit_header_are_401_invalid_token() {
+    use crate::support::tokens::bearer_with_header;
+    let (proxy, upstream, _jwks) = setup().await;
+    let header = json!({"alg": "EdDSA", "kid": "ed-1", "typ": "JWT"});
+    let plain = bearer_with_header(&header, &claims("alice", "mcp"));
+    assert_eq!(send(&proxy, Some(&plain), init(), None).await.status(), 200);
+    let mut critical = header.clone();
+    critical["crit"] = json!(["urn:example:must-understand"]);
+    critical["urn:example:must-understand"] = json!(true);
+    let token = bearer_with_header(&critical, &claims("alice", "mcp"));
+    let resp = send(&proxy, Some(&token), init(), None).await;
+    assert_eq!(resp.status(), 401);
+    let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with(
+            r#"Bearer error="invalid_token", error_description="unsupported critical header parameter""#
+        ),
+        "{challenge}"
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (body["id"].clone(), body["error"]["code"].clone()),
+        (json!(0), json!(-32009))
+    );
+    assert_eq!(
+        upstream.received().len(),
+        1,
+        "only the plain token's request"
+    );
+}

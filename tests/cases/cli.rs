@@ -114,3 +114,36 @@ fn check_config_rejects_a_bad_rule_file_naming_the_rule() {
     assert!(stderr.contains("bad-one"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Regression: `check-config` passed an admin listener on a non-loopback address without a
+/// word, though it serves `/metrics` to anyone who can reach it. It now warns on stderr (and
+/// still exits 0); with `admin.bearer_token` there is nothing to warn about.
+#[test]
+fn check_config_warns_about_an_exposed_admin_listener() {
+    let dir = std::env::temp_dir().join(format!("shadowcat-cli-admin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("exposed.yaml");
+    let upstreams = "upstreams:\n  - name: a\n    url: http://127.0.0.1:1/mcp\n";
+    let check = |text: String| {
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(BIN)
+            .arg("check-config")
+            .arg(&file)
+            .env("SHADOWCAT_CLI_ADMIN_TOKEN", "0123456789abcdef-token")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains(": ok"));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let stderr = check(format!("{upstreams}admin: 0.0.0.0:9090\n"));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("warning: admin: 0.0.0.0:9090 is not a loopback address"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("admin.bearer_token"), "{stderr}");
+    let protected = "admin: {addr: 0.0.0.0:9090, bearer_token: '${SHADOWCAT_CLI_ADMIN_TOKEN}'}\n";
+    assert_eq!(check(format!("{upstreams}{protected}")), "");
+    assert_eq!(check(format!("{upstreams}admin: 127.0.0.1:9090\n")), "");
+}

@@ -273,3 +273,45 @@ async fn idle_keepalive_connections_are_closed() {
         "closed: {closed:?}"
     );
 }
+
+/// Regression: a `Content-Length` repeated with the same value (`40, 40`, or two lines), which
+/// Pingora's parser accepts, went to the upstream as the client wrote it; the upstream now
+/// gets one value, on Pingora's path and on the direct exchange.
+#[tokio::test]
+async fn repeated_content_length_reaches_the_upstream_as_one_value() {
+    let upstream = MockUpstream::start(|req| {
+        Reply::json(json!({"jsonrpc":"2.0","id":req.json()["id"],"result":{}}))
+    })
+    .await;
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let n = body.len();
+    for direct in [true, false] {
+        let mut config = config_for(&upstream.url());
+        config.direct_exchange = direct;
+        let proxy = Proxy::start(config).await;
+        let host = proxy.addr;
+        for lengths in [
+            format!("content-length: {n}, {n}"),
+            format!("content-length: {n}\r\ncontent-length: {n}"),
+        ] {
+            let req = format!(
+                "POST /mcp HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n{lengths}\r\n\r\n{body}"
+            );
+            let before = upstream.received().len();
+            assert_eq!(
+                raw(proxy.addr, req.as_bytes()).await,
+                200,
+                "{lengths:?}, direct: {direct}"
+            );
+            let got = upstream.received();
+            assert_eq!(got.len(), before + 1);
+            let seen = &got[before];
+            assert_eq!(
+                seen.header_lines("content-length"),
+                [n.to_string()],
+                "{lengths:?}, direct: {direct}"
+            );
+            assert_eq!(seen.body, body.as_bytes());
+        }
+    }
+}

@@ -1,3 +1,4 @@
+mod admin;
 mod auth;
 mod cli;
 mod errors;
@@ -6,6 +7,7 @@ mod fail_closed;
 mod hostile;
 mod interceptors;
 mod json;
+mod rebinding;
 mod resume;
 mod security;
 mod sessions;

@@ -67,11 +67,15 @@ async fn configured_names_are_served() {
     config
         .security
         .allowed_hosts
-        .push(shadowcat::glob::Glob::new("mcp.example.com:*", true));
+        .push(shadowcat::authority::AuthorityPattern::new(
+            "mcp.example.com:*",
+        ));
     config
         .security
         .allowed_origins
-        .push(shadowcat::glob::Glob::new("https://app.example.com", true));
+        .push(shadowcat::authority::AuthorityPattern::new(
+            "https://app.example.com",
+        ));
     let proxy = Proxy::start(config).await;
     let client = reqwest::Client::builder()
         .resolve("mcp.example.com", proxy.addr)
@@ -301,4 +305,35 @@ async fn connections_past_the_limit_are_closed_at_accept_until_one_closes() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(freed, "a closed connection gives its place back");
+}
+
+/// Regression: with two `Authorization` headers the session principal (and, with `auth:`, the
+/// token checked) was the first one, while an upstream with `forward_authorization` could act
+/// on the other; such a request is now 400 before any upstream contact.
+#[tokio::test]
+async fn two_authorization_headers_are_400_without_auth() {
+    let upstream =
+        MockUpstream::start(|_| Reply::json(json!({"jsonrpc":"2.0","id":1,"result":{}}))).await;
+    let mut config = config_for(&upstream.url());
+    config.upstreams[0].forward_authorization = true;
+    let proxy = Proxy::start(config).await;
+    for second in ["Bearer mallory", "Bearer alice"] {
+        let resp = client()
+            .post(proxy.url())
+            .header("content-type", "application/json")
+            .header("authorization", "Bearer alice")
+            .header("authorization", second)
+            .body(call(5, "x").to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{second}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], -32600);
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization"));
+    }
+    assert!(upstream.received().is_empty());
 }

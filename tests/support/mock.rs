@@ -17,6 +17,8 @@ pub struct Received {
     pub method: String,
     pub path: String,
     pub headers: HashMap<String, String>,
+    /// Every header line as sent, in order (`headers` keeps one value per name).
+    pub lines: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -25,6 +27,15 @@ impl Received {
         self.headers
             .get(&name.to_ascii_lowercase())
             .map(String::as_str)
+    }
+
+    /// Every value of a header, one per line as sent.
+    pub fn header_lines(&self, name: &str) -> Vec<&str> {
+        self.lines
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -306,7 +317,7 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Recei
     req.parse(&buf[..head_end]).ok()?;
     let method = req.method?.to_owned();
     let path = req.path?.to_owned();
-    let headers: HashMap<String, String> = req
+    let lines: Vec<(String, String)> = req
         .headers
         .iter()
         .map(|h| {
@@ -316,6 +327,7 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Recei
             )
         })
         .collect();
+    let headers: HashMap<String, String> = lines.iter().cloned().collect();
     buf.drain(..head_end);
     let body = if let Some(len) = headers.get("content-length") {
         let len: usize = len.trim().parse().ok()?;
@@ -354,6 +366,7 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Recei
         method,
         path,
         headers,
+        lines,
         body,
     })
 }

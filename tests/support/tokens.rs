@@ -32,3 +32,19 @@ pub fn bearer(claims: &Value) -> String {
         encode(&header, claims, &EncodingKey::from_ed_pem(&pem).unwrap()).unwrap()
     )
 }
+
+/// A bearer header value whose JOSE header is `header` exactly (jsonwebtoken's `Header` cannot
+/// carry every parameter, `crit` among them), signed with the Ed25519 fixture key.
+pub fn bearer_with_header(header: &Value, claims: &Value) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let pem = std::fs::read(fixture("ed25519.pem")).unwrap();
+    let key = EncodingKey::from_ed_pem(&pem).unwrap();
+    let signed = format!(
+        "{}.{}",
+        b64.encode(header.to_string()),
+        b64.encode(claims.to_string())
+    );
+    let sig = jsonwebtoken::crypto::sign(signed.as_bytes(), &key, Algorithm::EdDSA).unwrap();
+    format!("Bearer {signed}.{sig}")
+}

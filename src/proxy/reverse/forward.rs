@@ -10,7 +10,7 @@ use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
 
 use super::ctx::RequestCtx;
-use super::upstream_head::remove;
+use super::upstream_head::{remove, single_content_length};
 use super::McpProxy;
 
 /// Request headers the proxy removes before going upstream (Pingora handles the standard
@@ -85,6 +85,7 @@ impl McpProxy {
             upstream_request.insert_header(X_FORWARDED_FOR, xff)?;
         }
         upstream_request.insert_header(X_FORWARDED_PROTO, HTTP.clone())?;
+        single_content_length(upstream_request)?;
         if let Some(ic) = &ctx.intercept {
             if let Some(len) = ic.body_len() {
                 // The rewritten body has a length of its own, whatever framing the client used.

@@ -87,11 +87,21 @@ impl Route {
 }
 
 /// DNS-rebinding protection: a browser page on a foreign site, or a foreign name resolving to
-/// us, gets 403. A request without `Origin` (not from a browser) or without `Host` (HTTP/1.0)
-/// is not judged by the missing header.
+/// us, gets 403. Inputs no browser sends are refused rather than waved through: an HTTP/1.1
+/// request without `Host` (RFC 9112 section 3.2), an HTTP/2 one without `:authority` or
+/// `Host`, two `Host` or two `Origin` headers, a value that is not visible ASCII (400), and
+/// a request target whose authority (absolute form, `:authority`) disagrees with `Host`
+/// (400); that authority is judged like `Host`. An HTTP/1.0 request may lack `Host`, and one
+/// without `Origin` is not from a browser: neither is judged by the missing header.
+///
+/// Pingora 0.9.1 already refuses two `Host` headers, userinfo and an absolute-form authority
+/// that differs from `Host` byte for byte (400 before any phase runs, and its request `Uri`
+/// then carries no authority: `raw_target` does). These checks hold without it.
 pub fn check_origin_and_host(
-    origin: Option<&[u8]>,
-    host: Option<&str>,
+    version: http::Version,
+    uri: &http::Uri,
+    raw_target: &[u8],
+    headers: &http::HeaderMap,
     security: &Security,
 ) -> Result<(), Rejection> {
     const ORIGIN: Rejection = Rejection {
@@ -106,23 +116,123 @@ pub fn check_origin_and_host(
         message: "Forbidden: Host not allowed (security.allowed_hosts)",
         allow: None,
     };
+    let host = single(
+        headers,
+        &http::header::HOST,
+        "Bad Request: more than one Host header",
+    )?
+    .map(|v| visible_ascii(v, "Bad Request: malformed Host header"))
+    .transpose()?;
+    let origin = single(
+        headers,
+        &http::header::ORIGIN,
+        "Bad Request: more than one Origin header",
+    )?
+    .map(|v| visible_ascii(v, "Bad Request: malformed Origin header"))
+    .transpose()?;
+    let target = match uri.authority() {
+        Some(a) => Some(a.as_str()),
+        None => absolute_form_authority(raw_target)?,
+    };
+    match (host, target) {
+        (None, None) if version == http::Version::HTTP_11 => {
+            return Err(bad_request("Bad Request: HTTP/1.1 request without Host"));
+        }
+        (None, None) if version == http::Version::HTTP_2 => {
+            return Err(bad_request(
+                "Bad Request: request without :authority or Host",
+            ));
+        }
+        (None, Some(_)) if version == http::Version::HTTP_11 => {
+            return Err(bad_request("Bad Request: HTTP/1.1 request without Host"));
+        }
+        (Some(h), Some(t)) if !h.eq_ignore_ascii_case(t) => {
+            return Err(bad_request(
+                "Bad Request: Host disagrees with the request target's authority",
+            ));
+        }
+        _ => {}
+    }
     if let Some(origin) = origin {
-        let origin = std::str::from_utf8(origin).map_err(|_| ORIGIN)?;
-        if !security.allowed_origins.iter().any(|g| g.matches(origin)) {
+        if !security.origin_allowed(origin) {
             return Err(ORIGIN);
         }
     }
-    if let Some(host) = host {
-        if !security.allowed_hosts.iter().any(|g| g.matches(host)) {
+    if let Some(name) = target.or(host) {
+        if !security.host_allowed(name) {
             return Err(HOST);
         }
     }
     Ok(())
 }
 
-/// Header limits (431) and MCP headers the proxy can judge on its own (400): a session id sent
-/// twice with different values is ambiguous, and a protocol version that is not a date is no
-/// version at all (unknown dates go upstream, which decides whether it supports them).
+fn bad_request(message: &'static str) -> Rejection {
+    Rejection {
+        status: 400,
+        code: ErrorCode::InvalidRequest,
+        message,
+        allow: None,
+    }
+}
+
+/// The authority of an absolute-form request target (`http://host:port/path`), if it is one;
+/// an authority that is not visible ASCII is refused like such a `Host`.
+fn absolute_form_authority(target: &[u8]) -> Result<Option<&str>, Rejection> {
+    let Some(colon) = target.iter().position(|b| *b == b':') else {
+        return Ok(None);
+    };
+    let (scheme, rest) = target.split_at(colon);
+    let scheme_ok = scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(b));
+    let Some(rest) = rest.strip_prefix(b"://").filter(|_| scheme_ok) else {
+        return Ok(None);
+    };
+    let end = rest
+        .iter()
+        .position(|b| b"/?#\\".contains(b))
+        .unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let bad = || bad_request("Bad Request: malformed request-target authority");
+    if authority.is_empty() || !authority.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return Err(bad());
+    }
+    std::str::from_utf8(authority).map(Some).map_err(|_| bad())
+}
+
+/// The header's value when it is there once; two lines are ambiguous (which one would a
+/// check judge, and which one would the upstream use?), so they are refused.
+fn single<'h>(
+    headers: &'h http::HeaderMap,
+    name: &http::HeaderName,
+    twice: &'static str,
+) -> Result<Option<&'h http::HeaderValue>, Rejection> {
+    let mut all = headers.get_all(name).iter();
+    let first = all.next();
+    match all.next() {
+        Some(_) => Err(bad_request(twice)),
+        None => Ok(first),
+    }
+}
+
+/// The value as text when it is non-empty visible ASCII (no space, no control byte, nothing
+/// past 0x7E), the only thing a `Host` or `Origin` can be.
+fn visible_ascii<'v>(
+    value: &'v http::HeaderValue,
+    bad: &'static str,
+) -> Result<&'v str, Rejection> {
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return Err(bad_request(bad));
+    }
+    std::str::from_utf8(bytes).map_err(|_| bad_request(bad))
+}
+
+/// Header limits (431) and headers the proxy can judge on its own (400): a session id sent
+/// twice with different values is ambiguous, and so are two `Authorization` headers (which
+/// one names the principal, with or without `auth:`?); a protocol version that is not a date
+/// is no version at all (unknown dates go upstream, which decides whether it supports them).
 pub fn check_headers(
     headers: &http::HeaderMap,
     max_headers: usize,
@@ -147,6 +257,11 @@ pub fn check_headers(
     if headers.len() > max_headers || bytes > max_header_bytes {
         return Err(TOO_LARGE);
     }
+    single(
+        headers,
+        &http::header::AUTHORIZATION,
+        "Bad Request: more than one Authorization header",
+    )?;
     let mut ids = headers.get_all(crate::mcp::SESSION_ID).iter();
     if let Some(first) = ids.next() {
         if ids.any(|other| other != first) {
@@ -255,126 +370,4 @@ pub const SESSIONS_FULL: Rejection = Rejection {
 };
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::proxy::reverse::session::principal_of;
-
-    const IDLE: Duration = Duration::from_secs(1800);
-
-    #[test]
-    fn header_checks() {
-        let mut h = http::HeaderMap::new();
-        h.insert("mcp-protocol-version", "2025-11-25".parse().unwrap());
-        assert!(check_headers(&h, 100, 32 << 10).is_ok());
-        h.insert("mcp-protocol-version", "2031-01-01".parse().unwrap());
-        assert!(
-            check_headers(&h, 100, 32 << 10).is_ok(),
-            "unknown dates go upstream"
-        );
-        h.insert("mcp-protocol-version", "latest".parse().unwrap());
-        assert_eq!(check_headers(&h, 100, 32 << 10).unwrap_err().status, 400);
-        h.remove("mcp-protocol-version");
-        h.append("mcp-session-id", "a".parse().unwrap());
-        h.append("mcp-session-id", "a".parse().unwrap());
-        assert!(
-            check_headers(&h, 100, 32 << 10).is_ok(),
-            "a repeated identical id is harmless"
-        );
-        h.append("mcp-session-id", "b".parse().unwrap());
-        assert_eq!(check_headers(&h, 100, 32 << 10).unwrap_err().status, 400);
-        h.remove("mcp-session-id");
-        h.insert("x-big", "x".repeat(40_000).parse().unwrap());
-        assert_eq!(check_headers(&h, 100, 32 << 10).unwrap_err().status, 431);
-        let mut many = http::HeaderMap::new();
-        for i in 0..101 {
-            many.insert(
-                http::HeaderName::from_bytes(format!("x-{i}").as_bytes()).unwrap(),
-                "1".parse().unwrap(),
-            );
-        }
-        assert_eq!(check_headers(&many, 100, 32 << 10).unwrap_err().status, 431);
-    }
-
-    #[test]
-    fn origin_and_host_checks() {
-        let s = Security::loopback();
-        assert!(check_origin_and_host(None, None, &s).is_ok());
-        assert!(
-            check_origin_and_host(Some(b"http://localhost:6274"), Some("127.0.0.1:8080"), &s)
-                .is_ok()
-        );
-        let r = check_origin_and_host(Some(b"http://evil.example"), Some("127.0.0.1:8080"), &s)
-            .unwrap_err();
-        assert_eq!(r.status, 403);
-        assert!(r.message.contains("Origin"));
-        let r = check_origin_and_host(None, Some("evil.example.com"), &s).unwrap_err();
-        assert!(r.message.contains("Host"));
-        assert!(check_origin_and_host(Some(b"\xff"), None, &s).is_err());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn session_plans() {
-        let table = Arc::new(SessionTable::new(10, 1));
-        let alice = principal_of(Some(b"Bearer alice"));
-        let s = table.insert(0, "up", alice).unwrap();
-        let v = ProtocolVersion::V2025_11_25;
-        assert!(matches!(
-            plan_session(Some(&s.id), v, false, alice.as_ref(), &table, IDLE),
-            SessionPlan::Pinned(_)
-        ));
-        let bob = principal_of(Some(b"Bearer bob"));
-        let SessionPlan::Reject(r) =
-            plan_session(Some(&s.id), v, false, bob.as_ref(), &table, IDLE)
-        else {
-            panic!()
-        };
-        assert_eq!(r.status, 404, "a stolen id is just unknown");
-        let SessionPlan::Reject(r) = plan_session(Some(&s.id), v, false, None, &table, IDLE) else {
-            panic!()
-        };
-        assert_eq!(r.status, 404, "dropping the credential does not help");
-        let SessionPlan::Reject(r) = plan_session(Some("nope"), v, false, None, &table, IDLE)
-        else {
-            panic!()
-        };
-        assert_eq!((r.status, r.code), (404, ErrorCode::SessionNotFound));
-        assert!(matches!(
-            plan_session(None, v, true, None, &table, IDLE),
-            SessionPlan::Create
-        ));
-        assert!(matches!(
-            plan_session(None, v, false, None, &table, IDLE),
-            SessionPlan::Sessionless
-        ));
-        let v26 = ProtocolVersion::V2026_07_28;
-        assert!(matches!(
-            plan_session(None, v26, true, None, &table, IDLE),
-            SessionPlan::Sessionless
-        ));
-        tokio::time::advance(IDLE).await;
-        assert!(matches!(
-            plan_session(Some(&s.id), v, false, alice.as_ref(), &table, IDLE),
-            SessionPlan::Expired(_)
-        ));
-    }
-
-    #[test]
-    fn routes_the_endpoint_and_rejects_the_rest() {
-        assert_eq!(route(&Method::POST, "/mcp", "/mcp"), Route::Post);
-        assert_eq!(route(&Method::GET, "/mcp", "/mcp"), Route::Get);
-        assert_eq!(route(&Method::DELETE, "/mcp", "/mcp"), Route::Delete);
-        assert_eq!(route(&Method::OPTIONS, "/mcp", "/mcp"), Route::Options);
-        let Route::Reject(r) = route(&Method::PUT, "/mcp", "/mcp") else {
-            panic!()
-        };
-        assert_eq!((r.status, r.allow), (405, Some(ALLOW)));
-        let Route::Reject(r) = route(&Method::POST, "/other", "/mcp") else {
-            panic!()
-        };
-        assert_eq!(r.status, 404);
-        let Route::Reject(r) = route(&Method::POST, "/mcp/", "/mcp") else {
-            panic!()
-        };
-        assert_eq!(r.status, 404);
-    }
-}
+mod tests;

@@ -44,14 +44,30 @@ pub fn plan(content_length: Option<u64>, max_body: u64, policy: bool) -> BodyPla
     }
 }
 
-/// The request's declared `Content-Length`, if any and well-formed.
+/// The request's declared `Content-Length`, if any and well-formed. A value Pingora accepts
+/// repeated (`40, 40`, or two equal lines) is that one value.
 pub fn content_length(session: &Session) -> Option<u64> {
-    session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
+    declared_length(
+        session
+            .req_header()
+            .headers
+            .get_all(http::header::CONTENT_LENGTH),
+    )
+}
+
+fn declared_length(values: http::header::GetAll<'_, http::HeaderValue>) -> Option<u64> {
+    let mut length = None;
+    for item in values
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+    {
+        let n: u64 = std::str::from_utf8(item.trim_ascii()).ok()?.parse().ok()?;
+        if length.is_some_and(|l| l != n) {
+            return None;
+        }
+        length = Some(n);
+    }
+    length
 }
 
 /// Reads the whole body, within `max_body` (413 past it). Pingora replays a body of up to
@@ -136,6 +152,21 @@ pub fn on_streamed_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_length_is_one_length() {
+        let mut headers = http::HeaderMap::new();
+        let len = |h: &http::HeaderMap| declared_length(h.get_all(http::header::CONTENT_LENGTH));
+        assert_eq!(len(&headers), None);
+        headers.insert(http::header::CONTENT_LENGTH, "40, 40".parse().unwrap());
+        assert_eq!(len(&headers), Some(40));
+        headers.append(http::header::CONTENT_LENGTH, "40".parse().unwrap());
+        assert_eq!(len(&headers), Some(40));
+        headers.append(http::header::CONTENT_LENGTH, "41".parse().unwrap());
+        assert_eq!(len(&headers), None);
+        headers.insert(http::header::CONTENT_LENGTH, "x".parse().unwrap());
+        assert_eq!(len(&headers), None);
+    }
 
     #[test]
     fn plans_by_declared_length() {

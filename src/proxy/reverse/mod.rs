@@ -154,13 +154,10 @@ impl ProxyHttp for McpProxy {
             return Ok(true);
         }
         let req = session.req_header();
-        let host = req
-            .headers
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| req.uri.authority().map(|a| a.as_str()));
-        let origin = req.headers.get(http::header::ORIGIN).map(|v| v.as_bytes());
-        if let Err(r) = handlers::check_origin_and_host(origin, host, &self.config.security) {
+        let (target, security) = (req.raw_path(), &self.config.security);
+        let checked =
+            handlers::check_origin_and_host(req.version, &req.uri, target, &req.headers, security);
+        if let Err(r) = checked {
             return self.reject(session, ctx, r).await;
         }
         let limits = &self.config.limits;

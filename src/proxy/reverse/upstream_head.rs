@@ -69,6 +69,37 @@ pub fn drop_upgrade(req: &mut RequestHeader) {
     }
 }
 
+/// One `Content-Length` value for the upstream. Pingora's parser accepts a length repeated
+/// with the same value (`40, 40`, or two lines of `40`) and frames the body by it, but would
+/// forward the header as the client wrote it: an upstream (or a cache between) that reads such
+/// a list its own way could frame the body differently. Values that disagree never get here
+/// (Pingora refuses them); should one, it is refused too.
+pub fn single_content_length(req: &mut RequestHeader) -> Result<()> {
+    let mut values = req.headers.get_all(header::CONTENT_LENGTH).iter();
+    let (Some(first), second) = (values.next(), values.next()) else {
+        return Ok(());
+    };
+    if second.is_none() && !first.as_bytes().contains(&b',') {
+        return Ok(());
+    }
+    let mut length: Option<u64> = None;
+    let lists = req.headers.get_all(header::CONTENT_LENGTH).iter();
+    for item in lists.flat_map(|v| v.as_bytes().split(|b| *b == b',')) {
+        let n = std::str::from_utf8(item.trim_ascii())
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+            .ok_or_else(|| refuse("invalid Content-Length"))?;
+        if length.is_some_and(|l| l != n) {
+            return Err(refuse("conflicting Content-Length values"));
+        }
+        length = Some(n);
+    }
+    match length {
+        Some(n) => req.insert_header(header::CONTENT_LENGTH, n),
+        None => Err(refuse("invalid Content-Length")),
+    }
+}
+
 /// Prepares `req` (a copy of the client's head) before `upstream_request_filter`.
 pub fn prepare(req: &mut RequestHeader, body_len: usize) -> Result<()> {
     req.set_version(http::Version::HTTP_11);
@@ -171,6 +202,34 @@ mod tests {
             let mut req = head(&[("connection", value)]);
             let e = prepare(&mut req, 0).unwrap_err();
             assert_eq!(e.etype(), &ErrorType::InvalidHTTPHeader, "{value}");
+        }
+    }
+
+    /// Regression: `Content-Length: 40, 40` (or two lines of it) went upstream as sent.
+    #[test]
+    fn repeated_content_length_goes_upstream_as_one_value() {
+        for sent in [&["40, 40"][..], &["40", "40"], &["40,40", " 40 "]] {
+            let mut req = head(
+                &sent
+                    .iter()
+                    .map(|v| ("content-length", *v))
+                    .collect::<Vec<_>>(),
+            );
+            single_content_length(&mut req).unwrap();
+            let got: Vec<_> = req.headers.get_all("content-length").iter().collect();
+            assert_eq!(got, ["40"], "{sent:?}");
+        }
+        let mut one = head(&[("content-length", "7")]);
+        single_content_length(&mut one).unwrap();
+        assert_eq!(one.headers["content-length"], "7");
+        for bad in [&["40, 41"][..], &["40", "4"], &["40, x"], &[","]] {
+            let mut req = head(
+                &bad.iter()
+                    .map(|v| ("content-length", *v))
+                    .collect::<Vec<_>>(),
+            );
+            let e = single_content_length(&mut req).unwrap_err();
+            assert_eq!(e.etype(), &ErrorType::InvalidHTTPHeader, "{bad:?}");
         }
     }
 

@@ -302,3 +302,46 @@ async fn mcp_2026_headers_that_disagree_with_the_body_get_32020() {
         "only the agreeing call was answered upstream"
     );
 }
+
+/// Regression: block and mock answers went through `serde_json::Value`, so a client's id of
+/// 123456789012345678901234567890 came back as 1.2345678901234568e+29 (and `1.0e5` as
+/// 100000.0) and the client could not match the answer to its call.
+#[tokio::test]
+async fn block_and_mock_answers_echo_the_id_byte_for_byte() {
+    let upstream = echo_upstream().await;
+    let proxy = Proxy::start(with_rules(&upstream.url(), RULES)).await;
+    let client = client();
+    for id in [
+        "123456789012345678901234567890",
+        "1.0e5",
+        "-1.5E-3",
+        "\"\\u0041\"",
+    ] {
+        let send = |tool: &str| {
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
+            );
+            client
+                .post(proxy.url())
+                .header("accept", ACCEPT_BOTH)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+        };
+        let blocked = send("delete_file").await.unwrap().text().await.unwrap();
+        assert_eq!(
+            blocked,
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32001,"message":"deletes are disabled here"}}}}"#
+            )
+        );
+        let mocked = send("get_weather").await.unwrap().text().await.unwrap();
+        assert_eq!(
+            mocked,
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"text":"sunny","type":"text"}}]}}}}"#
+            )
+        );
+    }
+    assert!(upstream.received().is_empty());
+}
