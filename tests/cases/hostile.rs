@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use crate::support::*;
 
 /// An upstream that judges requests the way MCP servers do.
-fn strict(req: &Received) -> Reply {
+pub(super) fn strict(req: &Received) -> Reply {
     let bad = |status, code: i32, msg: &str| {
         Reply::status(
             status,
@@ -42,7 +42,7 @@ fn strict(req: &Received) -> Reply {
 
 /// Sends raw bytes, half-closes, and returns the response status (0 if the proxy closed the
 /// connection without an answer).
-async fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> u16 {
+pub(super) async fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> u16 {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let _ = s.write_all(bytes).await;
     let mut out = Vec::new();
@@ -68,7 +68,7 @@ async fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> u16 {
         .unwrap_or(0)
 }
 
-fn post(host: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+pub(super) fn post(host: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut req = format!(
         "POST /mcp HTTP/1.1\r\nhost: {host}\r\ncontent-length: {}\r\n",
         body.len()
@@ -82,16 +82,18 @@ fn post(host: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     out
 }
 
-#[tokio::test]
-async fn thirty_bad_requests_each_get_the_right_4xx() {
-    let upstream = MockUpstream::start(strict).await;
-    let mut config = config_for(&upstream.url());
+/// A proxy set up as the bad-request tables expect: small limits so each one is reached.
+pub(super) fn hostile_config(upstream: &str) -> shadowcat::config::Config {
+    let mut config = config_for(upstream);
     config.limits.max_body = 64 * 1024;
     config.limits.max_headers = 50;
     config.limits.body_read_timeout = Duration::from_millis(500);
-    let proxy = Proxy::start(config).await;
-    let host = proxy.addr.to_string();
-    let h = host.as_str();
+    config
+}
+
+/// Last round's thirty bad requests (host `h`), each with the status it gets from a proxy
+/// without policy in front of [`strict`].
+pub(super) fn last_round(h: &str) -> Vec<(&'static str, Vec<u8>, u16)> {
     let json_ct = ("content-type", "application/json");
     let ok_body = br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
     let big = format!(
@@ -111,7 +113,7 @@ async fn thirty_bad_requests_each_get_the_right_4xx() {
         format!("POST /mcp HTTP/1.1\r\nhost: {h}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n{chunks}").into_bytes()
     };
 
-    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+    vec![
         ("truncated JSON", post(h, &[json_ct], br#"{"jsonrpc":"2.0","id":"#), 400),
         ("not JSON", post(h, &[json_ct], b"hello"), 400),
         ("JSON scalar", post(h, &[json_ct], b"42"), 400),
@@ -146,10 +148,25 @@ async fn thirty_bad_requests_each_get_the_right_4xx() {
         ("bad chunk size", chunked("zz\r\nhello\r\n0\r\n\r\n"), 400),
         ("truncated chunked body", chunked("64\r\n{\"jsonrpc\":"), 408),
         ("body slower than body_read_timeout", format!("POST /mcp HTTP/1.1\r\nhost: {h}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{").into_bytes(), 408),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn thirty_bad_requests_each_get_the_right_4xx() {
+    let upstream = MockUpstream::start(strict).await;
+    let proxy = Proxy::start(hostile_config(&upstream.url())).await;
+    let host = proxy.addr.to_string();
+    let cases = last_round(&host);
     assert!(cases.len() >= 30);
+    assert_each(&proxy, &cases).await;
+}
+
+/// Sends each case on its own connection and checks its status; after each, the proxy still
+/// serves a plain request.
+pub(super) async fn assert_each(proxy: &Proxy, cases: &[(&str, Vec<u8>, u16)]) {
+    let ok_body = br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
     let mut wrong = Vec::new();
-    for (name, bytes, want) in &cases {
+    for (name, bytes, want) in cases {
         let got = raw(proxy.addr, bytes).await;
         if got != *want {
             wrong.push(format!("{name}: got {got}, want {want}"));

@@ -5,6 +5,7 @@ mod errors;
 mod exchange;
 mod fail_closed;
 mod hostile;
+mod hostile_policy;
 mod interceptors;
 mod json;
 mod rebinding;
