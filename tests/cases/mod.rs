@@ -10,4 +10,5 @@ mod security;
 mod sessions;
 mod shutdown;
 mod sse;
+mod sse_fidelity;
 mod streams;
