@@ -1,11 +1,13 @@
-//! SSE responses as the upstream meant them: the upstream's `Cache-Control` directives
-//! survive, on every kind of SSE response (sessionless, a session's stream, a GET stream, a
+//! SSE responses as the upstream meant them and as the proxy reports them: the upstream's
+//! `Cache-Control` directives survive, and the access log counts the events each response
+//! carried, on every kind of SSE response (sessionless, a session's stream, a GET stream, a
 //! replay from the proxy's buffer) and on both upstream paths.
 
 use std::time::Duration;
 
 use serde_json::json;
 
+use crate::support::access_log;
 use crate::support::*;
 
 const EVENTS: [&str; 4] = [
@@ -150,5 +152,62 @@ async fn regression_sse_responses_keep_the_upstreams_cache_control() {
             .unwrap();
         assert_eq!(cache_control(&resp), "no-cache", "replayed stream");
         assert_eq!(resp.text().await.unwrap().matches("data: ").count(), 2);
+    }
+}
+
+/// Regression: the access log said `sse_events=0` for every SSE response inside a session
+/// (their events flow through the session's stream, not the response's own framer), while
+/// `shadowcat_sse_events_total` counted them.
+#[tokio::test]
+async fn regression_access_log_counts_the_events_of_every_sse_response() {
+    access_log::capture();
+    for direct in [true, false] {
+        let name = format!("sse-log-{direct}");
+        let (_upstream, proxy, client) = rig(&name, direct).await;
+        let url = proxy.url();
+        let events_of = |line: &str| access_log::field(line, "sse_events").to_owned();
+
+        let resp = in_session(&client, &url, None, false).await;
+        assert_eq!(resp.text().await.unwrap(), EVENTS.concat());
+        let lines = access_log::lines(&name, 1).await;
+        assert_eq!(events_of(&lines[0]), "3", "sessionless: {}", lines[0]);
+
+        let resp = post(&client, &url, &init()).await;
+        let sid = resp.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let _ = resp.text().await;
+        access_log::lines(&name, 2).await;
+
+        let resp = in_session(&client, &url, Some(&sid), false).await;
+        let text = resp.text().await.unwrap();
+        assert_eq!(text.matches("data: ").count(), 3, "{text}");
+        let lines = access_log::lines(&name, 3).await;
+        assert_eq!(events_of(&lines[2]), "3", "session stream: {}", lines[2]);
+
+        let resp = client
+            .get(&url)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", &sid)
+            .header("last-event-id", "1-1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.text().await.unwrap().matches("data: ").count(), 2);
+        let lines = access_log::lines(&name, 4).await;
+        assert_eq!(access_log::field(&lines[3], "method"), "GET");
+        assert_eq!(events_of(&lines[3]), "2", "replay: {}", lines[3]);
+
+        assert_eq!(
+            proxy.settled("shadowcat_sse_events_total", 8.0).await,
+            Some(8.0),
+            "the metric and the log agree"
+        );
+        assert_eq!(
+            proxy.settled("shadowcat_sse_streams_active", 0.0).await,
+            Some(0.0),
+            "the replayed stream was counted while active, and ended"
+        );
     }
 }
