@@ -4,7 +4,10 @@
 //! * request: a known session pins the request to its upstream (502 if that upstream is down;
 //!   never moved); an unknown, expired or foreign id gets 404 without upstream contact; an
 //!   `initialize` reserves a place (503 when full) and goes to the balanced choice; other
-//!   requests without an id get 400 when their upstream is known to use sessions.
+//!   requests without an id go upstream as they are, and the upstream judges them. (The proxy
+//!   used to answer 400 itself once it had seen the upstream issue a session, so one client's
+//!   handshake changed what every other client got, and a client probing a newer protocol
+//!   version never saw the upstream's 400 that lists the versions it supports.)
 //! * upstream request: the downstream id is replaced by the upstream's.
 //! * response: an `initialize` answer with an upstream id creates the mapping and the client
 //!   gets the proxy's id; any other upstream id is mapped or dropped, never forwarded; an
@@ -16,8 +19,8 @@ use pingora::Result;
 
 use super::ctx::RequestCtx;
 use super::handlers::{
-    self, Rejection, Route, SessionPlan, MISSING_SESSION, SESSIONS_FULL, SESSION_NOT_FOUND,
-    SESSION_UPSTREAM_DOWN, TOO_MANY_STREAMS,
+    self, Rejection, SessionPlan, SESSIONS_FULL, SESSION_NOT_FOUND, SESSION_UPSTREAM_DOWN,
+    TOO_MANY_STREAMS,
 };
 use super::session::principal_of;
 use super::McpProxy;
@@ -30,7 +33,6 @@ impl McpProxy {
     pub(super) fn route_session(
         &self,
         req: &RequestHeader,
-        route: Route,
         ctx: &mut RequestCtx,
     ) -> Result<(), Rejection> {
         let id = req.headers.get(SESSION_ID).and_then(|v| v.to_str().ok());
@@ -76,13 +78,6 @@ impl McpProxy {
             }
             SessionPlan::Sessionless => {
                 ctx.upstream = self.pick(ctx);
-                let needs_session = ctx
-                    .upstream
-                    .and_then(|i| self.upstreams.get(i))
-                    .is_some_and(|u| u.issues_sessions());
-                if needs_session && !ctx.version.is_sessionless() && route != Route::Options {
-                    return Err(MISSING_SESSION);
-                }
                 Ok(())
             }
         }
@@ -131,9 +126,6 @@ impl McpProxy {
                             self.metrics.session_event("evicted", self.sessions.len());
                         }
                         self.metrics.session_event("created", self.sessions.len());
-                        if let Some(u) = self.upstreams.get(upstream) {
-                            u.set_issues_sessions();
-                        }
                         resp.insert_header(SESSION_ID, &*s.id)?;
                         ctx.session = Some(s);
                         return Ok(());

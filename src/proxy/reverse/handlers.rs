@@ -168,7 +168,9 @@ pub enum SessionPlan {
     Expired(Arc<Session>),
     /// `initialize` without a session id: may create one.
     Create,
-    /// No session involved (MCP 2026-07-28, or an upstream that issues none).
+    /// No session involved: MCP 2026-07-28, or a request without a session id, which the
+    /// upstream judges (a server that needs sessions answers 400 itself; one that issues none,
+    /// or a version the proxy does not know, answers as it does).
     Sessionless,
     Reject(Rejection),
 }
@@ -202,14 +204,6 @@ pub fn plan_session(
         None => SessionPlan::Sessionless,
     }
 }
-
-/// A request without a session id to an upstream that uses sessions.
-pub const MISSING_SESSION: Rejection = Rejection {
-    status: 400,
-    code: ErrorCode::BadRequest,
-    message: "Bad Request: Mcp-Session-Id header is required",
-    allow: None,
-};
 
 /// A session whose upstream is down: never moved to another upstream silently.
 pub const SESSION_UPSTREAM_DOWN: Rejection = Rejection {

@@ -225,7 +225,7 @@ impl ProxyHttp for McpProxy {
                 return Ok(done);
             }
         }
-        if let Err(r) = self.route_session(session.req_header(), route, ctx) {
+        if let Err(r) = self.route_session(session.req_header(), ctx) {
             return self.reject(session, ctx, r).await;
         }
         let peer = session
