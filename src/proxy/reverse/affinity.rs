@@ -9,20 +9,23 @@
 //!   handshake changed what every other client got, and a client probing a newer protocol
 //!   version never saw the upstream's 400 that lists the versions it supports.)
 //! * upstream request: the downstream id is replaced by the upstream's.
-//! * response: an `initialize` answer with an upstream id creates the mapping and the client
-//!   gets the proxy's id; any other upstream id is mapped or dropped, never forwarded; an
+//! * response: only an `initialize` answer creates a mapping, and the client gets the proxy's
+//!   id; an upstream id is mapped back only to the request's own session. A response carrying
+//!   the upstream id of another live session is refused with 502 (it may be that session's
+//!   answer, and its id must reach no one else); any other id is dropped, never forwarded. An
 //!   upstream 404 on a session (or a 2xx/404 to DELETE) ends the mapping.
 
 use http::header::{HeaderValue, AUTHORIZATION};
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::Result;
+use pingora::{Error, ErrorSource, Result};
 
 use super::ctx::RequestCtx;
+use super::failure::SESSION_CONFLICT;
 use super::handlers::{
     self, Rejection, SessionPlan, SESSIONS_FULL, SESSION_NOT_FOUND, SESSION_UPSTREAM_DOWN,
     TOO_MANY_STREAMS,
 };
-use super::session::principal_of;
+use super::session::{principal_of, InsertError};
 use super::McpProxy;
 use crate::mcp::SESSION_ID;
 
@@ -104,13 +107,15 @@ impl McpProxy {
         Ok(())
     }
 
-    /// Session bookkeeping on the upstream's response header.
+    /// Session bookkeeping on the upstream's response header. `Err`: the response is refused
+    /// (502), because it carries another live session's upstream id.
     pub(super) fn on_session_response(
         &self,
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let status = resp.status.as_u16();
+        // A value that is not visible ASCII is no session id: dropped below like any unmapped one.
         let upstream_id = resp
             .headers
             .get(SESSION_ID)
@@ -130,22 +135,25 @@ impl McpProxy {
                         ctx.session = Some(s);
                         return Ok(());
                     }
+                    Err(InsertError::Conflict) => return Err(self.session_conflict(ctx)),
                     Err(e) => tracing::error!(error = ?e, "cannot create a session"),
                 }
             }
         }
 
-        if let Some(up_id) = upstream_id {
-            // Never forward an upstream's id: map it, or drop it.
-            let mapped = match &ctx.session {
-                Some(s) if *s.upstream_id == *up_id => Some(s.id.clone()),
-                _ => self.sessions.downstream_id(upstream, &up_id),
-            };
-            match mapped {
-                Some(id) => resp.insert_header(SESSION_ID, &*id)?,
-                None => {
+        match upstream_id {
+            Some(up_id) => match &ctx.session {
+                Some(s) if *s.upstream_id == *up_id => resp.insert_header(SESSION_ID, &*s.id)?,
+                _ if self.sessions.downstream_id(upstream, &up_id).is_some() => {
+                    return Err(self.session_conflict(ctx));
+                }
+                // Unknown to the proxy: only an `initialize` answer creates a mapping.
+                _ => {
                     resp.remove_header(SESSION_ID);
                 }
+            },
+            None => {
+                resp.remove_header(SESSION_ID);
             }
         }
 
@@ -162,5 +170,25 @@ impl McpProxy {
             }
         }
         Ok(())
+    }
+
+    /// The error for a response that would give this client another client's session. The
+    /// other session keeps its mapping; this response's body is never read (the stream slot
+    /// is declined), and `fail_to_proxy` answers 502 and counts the upstream error.
+    fn session_conflict(&self, ctx: &mut RequestCtx) -> Box<Error> {
+        tracing::warn!(
+            upstream = self.upstream_name(ctx),
+            in_session = ctx.session.is_some(),
+            "refused an upstream response that carries another session's id"
+        );
+        if let Some(slot) = &ctx.slot {
+            slot.claim(None);
+        }
+        let mut e = Error::explain(
+            SESSION_CONFLICT,
+            "upstream answered with another session's id",
+        );
+        e.esource = ErrorSource::Upstream;
+        e
     }
 }

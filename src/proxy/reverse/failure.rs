@@ -12,6 +12,11 @@ pub const SSE_EVENT_TOO_LARGE: ErrorType = ErrorType::Custom("sse_event_too_larg
 /// the rules (a second top-level `method`): the stream ends before the event does.
 pub const SSE_EVENT_REFUSED: ErrorType = ErrorType::Custom("sse_event_refused");
 
+/// Custom error type for an upstream response that carries the upstream session id of another
+/// live session (or an `initialize` answer that would hand one to another client): refused,
+/// so no client is ever given, or put in, a session that is not its own.
+pub const SESSION_CONFLICT: ErrorType = ErrorType::Custom("session_conflict");
+
 /// The error that ends an SSE stream the framer or filter could not go on with.
 pub fn sse_error(e: crate::transport::sse::ScanError) -> Box<pingora::Error> {
     let etype = match e {
@@ -149,6 +154,12 @@ pub fn classify(e: &Error) -> Failure {
             "upstream SSE event exceeds limits.max_sse_event",
             "sse_event_too_large",
         ),
+        t if *t == SESSION_CONFLICT => Failure::upstream(
+            502,
+            ErrorCode::UpstreamUnavailable,
+            "Bad Gateway: the upstream answered with another client's session",
+            "session_conflict",
+        ),
         t if *t == SSE_EVENT_REFUSED => Failure::upstream(
             502,
             ErrorCode::UpstreamUnavailable,
@@ -232,6 +243,9 @@ mod tests {
         assert_eq!(classify(&timeout).status, 504);
         let sse = Error::explain(SSE_EVENT_TOO_LARGE, "x");
         assert_eq!(classify(&sse).kind, "sse_event_too_large");
+        let conflict = classify(&Error::explain(SESSION_CONFLICT, "x"));
+        assert_eq!((conflict.status, conflict.kind), (502, "session_conflict"));
+        assert!(conflict.upstream_fault);
     }
 
     /// Regression (load test, 10k streams): a connect that failed with EMFILE was the

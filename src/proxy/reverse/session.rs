@@ -14,7 +14,11 @@
 //!
 //! `last_seen` is an atomic inside the shared [`Session`], so touching a session on every
 //! request never rewrites a shard. Time comes from tokio's clock, so tests can pause it.
-//! No Pingora here.
+//!
+//! An upstream id maps to one session at a time (claimed with a check in the same swap, so
+//! racing `initialize` answers cannot share one), and is handed over only to a new session of
+//! the same identified principal (an upstream that restarted and reuses ids), never to another
+//! client's: anonymous clients are not known to be one client. No Pingora here.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
@@ -85,6 +89,9 @@ impl Drop for ActiveGuard {
 pub enum InsertError {
     /// `sessions.max` reached.
     Full,
+    /// The upstream id is mapped to a live session of another principal (or of an anonymous
+    /// client): it is never handed over.
+    Conflict,
     /// The operating system's random source failed.
     NoRandomness,
 }
@@ -215,19 +222,76 @@ impl SessionTable {
         Ok(self.reserve()?.commit(upstream, upstream_id, principal)?.0)
     }
 
-    /// Fills a reserved place. Returns the new session, and the session it evicted when the
-    /// upstream reused an upstream id that was still mapped (an upstream that restarted and
-    /// counts ids from the start again): the old mapping is stale, the new one wins.
+    /// Fills a reserved place. Returns the new session, and the session it evicted: a stale
+    /// session of the same identified principal whose upstream id the upstream issued again
+    /// (it restarted and counts ids from the start). A live mapping of anyone else is never
+    /// taken over: [`InsertError::Conflict`], and that session keeps its mapping.
     fn commit(
         &self,
         upstream: usize,
         upstream_id: &str,
         principal: Option<Principal>,
     ) -> Result<(Arc<Session>, Option<Arc<Session>>), InsertError> {
-        let evicted = self
-            .downstream_id(upstream, upstream_id)
-            .and_then(|old| self.remove(&old));
-        let session = loop {
+        let (down, session) = self.link_forward(upstream, upstream_id, principal)?;
+        let key = (upstream, session.upstream_id.clone());
+        let mut evicted = None;
+        // Each round maps the id, refuses, or evicts one stale session and tries again.
+        for _ in 0..4 {
+            let Some(holder) = self.claim_reverse(&key, down) else {
+                if let Some(n) = self.per_upstream.get(upstream) {
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
+                return Ok((session, evicted));
+            };
+            match self.forward[holder.shard()].0.load().get(&holder).cloned() {
+                // Removed since the claim looked: try again.
+                None => {}
+                Some(old) if principal.is_some() && old.principal == principal => {
+                    evicted = self.remove(&old.id).or(evicted);
+                }
+                Some(_) => break,
+            }
+        }
+        self.unlink_forward(down);
+        Err(InsertError::Conflict)
+    }
+
+    /// Maps `key` to `down` unless a live session holds it (then: its key). An entry without a
+    /// forward one is a removal in progress (removals go forward first), and is replaced.
+    fn claim_reverse(&self, key: &(usize, Arc<str>), down: Key) -> Option<Key> {
+        let mut holder = None;
+        self.reverse[self.reverse_shard(key)].0.rcu(|map| {
+            holder = map
+                .get(key)
+                .copied()
+                .filter(|old| self.forward[old.shard()].0.load().contains_key(old));
+            if holder.is_some() {
+                return Arc::clone(map);
+            }
+            let mut map = Reverse::clone(map);
+            map.insert(key.clone(), down);
+            Arc::new(map)
+        });
+        holder
+    }
+
+    /// Undoes [`Self::link_forward`] for a session that was never mapped (nobody knows its id).
+    fn unlink_forward(&self, down: Key) {
+        self.forward[down.shard()].0.rcu(|map| {
+            let mut map = Forward::clone(map);
+            map.remove(&down);
+            map
+        });
+    }
+
+    /// A new session under a fresh downstream id, in the forward map only.
+    fn link_forward(
+        &self,
+        upstream: usize,
+        upstream_id: &str,
+        principal: Option<Principal>,
+    ) -> Result<(Key, Arc<Session>), InsertError> {
+        loop {
             let mut bytes = [0u8; ID_BYTES];
             getrandom::fill(&mut bytes).map_err(|_| InsertError::NoRandomness)?;
             let key = Key(bytes);
@@ -254,20 +318,9 @@ impl SessionTable {
                 map
             });
             if fresh {
-                break session;
+                return Ok((key, session));
             }
-        };
-        let down = Key::parse(&session.id).ok_or(InsertError::NoRandomness)?;
-        let key = (upstream, session.upstream_id.clone());
-        self.reverse[self.reverse_shard(&key)].0.rcu(|map| {
-            let mut map = Reverse::clone(map);
-            map.insert(key.clone(), down);
-            map
-        });
-        if let Some(n) = self.per_upstream.get(upstream) {
-            n.fetch_add(1, Ordering::Relaxed);
         }
-        Ok((session, evicted))
     }
 
     /// The session with this downstream id.
@@ -301,11 +354,16 @@ impl SessionTable {
             map
         });
         let session = removed?;
+        let down = key;
         let key = (session.upstream, session.upstream_id.clone());
+        // Only this session's entry: the id may be mapped to a newer session already.
         self.reverse[self.reverse_shard(&key)].0.rcu(|map| {
+            if map.get(&key) != Some(&down) {
+                return Arc::clone(map);
+            }
             let mut map = Reverse::clone(map);
             map.remove(&key);
-            map
+            Arc::new(map)
         });
         self.len.fetch_sub(1, Ordering::AcqRel);
         if let Some(n) = self.per_upstream.get(session.upstream) {
@@ -365,7 +423,8 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// Creates the session (see [`SessionTable::commit`] for the evicted one).
+    /// Creates the session (see [`SessionTable::commit`] for the evicted one and for
+    /// conflicts).
     pub fn commit(
         mut self,
         upstream: usize,

@@ -121,15 +121,72 @@ async fn reservations_hold_a_place_until_committed_or_dropped() {
     assert!(table.get(&s.id).is_some());
 }
 
+/// An upstream that restarted and issues its ids from the start again: the same principal's
+/// old mapping is stale, and the new session takes the id.
 #[tokio::test]
-async fn a_reused_upstream_id_evicts_the_stale_mapping() {
+async fn a_reissued_upstream_id_evicts_the_same_principals_stale_mapping() {
     let table = Arc::new(SessionTable::new(10, 1));
-    let old = table.insert(0, "1", None).unwrap();
-    let (new, evicted) = table.reserve().unwrap().commit(0, "1", None).unwrap();
+    let old = table
+        .insert(0, "1", principal_of(Some(b"Bearer a")))
+        .unwrap();
+    let (new, evicted) = table
+        .reserve()
+        .unwrap()
+        .commit(0, "1", principal_of(Some(b"Bearer a")))
+        .unwrap();
     assert_eq!(evicted.unwrap().id, old.id);
     assert!(table.get(&old.id).is_none());
     assert_eq!(table.downstream_id(0, "1").as_deref(), Some(&*new.id));
     assert_eq!(table.len(), 1);
+}
+
+/// Regression (session hijack by upstream): an upstream that answered client B's `initialize`
+/// with client A's upstream id moved A's upstream session to B.
+#[tokio::test]
+async fn regression_an_upstream_id_is_never_handed_to_another_principal() {
+    let table = Arc::new(SessionTable::new(10, 1));
+    let a = table
+        .insert(0, "shared", principal_of(Some(b"Bearer a")))
+        .unwrap();
+    for b in [Some(&b"Bearer b"[..]), None] {
+        let refused = table
+            .reserve()
+            .unwrap()
+            .commit(0, "shared", principal_of(b));
+        assert_eq!(refused.unwrap_err(), InsertError::Conflict);
+    }
+    assert_eq!(table.downstream_id(0, "shared").as_deref(), Some(&*a.id));
+    assert_eq!(table.len(), 1, "the refused places were given back");
+    // Anonymous clients are not one principal: one never takes another's mapping either.
+    let anon = table.insert(0, "anon", None).unwrap();
+    let refused = table.reserve().unwrap().commit(0, "anon", None);
+    assert_eq!(refused.unwrap_err(), InsertError::Conflict);
+    assert_eq!(table.downstream_id(0, "anon").as_deref(), Some(&*anon.id));
+    assert_eq!(table.len(), 2);
+}
+
+/// Two `initialize` answers with one upstream id, committed at once: one session gets it.
+#[test]
+fn racing_commits_of_one_upstream_id_map_it_once() {
+    for _ in 0..50 {
+        let table = Arc::new(SessionTable::new(100, 1));
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (table, barrier) = (table.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let r = table.reserve().unwrap();
+                    barrier.wait();
+                    r.commit(0, "same", None).map(|(s, _)| s.id.clone())
+                })
+            })
+            .collect();
+        let outcomes: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let won: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+        assert_eq!(won.len(), 1, "{outcomes:?}");
+        assert_eq!(table.len(), 1);
+        assert_eq!(table.downstream_id(0, "same").as_deref(), Some(&**won[0]));
+    }
 }
 
 #[tokio::test]
