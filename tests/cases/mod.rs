@@ -7,6 +7,7 @@ mod interceptors;
 mod json;
 mod resume;
 mod security;
+mod session_caps;
 mod session_safety;
 mod sessions;
 mod shutdown;

@@ -3,17 +3,21 @@
 //!
 //! * request: a known session pins the request to its upstream (502 if that upstream is down;
 //!   never moved); an unknown, expired or foreign id gets 404 without upstream contact; an
-//!   `initialize` reserves a place (503 when full) and goes to the balanced choice; other
-//!   requests without an id go upstream as they are, and the upstream judges them. (The proxy
-//!   used to answer 400 itself once it had seen the upstream issue a session, so one client's
-//!   handshake changed what every other client got, and a client probing a newer protocol
-//!   version never saw the upstream's 400 that lists the versions it supports.)
+//!   `initialize` reserves a place (429 when its client is at a per-client cap, 503 when the
+//!   table is full) and goes to the balanced choice; other requests without an id go upstream
+//!   as they are, and the upstream judges them. (The proxy used to answer 400 itself once it
+//!   had seen the upstream issue a session, so one client's handshake changed what every other
+//!   client got, and a client probing a newer protocol version never saw the upstream's 400
+//!   that lists the versions it supports.)
 //! * upstream request: the downstream id is replaced by the upstream's.
 //! * response: only an `initialize` answer creates a mapping, and the client gets the proxy's
 //!   id; an upstream id is mapped back only to the request's own session. A response carrying
 //!   the upstream id of another live session is refused with 502 (it may be that session's
 //!   answer, and its id must reach no one else); any other id is dropped, never forwarded. An
 //!   upstream 404 on a session (or a 2xx/404 to DELETE) ends the mapping.
+
+use std::net::IpAddr;
+use std::time::Duration;
 
 use http::header::{HeaderValue, AUTHORIZATION};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -22,22 +26,42 @@ use pingora::{Error, ErrorSource, Result};
 use super::ctx::RequestCtx;
 use super::failure::SESSION_CONFLICT;
 use super::handlers::{
-    self, Rejection, SessionPlan, SESSIONS_FULL, SESSION_NOT_FOUND, SESSION_UPSTREAM_DOWN,
-    TOO_MANY_STREAMS,
+    self, Rejection, SessionPlan, SESSIONS_FULL, SESSIONS_PER_IP, SESSIONS_PER_PRINCIPAL,
+    SESSION_NOT_FOUND, SESSION_UPSTREAM_DOWN, TOO_MANY_STREAMS,
 };
 use super::session::{principal_of, InsertError};
+use super::session_quota::{Cap, ClientNet, Owners};
 use super::McpProxy;
 use crate::mcp::SESSION_ID;
+use crate::ratelimit::client_ip;
+
+/// A request refused while routing its session, and how long the client should wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Refused {
+    pub rejection: Rejection,
+    pub retry_after: Option<Duration>,
+}
+
+impl From<Rejection> for Refused {
+    fn from(rejection: Rejection) -> Self {
+        Self {
+            rejection,
+            retry_after: None,
+        }
+    }
+}
 
 // === impl McpProxy ===
 
 impl McpProxy {
-    /// Decides the request's session and upstream; a rejection is answered by the caller.
+    /// Decides the request's session and upstream; a refusal is answered by the caller.
+    /// `peer` is the client connection's address (for `sessions.max_per_ip`).
     pub(super) fn route_session(
         &self,
         req: &RequestHeader,
+        peer: Option<IpAddr>,
         ctx: &mut RequestCtx,
-    ) -> Result<(), Rejection> {
+    ) -> Result<(), Refused> {
         let id = req.headers.get(SESSION_ID).and_then(|v| v.to_str().ok());
         // With `auth:` the principal is the token's subject (set already); without it, the
         // credential the client presents.
@@ -53,20 +77,20 @@ impl McpProxy {
             self.config.sessions.idle_timeout,
         );
         match plan {
-            SessionPlan::Reject(r) => Err(r),
+            SessionPlan::Reject(r) => Err(r.into()),
             SessionPlan::Expired(s) => {
                 if self.sessions.remove(&s.id).is_some() {
                     self.metrics.session_event("expired", self.sessions.len());
                 }
-                Err(SESSION_NOT_FOUND)
+                Err(SESSION_NOT_FOUND.into())
             }
             SessionPlan::Pinned(s) if !self.upstreams.is_up(s.upstream) => {
-                Err(SESSION_UPSTREAM_DOWN)
+                Err(SESSION_UPSTREAM_DOWN.into())
             }
             SessionPlan::Pinned(s) => {
                 let (guard, active) = s.enter();
                 if active > self.config.limits.max_streams_per_session {
-                    return Err(TOO_MANY_STREAMS);
+                    return Err(TOO_MANY_STREAMS.into());
                 }
                 ctx.session_active = Some(guard);
                 self.sessions.touch(&s);
@@ -75,7 +99,8 @@ impl McpProxy {
                 Ok(())
             }
             SessionPlan::Create => {
-                ctx.new_session = Some(self.sessions.reserve().map_err(|_| SESSIONS_FULL)?);
+                let owners = self.owners(req, peer, ctx);
+                ctx.new_session = Some(self.sessions.reserve(owners).map_err(|e| self.refusal(e))?);
                 ctx.upstream = self.pick(ctx);
                 Ok(())
             }
@@ -83,6 +108,44 @@ impl McpProxy {
                 ctx.upstream = self.pick(ctx);
                 Ok(())
             }
+        }
+    }
+
+    /// Who a new session counts against: its principal, and its client's network when the
+    /// proxy does not authenticate (see `session_quota.rs`).
+    fn owners(&self, req: &RequestHeader, peer: Option<IpAddr>, ctx: &RequestCtx) -> Owners {
+        let net = match (&self.auth, peer) {
+            (None, Some(peer)) => {
+                let xff = req
+                    .headers
+                    .get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok());
+                let trusted = &self.config.rate_limits.trusted_proxies;
+                Some(ClientNet::of(client_ip(peer, xff, trusted)))
+            }
+            _ => None,
+        };
+        Owners {
+            principal: ctx.principal,
+            net,
+        }
+    }
+
+    /// The answer to an `initialize` that found no place; per-client caps are counted.
+    fn refusal(&self, e: InsertError) -> Refused {
+        let (rejection, scope) = match e {
+            InsertError::Capped(Cap::PerPrincipal) => {
+                (SESSIONS_PER_PRINCIPAL, "sessions_per_principal")
+            }
+            InsertError::Capped(Cap::PerIp) => (SESSIONS_PER_IP, "sessions_per_ip"),
+            _ => return SESSIONS_FULL.into(),
+        };
+        self.metrics.rate_limited.with_label_values(&[scope]).inc();
+        Refused {
+            rejection,
+            retry_after: Some(handlers::capped_retry_after(
+                self.config.sessions.idle_timeout,
+            )),
         }
     }
 
@@ -125,7 +188,7 @@ impl McpProxy {
 
         if let Some(reservation) = ctx.new_session.take() {
             if let (Some(up_id), true) = (&upstream_id, resp.status.is_success()) {
-                match reservation.commit(upstream, up_id, ctx.principal) {
+                match reservation.commit(upstream, up_id) {
                     Ok((s, evicted)) => {
                         if evicted.is_some() {
                             self.metrics.session_event("evicted", self.sessions.len());

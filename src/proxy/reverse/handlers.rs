@@ -245,6 +245,29 @@ pub const SESSIONS_FULL: Rejection = Rejection {
     allow: None,
 };
 
+/// The principal holds `sessions.max_per_principal` sessions already.
+pub const SESSIONS_PER_PRINCIPAL: Rejection = Rejection {
+    status: 429,
+    code: ErrorCode::RateLimited,
+    message: "Too Many Requests: too many sessions for this principal (sessions.max_per_principal); end one with DELETE",
+    allow: None,
+};
+
+/// The client's address holds `sessions.max_per_ip` sessions already.
+pub const SESSIONS_PER_IP: Rejection = Rejection {
+    status: 429,
+    code: ErrorCode::RateLimited,
+    message: "Too Many Requests: too many sessions from this address (sessions.max_per_ip); end one with DELETE",
+    allow: None,
+};
+
+/// `Retry-After` for a client at its session cap: a place frees when one of its sessions ends
+/// (its DELETE, or `sessions.idle_timeout` without use), so asking again at once is useless;
+/// a minute (or the idle timeout, if shorter) is when trying again can make sense.
+pub fn capped_retry_after(idle_timeout: Duration) -> Duration {
+    idle_timeout.min(Duration::from_secs(60))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
