@@ -64,7 +64,11 @@ MOCK=$(free_port); SC=$(free_port); NG=$(free_port); BP=$(free_port); LP=$(free_
 
 "$BIN/shadowcat-mock-upstream" "127.0.0.1:$MOCK" 2>"$OUT/mock.log" &
 MOCK_PID=$!
-RUST_LOG=warn "$BIN/shadowcat" reverse --bind "127.0.0.1:$SC" --upstream "http://127.0.0.1:$MOCK/mcp" --admin off 2>"$OUT/shadowcat.log" &
+# Every simulated client connects from 127.0.0.1 and the stream steps hold up to 33,000
+# sessions over the rounds: the per-address session cap (sessions.max_per_ip, 1000 by default)
+# is set to sessions.max, which turns it off. Everything else stays at its default.
+printf 'sessions:\n  max_per_ip: 100000\n' >"$OUT/shadowcat.yaml"
+RUST_LOG=warn "$BIN/shadowcat" reverse --config "$OUT/shadowcat.yaml" --bind "127.0.0.1:$SC" --upstream "http://127.0.0.1:$MOCK/mcp" --admin off 2>"$OUT/shadowcat.log" &
 SC_PID=$!
 BP_PID=; LP_PID=
 if [[ $REFERENCES == 1 ]]; then

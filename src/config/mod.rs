@@ -181,7 +181,18 @@ pub struct Sessions {
     pub idle_timeout: Duration,
     /// At most this many sessions; past it `initialize` gets 503.
     pub max: usize,
+    /// At most this many sessions per principal; past it `initialize` gets 429. At most `max`.
+    pub max_per_principal: usize,
+    /// At most this many sessions per client network (an IPv4 address, an IPv6 /64) for
+    /// clients the proxy does not authenticate (no `auth:`); past it 429. At most `max`.
+    pub max_per_ip: usize,
 }
+
+/// The default per-client session cap (`sessions.max_per_principal` and `max_per_ip`).
+/// An MCP client holds one session per server connection; a busy agent host a few hundred.
+/// A thousand leaves them room, and makes filling the default `sessions.max` (100,000) take a
+/// hundred clients rather than one.
+pub const DEFAULT_SESSIONS_PER_CLIENT: usize = 1000;
 
 /// An upstream MCP endpoint URL (`http://host[:port][/path][?query]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -294,6 +305,8 @@ impl Default for Config {
             sessions: Sessions {
                 idle_timeout: Duration::from_secs(30 * 60),
                 max: 100_000,
+                max_per_principal: DEFAULT_SESSIONS_PER_CLIENT,
+                max_per_ip: DEFAULT_SESSIONS_PER_CLIENT,
             },
             security: Security::loopback(),
             rate_limits: RateLimits::default(),

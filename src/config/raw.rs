@@ -195,6 +195,8 @@ pub struct RawHealth {
 pub struct RawSessions {
     pub idle_timeout: Option<Scalar>,
     pub max: Option<u64>,
+    pub max_per_principal: Option<u32>,
+    pub max_per_ip: Option<u32>,
 }
 
 /// A unit value as written: `5s` is a string to YAML, `0` or `1024` a number. Negative and

@@ -28,6 +28,8 @@ fn defaults_apply_to_every_key() {
     assert_eq!(c.health.down_for, Duration::from_secs(10));
     assert_eq!(c.sessions.idle_timeout, Duration::from_secs(1800));
     assert_eq!(c.sessions.max, 100_000);
+    assert_eq!(c.sessions.max_per_principal, 1000);
+    assert_eq!(c.sessions.max_per_ip, 1000);
     assert_eq!(c.upstreams[0].weight, 1);
     assert_eq!(c.upstreams[0].url.authority(), "127.0.0.1:3001");
     assert_eq!(c.upstreams[0].url.path_and_query, "/mcp");
@@ -39,7 +41,7 @@ fn every_key_can_be_set() {
         "listen: 0.0.0.0:80\nadmin: null\nendpoint: /x\nupstreams:\n  - {name: a, url: 'http://h/p?q=1'}\n\
          timeouts: {connect: 250ms, request: 1m, idle_stream: 2h}\nlimits: {max_body: 64KiB, max_sse_event: 2048}\n\
          sse: {keepalive: 0}\nshutdown: {grace_period: 0}\nload_balancing: least_sessions\n\
-         health: {down_for: 3s}\nsessions: {idle_timeout: 5m, max: 10}\n",
+         health: {down_for: 3s}\nsessions: {idle_timeout: 5m, max: 10, max_per_principal: 3, max_per_ip: 10}\n",
     )
     .unwrap();
     assert_eq!(c.listen.port(), 80);
@@ -55,6 +57,20 @@ fn every_key_can_be_set() {
     assert_eq!(c.load_balancing, LoadBalancing::LeastSessions);
     assert_eq!(c.health.down_for, Duration::from_secs(3));
     assert_eq!(c.sessions.max, 10);
+    assert_eq!(c.sessions.max_per_principal, 3);
+    assert_eq!(c.sessions.max_per_ip, 10);
+}
+
+/// The per-client caps default to 1000, or to `sessions.max` when that is smaller.
+#[test]
+fn per_client_session_caps_fit_under_the_table() {
+    let c = from_yaml_str(&format!("{ONE}sessions: {{max: 50}}\n")).unwrap();
+    assert_eq!(
+        (c.sessions.max_per_principal, c.sessions.max_per_ip),
+        (50, 50)
+    );
+    let c = from_yaml_str(&format!("{ONE}sessions: {{max: 50, max_per_ip: 50}}\n")).unwrap();
+    assert_eq!(c.sessions.max_per_ip, 50, "equal to max: the cap is off");
 }
 
 #[test]
@@ -111,6 +127,15 @@ fn errors_name_the_field_path() {
         ),
         ("health:\n  down_for: 0\n", "health.down_for"),
         ("sessions:\n  max: 0\n", "sessions.max"),
+        (
+            "sessions:\n  max_per_principal: 0\n",
+            "sessions.max_per_principal",
+        ),
+        ("sessions:\n  max_per_ip: -1\n", "sessions.max_per_ip"),
+        (
+            "sessions:\n  max: 10\n  max_per_ip: 11\n",
+            "sessions.max_per_ip",
+        ),
         (
             "sessions:\n  idle_timeout: forever\n",
             "sessions.idle_timeout",

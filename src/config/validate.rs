@@ -136,14 +136,21 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
     if max_sessions == 0 {
         return Err(invalid("sessions.max", "must be more than 0"));
     }
+    let max = usize::try_from(max_sessions)
+        .map_err(|_| invalid("sessions.max", "too large for this platform"))?;
     let sessions = Sessions {
         idle_timeout: positive(
             raw.sessions.idle_timeout,
             "sessions.idle_timeout",
             defaults.sessions.idle_timeout,
         )?,
-        max: usize::try_from(max_sessions)
-            .map_err(|_| invalid("sessions.max", "too large for this platform"))?,
+        max,
+        max_per_principal: per_client(
+            raw.sessions.max_per_principal,
+            "sessions.max_per_principal",
+            max,
+        )?,
+        max_per_ip: per_client(raw.sessions.max_per_ip, "sessions.max_per_ip", max)?,
     };
 
     let timeouts = Timeouts {
@@ -392,6 +399,19 @@ fn threads(n: usize, field: &str) -> Result<Option<usize>, ConfigError> {
         1..=1024 => Ok(Some(n)),
         _ => Err(invalid(field, "must be 1 to 1024")),
     }
+}
+
+/// A per-client session cap: the default (fitted under a smaller `sessions.max`), or a value
+/// from 1 to `sessions.max` (equal to it turns the cap off; above it is a mistake).
+fn per_client(value: Option<u32>, field: &str, max: usize) -> Result<usize, ConfigError> {
+    let n = count(value, field, super::DEFAULT_SESSIONS_PER_CLIENT.min(max))?;
+    if n > max {
+        return Err(invalid(
+            field,
+            format!("must not exceed sessions.max ({max}); equal to it turns the cap off"),
+        ));
+    }
+    Ok(n)
 }
 
 fn count(value: Option<u32>, field: &str, default: usize) -> Result<usize, ConfigError> {

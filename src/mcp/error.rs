@@ -23,9 +23,6 @@ pub enum ErrorCode {
     RequestTooLarge,
     /// Not the MCP endpoint, or a method the endpoint does not take (HTTP 404/405).
     NotFound,
-    /// A request that needs a session came without `Mcp-Session-Id` (HTTP 400); the code the
-    /// TypeScript SDK's servers use.
-    BadRequest,
     /// Unknown, expired or ended session (HTTP 404); the SDKs' "Session not found" code.
     SessionNotFound,
     /// No room for another session (HTTP 503).
@@ -52,7 +49,6 @@ impl ErrorCode {
             Self::UpstreamTimeout => -32003,
             Self::RequestTooLarge => -32004,
             Self::NotFound => -32005,
-            Self::BadRequest => -32000,
             Self::SessionNotFound => -32001,
             Self::Overloaded => -32006,
             Self::Forbidden => -32000,

@@ -10,7 +10,7 @@ use crate::support::mcp_server::SessionServer;
 use crate::support::tokens::{bearer, claims, fixture, ISSUER, RESOURCE};
 use crate::support::*;
 
-fn auth_config(jwks_url: String) -> shadowcat::config::AuthConfig {
+pub(super) fn auth_config(jwks_url: String) -> shadowcat::config::AuthConfig {
     shadowcat::config::AuthConfig {
         resource: RESOURCE.into(),
         issuer: ISSUER.into(),

@@ -58,6 +58,13 @@ pub enum Reply {
         chunks: Vec<(Duration, String)>,
         hold: bool,
     },
+    /// [`Reply::Sse`] with extra response headers (a `cache-control` of its own replaces the
+    /// default `no-cache`).
+    SseWith {
+        headers: Vec<(String, String)>,
+        chunks: Vec<(Duration, String)>,
+        hold: bool,
+    },
     /// An SSE response whose chunks are written (after their delays) and then the connection
     /// is cut: no last chunk, as when the upstream crashes.
     SseCut {
@@ -233,6 +240,14 @@ async fn serve(
                 let then = if hold { Then::Hold } else { Then::End };
                 stream_sse(&mut stream, &[], chunks, then, &tx).await
             }
+            Reply::SseWith {
+                headers,
+                chunks,
+                hold,
+            } => {
+                let then = if hold { Then::Hold } else { Then::End };
+                stream_sse(&mut stream, &headers, chunks, then, &tx).await
+            }
             Reply::SseCut { headers, chunks } => {
                 stream_sse(&mut stream, &headers, chunks, Then::Cut, &tx).await
             }
@@ -260,7 +275,15 @@ async fn stream_sse(
     then: Then,
     tx: &mpsc::UnboundedSender<Event>,
 ) -> bool {
-    let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n");
+    let mut head = String::from(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n",
+    );
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("cache-control"))
+    {
+        head.push_str("cache-control: no-cache\r\n");
+    }
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }

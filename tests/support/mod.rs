@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod access_log;
 pub mod mcp_server;
 pub mod mock;
 pub mod tokens;

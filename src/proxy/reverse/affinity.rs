@@ -3,36 +3,65 @@
 //!
 //! * request: a known session pins the request to its upstream (502 if that upstream is down;
 //!   never moved); an unknown, expired or foreign id gets 404 without upstream contact; an
-//!   `initialize` reserves a place (503 when full) and goes to the balanced choice; other
-//!   requests without an id get 400 when their upstream is known to use sessions.
+//!   `initialize` reserves a place (429 when its client is at a per-client cap, 503 when the
+//!   table is full) and goes to the balanced choice; other requests without an id go upstream
+//!   as they are, and the upstream judges them. (The proxy used to answer 400 itself once it
+//!   had seen the upstream issue a session, so one client's handshake changed what every other
+//!   client got, and a client probing a newer protocol version never saw the upstream's 400
+//!   that lists the versions it supports.)
 //! * upstream request: the downstream id is replaced by the upstream's.
-//! * response: an `initialize` answer with an upstream id creates the mapping and the client
-//!   gets the proxy's id; any other upstream id is mapped or dropped, never forwarded; an
+//! * response: only an `initialize` answer creates a mapping, and the client gets the proxy's
+//!   id; an upstream id is mapped back only to the request's own session. A response carrying
+//!   the upstream id of another live session is refused with 502 (it may be that session's
+//!   answer, and its id must reach no one else); any other id is dropped, never forwarded. An
 //!   upstream 404 on a session (or a 2xx/404 to DELETE) ends the mapping.
+
+use std::net::IpAddr;
+use std::time::Duration;
 
 use http::header::{HeaderValue, AUTHORIZATION};
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::Result;
+use pingora::{Error, ErrorSource, Result};
 
 use super::ctx::RequestCtx;
+use super::failure::SESSION_CONFLICT;
 use super::handlers::{
-    self, Rejection, Route, SessionPlan, MISSING_SESSION, SESSIONS_FULL, SESSION_NOT_FOUND,
-    SESSION_UPSTREAM_DOWN, TOO_MANY_STREAMS,
+    self, Rejection, SessionPlan, SESSIONS_FULL, SESSIONS_PER_IP, SESSIONS_PER_PRINCIPAL,
+    SESSION_NOT_FOUND, SESSION_UPSTREAM_DOWN, TOO_MANY_STREAMS,
 };
-use super::session::principal_of;
+use super::session::{principal_of, InsertError};
+use super::session_quota::{Cap, ClientNet, Owners};
 use super::McpProxy;
 use crate::mcp::SESSION_ID;
+use crate::ratelimit::client_ip;
+
+/// A request refused while routing its session, and how long the client should wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Refused {
+    pub rejection: Rejection,
+    pub retry_after: Option<Duration>,
+}
+
+impl From<Rejection> for Refused {
+    fn from(rejection: Rejection) -> Self {
+        Self {
+            rejection,
+            retry_after: None,
+        }
+    }
+}
 
 // === impl McpProxy ===
 
 impl McpProxy {
-    /// Decides the request's session and upstream; a rejection is answered by the caller.
+    /// Decides the request's session and upstream; a refusal is answered by the caller.
+    /// `peer` is the client connection's address (for `sessions.max_per_ip`).
     pub(super) fn route_session(
         &self,
         req: &RequestHeader,
-        route: Route,
+        peer: Option<IpAddr>,
         ctx: &mut RequestCtx,
-    ) -> Result<(), Rejection> {
+    ) -> Result<(), Refused> {
         let id = req.headers.get(SESSION_ID).and_then(|v| v.to_str().ok());
         // With `auth:` the principal is the token's subject (set already); without it, the
         // credential the client presents.
@@ -48,20 +77,20 @@ impl McpProxy {
             self.config.sessions.idle_timeout,
         );
         match plan {
-            SessionPlan::Reject(r) => Err(r),
+            SessionPlan::Reject(r) => Err(r.into()),
             SessionPlan::Expired(s) => {
                 if self.sessions.remove(&s.id).is_some() {
                     self.metrics.session_event("expired", self.sessions.len());
                 }
-                Err(SESSION_NOT_FOUND)
+                Err(SESSION_NOT_FOUND.into())
             }
             SessionPlan::Pinned(s) if !self.upstreams.is_up(s.upstream) => {
-                Err(SESSION_UPSTREAM_DOWN)
+                Err(SESSION_UPSTREAM_DOWN.into())
             }
             SessionPlan::Pinned(s) => {
                 let (guard, active) = s.enter();
                 if active > self.config.limits.max_streams_per_session {
-                    return Err(TOO_MANY_STREAMS);
+                    return Err(TOO_MANY_STREAMS.into());
                 }
                 ctx.session_active = Some(guard);
                 self.sessions.touch(&s);
@@ -70,21 +99,53 @@ impl McpProxy {
                 Ok(())
             }
             SessionPlan::Create => {
-                ctx.new_session = Some(self.sessions.reserve().map_err(|_| SESSIONS_FULL)?);
+                let owners = self.owners(req, peer, ctx);
+                ctx.new_session = Some(self.sessions.reserve(owners).map_err(|e| self.refusal(e))?);
                 ctx.upstream = self.pick(ctx);
                 Ok(())
             }
             SessionPlan::Sessionless => {
                 ctx.upstream = self.pick(ctx);
-                let needs_session = ctx
-                    .upstream
-                    .and_then(|i| self.upstreams.get(i))
-                    .is_some_and(|u| u.issues_sessions());
-                if needs_session && !ctx.version.is_sessionless() && route != Route::Options {
-                    return Err(MISSING_SESSION);
-                }
                 Ok(())
             }
+        }
+    }
+
+    /// Who a new session counts against: its principal, and its client's network when the
+    /// proxy does not authenticate (see `session_quota.rs`).
+    fn owners(&self, req: &RequestHeader, peer: Option<IpAddr>, ctx: &RequestCtx) -> Owners {
+        let net = match (&self.auth, peer) {
+            (None, Some(peer)) => {
+                let xff = req
+                    .headers
+                    .get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok());
+                let trusted = &self.config.rate_limits.trusted_proxies;
+                Some(ClientNet::of(client_ip(peer, xff, trusted)))
+            }
+            _ => None,
+        };
+        Owners {
+            principal: ctx.principal,
+            net,
+        }
+    }
+
+    /// The answer to an `initialize` that found no place; per-client caps are counted.
+    fn refusal(&self, e: InsertError) -> Refused {
+        let (rejection, scope) = match e {
+            InsertError::Capped(Cap::PerPrincipal) => {
+                (SESSIONS_PER_PRINCIPAL, "sessions_per_principal")
+            }
+            InsertError::Capped(Cap::PerIp) => (SESSIONS_PER_IP, "sessions_per_ip"),
+            _ => return SESSIONS_FULL.into(),
+        };
+        self.metrics.rate_limited.with_label_values(&[scope]).inc();
+        Refused {
+            rejection,
+            retry_after: Some(handlers::capped_retry_after(
+                self.config.sessions.idle_timeout,
+            )),
         }
     }
 
@@ -109,13 +170,15 @@ impl McpProxy {
         Ok(())
     }
 
-    /// Session bookkeeping on the upstream's response header.
+    /// Session bookkeeping on the upstream's response header. `Err`: the response is refused
+    /// (502), because it carries another live session's upstream id.
     pub(super) fn on_session_response(
         &self,
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let status = resp.status.as_u16();
+        // A value that is not visible ASCII is no session id: dropped below like any unmapped one.
         let upstream_id = resp
             .headers
             .get(SESSION_ID)
@@ -125,35 +188,35 @@ impl McpProxy {
 
         if let Some(reservation) = ctx.new_session.take() {
             if let (Some(up_id), true) = (&upstream_id, resp.status.is_success()) {
-                match reservation.commit(upstream, up_id, ctx.principal) {
+                match reservation.commit(upstream, up_id) {
                     Ok((s, evicted)) => {
                         if evicted.is_some() {
                             self.metrics.session_event("evicted", self.sessions.len());
                         }
                         self.metrics.session_event("created", self.sessions.len());
-                        if let Some(u) = self.upstreams.get(upstream) {
-                            u.set_issues_sessions();
-                        }
                         resp.insert_header(SESSION_ID, &*s.id)?;
                         ctx.session = Some(s);
                         return Ok(());
                     }
+                    Err(InsertError::Conflict) => return Err(self.session_conflict(ctx)),
                     Err(e) => tracing::error!(error = ?e, "cannot create a session"),
                 }
             }
         }
 
-        if let Some(up_id) = upstream_id {
-            // Never forward an upstream's id: map it, or drop it.
-            let mapped = match &ctx.session {
-                Some(s) if *s.upstream_id == *up_id => Some(s.id.clone()),
-                _ => self.sessions.downstream_id(upstream, &up_id),
-            };
-            match mapped {
-                Some(id) => resp.insert_header(SESSION_ID, &*id)?,
-                None => {
+        match upstream_id {
+            Some(up_id) => match &ctx.session {
+                Some(s) if *s.upstream_id == *up_id => resp.insert_header(SESSION_ID, &*s.id)?,
+                _ if self.sessions.downstream_id(upstream, &up_id).is_some() => {
+                    return Err(self.session_conflict(ctx));
+                }
+                // Unknown to the proxy: only an `initialize` answer creates a mapping.
+                _ => {
                     resp.remove_header(SESSION_ID);
                 }
+            },
+            None => {
+                resp.remove_header(SESSION_ID);
             }
         }
 
@@ -170,5 +233,25 @@ impl McpProxy {
             }
         }
         Ok(())
+    }
+
+    /// The error for a response that would give this client another client's session. The
+    /// other session keeps its mapping; this response's body is never read (the stream slot
+    /// is declined), and `fail_to_proxy` answers 502 and counts the upstream error.
+    fn session_conflict(&self, ctx: &mut RequestCtx) -> Box<Error> {
+        tracing::warn!(
+            upstream = self.upstream_name(ctx),
+            in_session = ctx.session.is_some(),
+            "refused an upstream response that carries another session's id"
+        );
+        if let Some(slot) = &ctx.slot {
+            slot.claim(None);
+        }
+        let mut e = Error::explain(
+            SESSION_CONFLICT,
+            "upstream answered with another session's id",
+        );
+        e.esource = ErrorSource::Upstream;
+        e
     }
 }

@@ -16,6 +16,11 @@ pub const SSE_EVENT_REFUSED: ErrorType = ErrorType::Custom("sse_event_refused");
 /// upgrade, and a tunnel would carry the client past every check.
 pub const UPSTREAM_UPGRADE: ErrorType = ErrorType::Custom("upstream_upgrade");
 
+/// Custom error type for an upstream response that carries the upstream session id of another
+/// live session (or an `initialize` answer that would hand one to another client): refused,
+/// so no client is ever given, or put in, a session that is not its own.
+pub const SESSION_CONFLICT: ErrorType = ErrorType::Custom("session_conflict");
+
 /// The error that ends an SSE stream the framer or filter could not go on with.
 pub fn sse_error(e: crate::transport::sse::ScanError) -> Box<pingora::Error> {
     let etype = match e {
@@ -159,6 +164,12 @@ pub fn classify(e: &Error) -> Failure {
             "upstream answered 101 Switching Protocols; MCP has no upgrade",
             "upgrade",
         ),
+        t if *t == SESSION_CONFLICT => Failure::upstream(
+            502,
+            ErrorCode::UpstreamUnavailable,
+            "Bad Gateway: the upstream answered with another client's session",
+            "session_conflict",
+        ),
         t if *t == SSE_EVENT_REFUSED => Failure::upstream(
             502,
             ErrorCode::UpstreamUnavailable,
@@ -242,6 +253,9 @@ mod tests {
         assert_eq!(classify(&timeout).status, 504);
         let sse = Error::explain(SSE_EVENT_TOO_LARGE, "x");
         assert_eq!(classify(&sse).kind, "sse_event_too_large");
+        let conflict = classify(&Error::explain(SESSION_CONFLICT, "x"));
+        assert_eq!((conflict.status, conflict.kind), (502, "session_conflict"));
+        assert!(conflict.upstream_fault);
     }
 
     /// Regression (load test, 10k streams): a connect that failed with EMFILE was the

@@ -294,7 +294,9 @@ pub enum SessionPlan {
     Expired(Arc<Session>),
     /// `initialize` without a session id: may create one.
     Create,
-    /// No session involved (MCP 2026-07-28, or an upstream that issues none).
+    /// No session involved: MCP 2026-07-28, or a request without a session id, which the
+    /// upstream judges (a server that needs sessions answers 400 itself; one that issues none,
+    /// or a version the proxy does not know, answers as it does).
     Sessionless,
     Reject(Rejection),
 }
@@ -329,14 +331,6 @@ pub fn plan_session(
     }
 }
 
-/// A request without a session id to an upstream that uses sessions.
-pub const MISSING_SESSION: Rejection = Rejection {
-    status: 400,
-    code: ErrorCode::BadRequest,
-    message: "Bad Request: Mcp-Session-Id header is required",
-    allow: None,
-};
-
 /// A session whose upstream is down: never moved to another upstream silently.
 pub const SESSION_UPSTREAM_DOWN: Rejection = Rejection {
     status: 502,
@@ -368,6 +362,29 @@ pub const SESSIONS_FULL: Rejection = Rejection {
     message: "too many sessions; retry later",
     allow: None,
 };
+
+/// The principal holds `sessions.max_per_principal` sessions already.
+pub const SESSIONS_PER_PRINCIPAL: Rejection = Rejection {
+    status: 429,
+    code: ErrorCode::RateLimited,
+    message: "Too Many Requests: too many sessions for this principal (sessions.max_per_principal); end one with DELETE",
+    allow: None,
+};
+
+/// The client's address holds `sessions.max_per_ip` sessions already.
+pub const SESSIONS_PER_IP: Rejection = Rejection {
+    status: 429,
+    code: ErrorCode::RateLimited,
+    message: "Too Many Requests: too many sessions from this address (sessions.max_per_ip); end one with DELETE",
+    allow: None,
+};
+
+/// `Retry-After` for a client at its session cap: a place frees when one of its sessions ends
+/// (its DELETE, or `sessions.idle_timeout` without use), so asking again at once is useless;
+/// a minute (or the idle timeout, if shorter) is when trying again can make sense.
+pub fn capped_retry_after(idle_timeout: Duration) -> Duration {
+    idle_timeout.min(Duration::from_secs(60))
+}
 
 #[cfg(test)]
 mod tests;

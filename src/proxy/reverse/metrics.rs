@@ -87,7 +87,8 @@ impl Metrics {
             Opts::new(
                 "shadowcat_sessions_total",
                 "Session lifecycle events: created, deleted (DELETE), expired (idle), evicted \
-                 (the upstream reused the id of a mapped session), upstream_gone (upstream 404)",
+                 (an initialize answer reused the upstream id of a session of the same \
+                 principal, e.g. after an upstream restart), upstream_gone (upstream 404)",
             ),
             &["outcome"],
         )?;

@@ -18,6 +18,7 @@ pub mod metrics;
 mod respond;
 pub mod resume;
 pub mod session;
+pub mod session_quota;
 pub mod sse;
 pub mod streams;
 mod throttle;
@@ -73,7 +74,11 @@ impl McpProxy {
         auth: Option<Arc<Authenticator>>,
         interceptors: Arc<Interceptors>,
     ) -> Self {
-        let sessions = Arc::new(SessionTable::new(config.sessions.max, upstreams.len()));
+        let caps = &config.sessions;
+        let sessions = Arc::new(
+            SessionTable::new(caps.max, upstreams.len())
+                .with_caps(caps.max_per_principal, caps.max_per_ip),
+        );
         Self {
             throttle: Throttle::new(&config.rate_limits),
             auth,
@@ -220,13 +225,15 @@ impl ProxyHttp for McpProxy {
                 return Ok(done);
             }
         }
-        if let Err(r) = self.route_session(session.req_header(), route, ctx) {
-            return self.reject(session, ctx, r).await;
-        }
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
+        if let Err(r) = self.route_session(session.req_header(), peer, ctx) {
+            return self
+                .reject_with(session, ctx, r.rejection, r.retry_after)
+                .await;
+        }
         if let Err(t) = self.throttle.check(session.req_header(), peer, ctx) {
             self.metrics
                 .rate_limited

@@ -194,6 +194,10 @@ impl McpProxy {
         }
         session.write_response_header(Box::new(resp), false).await?;
         ctx.status = 200;
+        // An SSE response like any other: counted among the active streams (`logging` ends
+        // it) and its events in the access log.
+        ctx.sse = Some(sse::SseStream::new(self.config.limits.max_sse_event));
+        self.metrics.sse_streams_active.inc();
         let keepalive = self
             .config
             .sse
@@ -207,9 +211,11 @@ impl McpProxy {
                 // The client fell behind the buffer: it reconnects and counts as a miss.
                 break;
             };
+            let events = replay.events.len() as u64;
             for event in replay.events {
                 session.write_response_body(Some(event), false).await?;
             }
+            self.count_events(ctx, events);
             after = replay.last_seq;
             if !follow || replay.ended {
                 break;
@@ -223,6 +229,14 @@ impl McpProxy {
         }
         session.write_response_body(None, true).await?;
         Ok(true)
+    }
+
+    /// Events forwarded on this request's SSE response: the metric and its access-log line.
+    fn count_events(&self, ctx: &mut RequestCtx, events: u64) {
+        self.metrics.sse_events.inc_by(events);
+        if let Some(stream) = ctx.sse.as_mut() {
+            stream.events += events;
+        }
     }
 
     /// The upstream's `Last-Event-ID` for this request: the client's id is the proxy's, so it
@@ -343,13 +357,19 @@ impl McpProxy {
     }
 
     /// A body chunk of a claimed stream: what the stream queued for the client replaces it.
-    pub(super) fn drain_stream(&self, body: &mut Option<Bytes>, ctx: &RequestCtx) -> Result<bool> {
+    /// Its events are counted here, for the metric and for this response's access-log line
+    /// (the response's own framer never sees them).
+    pub(super) fn drain_stream(
+        &self,
+        body: &mut Option<Bytes>,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
         let Some(stream) = &ctx.live else {
             return Ok(false);
         };
         let drained = stream.drain().map_err(super::failure::sse_error)?;
         *body = Some(drained.output);
-        self.metrics.sse_events.inc_by(drained.events);
+        self.count_events(ctx, drained.events);
         for (rule, action) in drained.hits {
             self.metrics
                 .interceptor_actions

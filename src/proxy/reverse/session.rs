@@ -14,6 +14,12 @@
 //!
 //! `last_seen` is an atomic inside the shared [`Session`], so touching a session on every
 //! request never rewrites a shard. Time comes from tokio's clock, so tests can pause it.
+//!
+//! An upstream id maps to one session at a time (claimed with a check in the same swap, so
+//! racing `initialize` answers cannot share one), and is handed over only to a new session of
+//! the same identified principal (an upstream that restarted and reuses ids), never to another
+//! client's: anonymous clients are not known to be one client. Per-client caps ([`Quota`]) go
+//! with the place ([`SessionTable::reserve`]) and come back however the session ends.
 //! No Pingora here.
 
 use std::collections::HashMap;
@@ -26,6 +32,8 @@ use arc_swap::ArcSwap;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
+
+use super::session_quota::{Cap, ClientNet, Owners, Quota};
 
 /// Number of shards per map (a power of two). At a million sessions a write clones a shard of
 /// about 120 entries; the shard arrays take 128 KiB and all start on one shared empty map.
@@ -53,6 +61,8 @@ pub struct Session {
     /// The upstream's own session id; never sent downstream.
     pub upstream_id: Arc<str>,
     pub principal: Option<Principal>,
+    /// The client network the session counts against (`sessions.max_per_ip`), if any.
+    pub net: Option<ClientNet>,
     pub created: Instant,
     /// Milliseconds since the table's origin.
     last_seen: AtomicU64,
@@ -63,6 +73,13 @@ pub struct Session {
 }
 
 impl Session {
+    fn owners(&self) -> Owners {
+        Owners {
+            principal: self.principal,
+            net: self.net,
+        }
+    }
+
     /// Counts one more request in flight until the guard drops; returns the count with it.
     pub fn enter(self: &Arc<Self>) -> (ActiveGuard, usize) {
         let now = self.active.fetch_add(1, Ordering::AcqRel) + 1;
@@ -85,6 +102,11 @@ impl Drop for ActiveGuard {
 pub enum InsertError {
     /// `sessions.max` reached.
     Full,
+    /// The client is at `sessions.max_per_principal` or `sessions.max_per_ip`.
+    Capped(Cap),
+    /// The upstream id is mapped to a live session of another principal (or of an anonymous
+    /// client): it is never handed over.
+    Conflict,
     /// The operating system's random source failed.
     NoRandomness,
 }
@@ -163,13 +185,14 @@ pub struct SessionTable {
     len: AtomicUsize,
     per_upstream: Box<[AtomicUsize]>,
     max: usize,
+    quota: Quota,
     origin: Instant,
 }
 
 // === impl SessionTable ===
 
 impl SessionTable {
-    /// A table for at most `max` sessions over `upstreams` upstreams.
+    /// A table for at most `max` sessions over `upstreams` upstreams, with no per-client cap.
     pub fn new(max: usize, upstreams: usize) -> Self {
         Self {
             forward: shards(),
@@ -178,8 +201,15 @@ impl SessionTable {
             len: AtomicUsize::new(0),
             per_upstream: (0..upstreams).map(|_| AtomicUsize::new(0)).collect(),
             max,
+            quota: Quota::new(usize::MAX, usize::MAX),
             origin: Instant::now(),
         }
+    }
+
+    /// Caps the sessions of one principal and of one client network.
+    pub fn with_caps(mut self, per_principal: usize, per_ip: usize) -> Self {
+        self.quota = Quota::new(per_principal, per_ip);
+        self
     }
 
     fn reverse_shard(&self, key: &(usize, Arc<str>)) -> usize {
@@ -193,41 +223,112 @@ impl SessionTable {
             .as_millis() as u64
     }
 
-    /// Holds a place for one session, so a full table is known before any upstream is asked.
-    pub fn reserve(self: &Arc<Self>) -> Result<Reservation, InsertError> {
+    /// Holds a place for one session of `owners`, so a client at its cap (checked first: the
+    /// client is told it is the one to back off) or a full table is known before any upstream
+    /// is asked.
+    pub fn reserve(self: &Arc<Self>, owners: Owners) -> Result<Reservation, InsertError> {
+        self.quota.acquire(&owners).map_err(InsertError::Capped)?;
         if self.len.fetch_add(1, Ordering::AcqRel) >= self.max {
             self.len.fetch_sub(1, Ordering::AcqRel);
+            self.quota.release(&owners);
             return Err(InsertError::Full);
         }
         Ok(Reservation {
             table: self.clone(),
+            owners,
             live: true,
         })
     }
 
-    /// Reserves and creates in one step.
+    /// Reserves and creates in one step (no client network counted).
     pub fn insert(
         self: &Arc<Self>,
         upstream: usize,
         upstream_id: &str,
         principal: Option<Principal>,
     ) -> Result<Arc<Session>, InsertError> {
-        Ok(self.reserve()?.commit(upstream, upstream_id, principal)?.0)
+        let owners = Owners {
+            principal,
+            net: None,
+        };
+        Ok(self.reserve(owners)?.commit(upstream, upstream_id)?.0)
     }
 
-    /// Fills a reserved place. Returns the new session, and the session it evicted when the
-    /// upstream reused an upstream id that was still mapped (an upstream that restarted and
-    /// counts ids from the start again): the old mapping is stale, the new one wins.
+    /// Sessions counted for `owners`' principal and client network.
+    pub fn counts(&self, owners: &Owners) -> (usize, usize) {
+        self.quota.counts(owners)
+    }
+
+    /// Fills a reserved place. Returns the new session, and the session it evicted: a stale
+    /// session of the same identified principal whose upstream id the upstream issued again
+    /// (it restarted and counts ids from the start). A live mapping of anyone else is never
+    /// taken over: [`InsertError::Conflict`], and that session keeps its mapping.
     fn commit(
         &self,
         upstream: usize,
         upstream_id: &str,
-        principal: Option<Principal>,
+        owners: Owners,
     ) -> Result<(Arc<Session>, Option<Arc<Session>>), InsertError> {
-        let evicted = self
-            .downstream_id(upstream, upstream_id)
-            .and_then(|old| self.remove(&old));
-        let session = loop {
+        let (down, session) = self.link_forward(upstream, upstream_id, owners)?;
+        let key = (upstream, session.upstream_id.clone());
+        let mut evicted = None;
+        // Each round maps the id, refuses, or evicts one stale session and tries again.
+        for _ in 0..4 {
+            let Some(holder) = self.claim_reverse(&key, down) else {
+                if let Some(n) = self.per_upstream.get(upstream) {
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
+                return Ok((session, evicted));
+            };
+            match self.forward[holder.shard()].0.load().get(&holder).cloned() {
+                // Removed since the claim looked: try again.
+                None => {}
+                Some(old) if owners.principal.is_some() && old.principal == owners.principal => {
+                    evicted = self.remove(&old.id).or(evicted);
+                }
+                Some(_) => break,
+            }
+        }
+        self.unlink_forward(down);
+        Err(InsertError::Conflict)
+    }
+
+    /// Maps `key` to `down` unless a live session holds it (then: its key). An entry without a
+    /// forward one is a removal in progress (removals go forward first), and is replaced.
+    fn claim_reverse(&self, key: &(usize, Arc<str>), down: Key) -> Option<Key> {
+        let mut holder = None;
+        self.reverse[self.reverse_shard(key)].0.rcu(|map| {
+            holder = map
+                .get(key)
+                .copied()
+                .filter(|old| self.forward[old.shard()].0.load().contains_key(old));
+            if holder.is_some() {
+                return Arc::clone(map);
+            }
+            let mut map = Reverse::clone(map);
+            map.insert(key.clone(), down);
+            Arc::new(map)
+        });
+        holder
+    }
+
+    /// Undoes [`Self::link_forward`] for a session that was never mapped (nobody knows its id).
+    fn unlink_forward(&self, down: Key) {
+        self.forward[down.shard()].0.rcu(|map| {
+            let mut map = Forward::clone(map);
+            map.remove(&down);
+            map
+        });
+    }
+
+    /// A new session under a fresh downstream id, in the forward map only.
+    fn link_forward(
+        &self,
+        upstream: usize,
+        upstream_id: &str,
+        owners: Owners,
+    ) -> Result<(Key, Arc<Session>), InsertError> {
+        loop {
             let mut bytes = [0u8; ID_BYTES];
             getrandom::fill(&mut bytes).map_err(|_| InsertError::NoRandomness)?;
             let key = Key(bytes);
@@ -236,7 +337,8 @@ impl SessionTable {
                 id: id.clone(),
                 upstream,
                 upstream_id: upstream_id.into(),
-                principal,
+                principal: owners.principal,
+                net: owners.net,
                 created: Instant::now(),
                 last_seen: AtomicU64::new(self.now_ms()),
                 active: AtomicUsize::new(0),
@@ -254,20 +356,9 @@ impl SessionTable {
                 map
             });
             if fresh {
-                break session;
+                return Ok((key, session));
             }
-        };
-        let down = Key::parse(&session.id).ok_or(InsertError::NoRandomness)?;
-        let key = (upstream, session.upstream_id.clone());
-        self.reverse[self.reverse_shard(&key)].0.rcu(|map| {
-            let mut map = Reverse::clone(map);
-            map.insert(key.clone(), down);
-            map
-        });
-        if let Some(n) = self.per_upstream.get(upstream) {
-            n.fetch_add(1, Ordering::Relaxed);
         }
-        Ok((session, evicted))
     }
 
     /// The session with this downstream id.
@@ -301,13 +392,19 @@ impl SessionTable {
             map
         });
         let session = removed?;
+        let down = key;
         let key = (session.upstream, session.upstream_id.clone());
+        // Only this session's entry: the id may be mapped to a newer session already.
         self.reverse[self.reverse_shard(&key)].0.rcu(|map| {
+            if map.get(&key) != Some(&down) {
+                return Arc::clone(map);
+            }
             let mut map = Reverse::clone(map);
             map.remove(&key);
-            map
+            Arc::new(map)
         });
         self.len.fetch_sub(1, Ordering::AcqRel);
+        self.quota.release(&session.owners());
         if let Some(n) = self.per_upstream.get(session.upstream) {
             n.fetch_sub(1, Ordering::Relaxed);
         }
@@ -357,22 +454,24 @@ impl SessionTable {
     }
 }
 
-/// A place in the table held for a session being created; released on drop unless committed.
+/// A place in the table (and in its owners' caps) held for a session being created; released
+/// on drop unless committed.
 #[derive(Debug)]
 pub struct Reservation {
     table: Arc<SessionTable>,
+    owners: Owners,
     live: bool,
 }
 
 impl Reservation {
-    /// Creates the session (see [`SessionTable::commit`] for the evicted one).
+    /// Creates the session for the reservation's owners (see [`SessionTable::commit`] for the
+    /// evicted one and for conflicts).
     pub fn commit(
         mut self,
         upstream: usize,
         upstream_id: &str,
-        principal: Option<Principal>,
     ) -> Result<(Arc<Session>, Option<Arc<Session>>), InsertError> {
-        let result = self.table.commit(upstream, upstream_id, principal);
+        let result = self.table.commit(upstream, upstream_id, self.owners);
         // On success the place is the session's; on failure Drop gives it back.
         self.live = result.is_err();
         result
@@ -383,6 +482,7 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         if self.live {
             self.table.len.fetch_sub(1, Ordering::AcqRel);
+            self.table.quota.release(&self.owners);
         }
     }
 }

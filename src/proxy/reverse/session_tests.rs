@@ -2,6 +2,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::proxy::reverse::session_quota::{Cap, ClientNet, Owners};
+
+fn owned_by(principal: Option<&[u8]>) -> Owners {
+    Owners {
+        principal: principal_of(principal),
+        net: None,
+    }
+}
 
 #[test]
 fn minted_ids_are_long_random_visible_ascii() {
@@ -107,29 +115,122 @@ fn concurrent_writers_lose_nothing() {
 #[tokio::test]
 async fn reservations_hold_a_place_until_committed_or_dropped() {
     let table = Arc::new(SessionTable::new(1, 1));
-    let r = table.reserve().unwrap();
+    let r = table.reserve(Owners::default()).unwrap();
     assert_eq!(
-        table.reserve().unwrap_err(),
+        table.reserve(Owners::default()).unwrap_err(),
         InsertError::Full,
         "the place is taken"
     );
     drop(r);
-    let r = table.reserve().unwrap();
-    let (s, evicted) = r.commit(0, "u", None).unwrap();
+    let r = table.reserve(Owners::default()).unwrap();
+    let (s, evicted) = r.commit(0, "u").unwrap();
     assert!(evicted.is_none());
     assert_eq!(table.len(), 1);
     assert!(table.get(&s.id).is_some());
 }
 
+/// An upstream that restarted and issues its ids from the start again: the same principal's
+/// old mapping is stale, and the new session takes the id.
 #[tokio::test]
-async fn a_reused_upstream_id_evicts_the_stale_mapping() {
+async fn a_reissued_upstream_id_evicts_the_same_principals_stale_mapping() {
     let table = Arc::new(SessionTable::new(10, 1));
-    let old = table.insert(0, "1", None).unwrap();
-    let (new, evicted) = table.reserve().unwrap().commit(0, "1", None).unwrap();
+    let old = table
+        .insert(0, "1", principal_of(Some(b"Bearer a")))
+        .unwrap();
+    let (new, evicted) = table
+        .reserve(owned_by(Some(b"Bearer a")))
+        .unwrap()
+        .commit(0, "1")
+        .unwrap();
     assert_eq!(evicted.unwrap().id, old.id);
     assert!(table.get(&old.id).is_none());
     assert_eq!(table.downstream_id(0, "1").as_deref(), Some(&*new.id));
     assert_eq!(table.len(), 1);
+    assert_eq!(table.counts(&owned_by(Some(b"Bearer a"))).0, 1);
+}
+
+/// Regression (session hijack by upstream): an upstream that answered client B's `initialize`
+/// with client A's upstream id moved A's upstream session to B.
+#[tokio::test]
+async fn regression_an_upstream_id_is_never_handed_to_another_principal() {
+    let table = Arc::new(SessionTable::new(10, 1));
+    let a = table
+        .insert(0, "shared", principal_of(Some(b"Bearer a")))
+        .unwrap();
+    for b in [Some(&b"Bearer b"[..]), None] {
+        let refused = table.reserve(owned_by(b)).unwrap().commit(0, "shared");
+        assert_eq!(refused.unwrap_err(), InsertError::Conflict);
+    }
+    assert_eq!(table.downstream_id(0, "shared").as_deref(), Some(&*a.id));
+    assert_eq!(table.len(), 1, "the refused places were given back");
+    assert_eq!(table.counts(&owned_by(Some(b"Bearer b"))), (0, 0));
+    // Anonymous clients are not one principal: one never takes another's mapping either.
+    let anon = table.insert(0, "anon", None).unwrap();
+    let refused = table.reserve(Owners::default()).unwrap().commit(0, "anon");
+    assert_eq!(refused.unwrap_err(), InsertError::Conflict);
+    assert_eq!(table.downstream_id(0, "anon").as_deref(), Some(&*anon.id));
+    assert_eq!(table.len(), 2);
+}
+
+/// Two `initialize` answers with one upstream id, committed at once: one session gets it.
+#[test]
+fn racing_commits_of_one_upstream_id_map_it_once() {
+    for _ in 0..50 {
+        let table = Arc::new(SessionTable::new(100, 1));
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (table, barrier) = (table.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let r = table.reserve(Owners::default()).unwrap();
+                    barrier.wait();
+                    r.commit(0, "same").map(|(s, _)| s.id.clone())
+                })
+            })
+            .collect();
+        let outcomes: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let won: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+        assert_eq!(won.len(), 1, "{outcomes:?}");
+        assert_eq!(table.len(), 1);
+        assert_eq!(table.downstream_id(0, "same").as_deref(), Some(&**won[0]));
+    }
+}
+
+#[tokio::test]
+async fn per_client_caps_are_held_and_given_back_when_sessions_end() {
+    let table = Arc::new(SessionTable::new(10, 1).with_caps(2, 3));
+    let net = Some(ClientNet::of("192.0.2.1".parse().unwrap()));
+    let alice = Owners {
+        net,
+        ..owned_by(Some(b"Bearer alice"))
+    };
+    let s1 = table.reserve(alice).unwrap().commit(0, "1").unwrap().0;
+    table.reserve(alice).unwrap().commit(0, "2").unwrap();
+    assert_eq!(
+        table.reserve(alice).unwrap_err(),
+        InsertError::Capped(Cap::PerPrincipal)
+    );
+    let rotated = Owners {
+        net,
+        ..owned_by(Some(b"Bearer alice-2"))
+    };
+    let held = table.reserve(rotated).unwrap();
+    assert_eq!(
+        table.reserve(rotated).unwrap_err(),
+        InsertError::Capped(Cap::PerIp)
+    );
+    drop(held);
+    assert_eq!(
+        table.counts(&rotated),
+        (0, 2),
+        "an unused place is given back"
+    );
+    table.remove(&s1.id);
+    assert_eq!(table.counts(&alice), (1, 1), "so is an ended session's");
+    assert!(table.reserve(alice).is_ok());
+    let expired = table.expire_idle(Duration::ZERO);
+    assert_eq!(expired.len(), 1);
+    assert_eq!(table.counts(&alice), (0, 0), "and an expired one's");
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use pingora::http::ResponseHeader;
 use pingora::Result;
 
 use super::metrics::Metrics;
-use crate::transport::sse::{filter, Flow, Judge, ScanError, SseEvent, SseScanner};
+use crate::transport::sse::{cache_control, filter, Flow, Judge, ScanError, SseEvent, SseScanner};
 
 /// Is this response an SSE stream?
 pub fn is_event_stream(resp: &ResponseHeader) -> bool {
@@ -30,10 +30,19 @@ pub fn is_event_stream(resp: &ResponseHeader) -> bool {
 
 /// Header changes for an SSE response: no length (the stream is open-ended), no caching, no
 /// buffering by nginx-style intermediaries, and no compression (compressors hold bytes back).
+/// `no-cache` is added to the upstream's `Cache-Control`, never put in its place: its other
+/// directives (`no-transform` above all) are the upstream's to give.
 pub fn prepare_headers(resp: &mut ResponseHeader) -> Result<()> {
     resp.remove_header(&http::header::CONTENT_LENGTH);
     resp.remove_header(&http::header::CONTENT_ENCODING);
-    resp.insert_header(http::header::CACHE_CONTROL, "no-cache")?;
+    let lines: Vec<&[u8]> = resp
+        .headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .map(http::HeaderValue::as_bytes)
+        .collect();
+    let cache_control = cache_control::with_directive(&lines, "no-cache");
+    resp.insert_header(http::header::CACHE_CONTROL, cache_control)?;
     resp.insert_header("x-accel-buffering", "no")?;
     Ok(())
 }
@@ -120,6 +129,13 @@ mod tests {
         assert!(resp.headers.get("content-length").is_none());
         assert_eq!(resp.headers["cache-control"], "no-cache");
         assert_eq!(resp.headers["x-accel-buffering"], "no");
+
+        let mut kept = ResponseHeader::build(200, None).unwrap();
+        kept.append_header("cache-control", "no-cache").unwrap();
+        kept.append_header("cache-control", "no-transform").unwrap();
+        prepare_headers(&mut kept).unwrap();
+        let values: Vec<_> = kept.headers.get_all("cache-control").iter().collect();
+        assert_eq!(values, ["no-cache, no-transform"], "one line, nothing lost");
 
         let mut json = ResponseHeader::build(200, None).unwrap();
         json.insert_header("content-type", "application/json")

@@ -163,6 +163,8 @@ impl LiveStream {
             let mut out = BytesMut::new();
             prefix.iter().for_each(|p| out.extend_from_slice(p));
             inner.output = Some(out);
+            // The prefix is events for this client; a count left from an earlier client is not.
+            inner.events = prefix.len() as u64;
             // The upstream is being read again for this stream, from an event boundary.
             inner.ended = false;
             inner.scanner = SseScanner::new(inner.max_event);
@@ -436,6 +438,25 @@ mod tests {
         drop(streams);
         drop(hubs);
         assert_eq!(total.load(Ordering::Relaxed), 0);
+    }
+
+    /// Regression: a resumed stream's access-log line said fewer events than its client got:
+    /// the missed events handed over at `attach` were not counted, and a count the previous
+    /// client left undrained was charged to the new one instead.
+    #[test]
+    fn regression_a_resumed_client_is_counted_the_events_it_gets() {
+        let s = StreamHub::default().open(&config(16), Vec::new(), None);
+        s.attach(&[]);
+        s.payload(b"data: a\n\n");
+        s.detach();
+        s.payload(b"data: b\n\n: keepalive\n\n");
+        let missed = s.replay_after(0).unwrap().events;
+        s.attach(&missed);
+        s.payload(b"data: c\n\n");
+        let d = s.drain().unwrap();
+        assert_eq!(d.output.windows(6).filter(|w| w == b"data: ").count(), 3);
+        assert_eq!(d.events, 3, "a and b missed, c live");
+        assert_eq!(s.drain().unwrap().events, 0, "each event counted once");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! normal choice is tried anyway, since being wrong about health beats refusing all traffic).
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,8 +39,6 @@ pub struct Upstream {
     connector: Arc<WatchdogConnector>,
     /// Milliseconds (since the set's origin) until which the upstream counts as down.
     down_until: AtomicU64,
-    /// The upstream has issued a session id, so it needs them on every later request.
-    issues_sessions: AtomicBool,
 }
 
 /// Every configured upstream, and how to choose among them.
@@ -194,7 +192,6 @@ impl Upstream {
             headers: config.headers.clone(),
             connector: Arc::new(WatchdogConnector::new(policy)),
             down_until: AtomicU64::new(0),
-            issues_sessions: AtomicBool::new(false),
         })
     }
 
@@ -262,14 +259,6 @@ impl Upstream {
             }
             _ => self.path_and_query.clone(),
         }
-    }
-
-    pub fn issues_sessions(&self) -> bool {
-        self.issues_sessions.load(Ordering::Relaxed)
-    }
-
-    pub fn set_issues_sessions(&self) {
-        self.issues_sessions.store(true, Ordering::Relaxed);
     }
 }
 

@@ -4,6 +4,7 @@
 //! No Pingora here: the codec works on `Bytes`, so it is unit-tested, property-tested and
 //! benchmarked on its own.
 
+pub mod cache_control;
 mod event;
 mod filter;
 mod replay;
