@@ -6,6 +6,7 @@ use std::time::Duration;
 
 mod auth;
 mod interceptors;
+mod listeners;
 
 use super::raw::{RawConfig, RawRate, Scalar};
 use super::units::{parse_duration, parse_size};
@@ -31,11 +32,8 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError 
 pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError> {
     let defaults = Config::default();
 
-    let listen = match (&overrides.listen, &raw.listen) {
-        (Some(flag), _) => addr(flag, "--bind")?,
-        (None, Some(text)) => addr(text, "listen")?,
-        (None, None) => defaults.listen,
-    };
+    let listeners =
+        listeners::validate(raw.listen, raw.listeners, overrides, super::DEFAULT_LISTEN)?;
     let admin = match (&overrides.admin, &raw.admin) {
         (Some(flag), _)
             if ["off", "none"]
@@ -230,7 +228,21 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
             .collect(),
     };
     let loopback = Security::loopback();
+    let hsts = raw
+        .security
+        .hsts
+        .map(|h| {
+            let max_age = positive(
+                h.max_age,
+                "security.hsts.max_age",
+                super::DEFAULT_HSTS_MAX_AGE,
+            )?;
+            let value = super::listeners::hsts_value(max_age, h.include_subdomains, h.preload);
+            http::HeaderValue::from_str(&value).map_err(|_| invalid("security.hsts", "invalid"))
+        })
+        .transpose()?;
     let security = Security {
+        hsts,
         allowed_origins: globs(
             raw.security.allowed_origins,
             "security.allowed_origins",
@@ -272,7 +284,7 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigE
     let interceptors = interceptors::validate(raw.interceptors.unwrap_or_default(), &upstreams)?;
 
     Ok(Config {
-        listen,
+        listeners,
         admin,
         endpoint,
         threads,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
-use shadowcat::config::{Config, UpstreamConfig, UpstreamUrl};
+use shadowcat::config::{Config, Listener, UpstreamConfig, UpstreamUrl};
 use tokio::sync::oneshot;
 
 pub use mock::{Event, MockUpstream, Received, Reply};
@@ -21,7 +21,7 @@ pub const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 /// A proxy config in front of `upstream_url`, listening on an ephemeral loopback port.
 pub fn config_for(upstream_url: &str) -> Config {
     Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listeners: vec![Listener::plain("127.0.0.1:0".parse().unwrap())],
         admin: Some("127.0.0.1:0".parse().unwrap()),
         upstreams: vec![UpstreamConfig {
             name: "mock".into(),
