@@ -12,3 +12,6 @@ mod sessions;
 mod shutdown;
 mod sse;
 mod streams;
+mod tls;
+mod tls_mtls;
+mod tls_reload;

@@ -4,6 +4,7 @@
 
 pub mod mcp_server;
 pub mod mock;
+pub mod tls;
 pub mod tokens;
 
 use std::net::SocketAddr;
@@ -37,6 +38,8 @@ pub fn config_for(upstream_url: &str) -> Config {
 /// A proxy running on its own thread; stopped (fast shutdown) on drop.
 pub struct Proxy {
     pub addr: SocketAddr,
+    /// Every listener's address (`addr` is the first).
+    pub listeners: Vec<SocketAddr>,
     pub admin: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -58,6 +61,7 @@ impl Proxy {
     pub async fn start(config: Config) -> Self {
         let built = shadowcat::server::build(config).expect("proxy builds");
         let addr = built.listen;
+        let listeners = built.listeners.clone();
         let admin = built.admin.expect("admin listener");
         let (tx, rx) = oneshot::channel();
         let thread = std::thread::spawn(move || {
@@ -65,7 +69,7 @@ impl Proxy {
         });
         // Both listeners: Pingora starts its services one by one, so the admin one can open
         // after the proxy's (seen as a refused /healthz under load).
-        for listener in [addr, admin] {
+        for listener in listeners.iter().copied().chain([admin]) {
             for _ in 0..500 {
                 if tokio::net::TcpStream::connect(listener).await.is_ok() {
                     break;
@@ -75,6 +79,7 @@ impl Proxy {
         }
         Self {
             addr,
+            listeners,
             admin,
             stop: Some(tx),
             thread: Some(thread),
