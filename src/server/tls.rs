@@ -160,6 +160,12 @@ impl TlsEdge {
 
     fn failed(&self, failure: Failure, detail: &str) {
         self.failures.with_label_values(&[failure.label()]).inc();
+        // A connection closed before or during the handshake is what TCP health checks and
+        // port probes do: counted, and logged only at debug.
+        if failure == Failure::Closed {
+            tracing::debug!(listener = %self.addr, detail, "TLS handshake: client closed");
+            return;
+        }
         if let Some(unlogged) = self.log.allow(failure as usize) {
             tracing::warn!(
                 listener = %self.addr,

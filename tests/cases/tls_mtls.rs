@@ -133,8 +133,12 @@ async fn rate_limits_per_principal_count_per_certificate() {
     let bob = client_with(&ca, Some(&certs.client("bob", &clients)), &proxy);
     assert_eq!(ping(&alice, &url).await, Ok(200));
     assert_eq!(ping(&alice, &url).await, Ok(429));
-    // Another connection of alice's is still alice.
-    let alice_again = client_with(&ca, Some(&certs.client("alice", &clients)), &proxy);
+    // Another connection of alice's is still alice, over HTTP/1.1 as over h2.
+    let alice_again = https_client(&ca, Some(&certs.client("alice", &clients)))
+        .http1_only()
+        .resolve("localhost", proxy.addr)
+        .build()
+        .unwrap();
     assert_eq!(ping(&alice_again, &url).await, Ok(429));
     assert_eq!(ping(&bob, &url).await, Ok(200));
 }
