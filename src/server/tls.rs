@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use pingora::protocols::Stream;
 use prometheus::{IntCounterVec, IntGaugeVec};
+use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 use tokio_rustls::LazyConfigAcceptor;
 
@@ -33,6 +34,10 @@ use crate::tls::{LoadError, Snapshot, TlsState};
 /// At most one log line per failure reason this often: a scanner or a misconfigured client
 /// must not flood the log (the counter still counts every one).
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// A fatal `unrecognized_name` alert (112) in a plaintext TLS record: the handshake has not
+/// reached encryption when the ClientHello names an unknown server.
+const UNRECOGNIZED_NAME: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 112];
 
 /// Why a handshake failed: the `reason` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,13 +152,20 @@ impl TlsEdge {
             .map_err(|e| (Failure::of(&e, true), e.to_string()))?;
         let snapshot = self.state.current();
         let sni = start.client_hello().server_name().map(str::to_owned);
-        let known = snapshot.resolver.lookup(sni.as_deref()).is_some();
+        if snapshot.resolver.lookup(sni.as_deref()).is_none() {
+            // rustls would answer `access_denied`; RFC 6066 (section 3) names
+            // `unrecognized_name` for a server name it has no certificate for.
+            let mut io = start.io;
+            let _ = io.write_all(&UNRECOGNIZED_NAME).await;
+            let _ = io.shutdown().await;
+            let sni = sni.unwrap_or_default();
+            return Err((
+                Failure::UnknownSni,
+                format!("no certificate for SNI {sni:?}"),
+            ));
+        }
         match start.into_stream(snapshot.config.clone()).await {
             Ok(tls) => Ok(TlsConn::new(tls)),
-            Err(_) if !known => Err((
-                Failure::UnknownSni,
-                format!("no certificate for SNI {:?}", sni.unwrap_or_default()),
-            )),
             Err(e) => Err((Failure::of(&e, false), e.to_string())),
         }
     }

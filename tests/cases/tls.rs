@@ -142,9 +142,13 @@ async fn sni_picks_the_certificate_and_an_unknown_name_is_refused() {
         .resolve("c.test", proxy.addr)
         .build()
         .unwrap();
-    assert!(ping(&client, &https_url("c.test", proxy.addr))
+    let refused = ping(&client, &https_url("c.test", proxy.addr))
         .await
-        .is_err());
+        .unwrap_err();
+    assert!(
+        refused.contains("UnrecognisedName"),
+        "RFC 6066 alert: {refused}"
+    );
     assert_eq!(
         proxy.settled(&failures("unknown_sni"), 1.0).await,
         Some(1.0)
