@@ -258,6 +258,52 @@ impl Drop for PeerGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{CertPair, SniCert};
+    use testing::CertDir;
+
+    #[test]
+    fn a_reload_swaps_a_good_snapshot_in_and_a_bad_one_never() {
+        let dir = CertDir::new("state");
+        let ca = dir.ca("ca");
+        let (cert, key) = dir.leaf("a", &["a.test"], &ca);
+        let (sni_cert, sni_key) = dir.leaf("b", &["b.test"], &ca);
+        let mut settings = TlsConfig::pair(&cert, &key);
+        settings.certificates.push(SniCert {
+            names: vec!["b.test".into()],
+            pair: CertPair {
+                cert_file: sni_cert,
+                key_file: sni_key.clone(),
+            },
+        });
+        let state = TlsState::new(settings).unwrap();
+        let first = state.current();
+        let names: Vec<_> = first.expiries.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["default", "b.test"]);
+        assert_eq!(
+            first.config.alpn_protocols,
+            [b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+        assert!(!state.changed());
+
+        // A key that is not the certificate's: refused, the old snapshot stays.
+        std::fs::copy(&sni_key, &key).unwrap();
+        assert!(state.changed());
+        let e = state.reload().unwrap_err();
+        assert_eq!(e.file, key);
+        assert!(Arc::ptr_eq(&first, &state.current()));
+        assert!(
+            !state.changed(),
+            "a bad file is reported once, not every second"
+        );
+
+        let (fresh_cert, fresh_key) = dir.leaf("a2", &["a.test"], &ca);
+        std::fs::copy(&fresh_cert, &cert).unwrap();
+        std::fs::copy(&fresh_key, &key).unwrap();
+        assert!(state.changed());
+        let second = state.reload().unwrap();
+        assert!(Arc::ptr_eq(&second, &state.current()));
+        assert!(!Arc::ptr_eq(&first, &second));
+    }
 
     #[test]
     fn an_identity_lives_as_long_as_its_connection() {
