@@ -53,6 +53,13 @@ pub struct ReverseArgs {
     /// Address for MCP clients, e.g. 127.0.0.1:8080 (overrides `listen`).
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
+    /// PEM certificate chain: with --tls-key, the --bind (or `listen`) listener terminates
+    /// TLS (overrides `cert_file` of a listener's `tls`).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert (overrides `key_file` of a listener's `tls`).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Upstream MCP endpoint URL, e.g. http://127.0.0.1:3001/mcp (replaces the `upstreams`
     /// list with this one upstream; several upstreams need the config file).
     #[arg(long, value_name = "URL")]

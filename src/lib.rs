@@ -4,6 +4,7 @@
 //! * [`transport::sse`] — the SSE codec (Pingora-free): incremental memchr framer and encoder.
 //! * [`mcp`] — JSON-RPC peek, protocol versions, error bodies (Pingora-free).
 //! * [`config`] — YAML config, validated before any port is bound.
+//! * [`tls`] — TLS termination settings: certificates by SNI, reload, client certificates.
 //! * [`server`] — builds and runs the Pingora server; [`admin`] serves metrics and health.
 
 pub mod admin;
@@ -12,10 +13,12 @@ pub mod authority;
 pub mod cli;
 pub mod config;
 pub mod fd_budget;
+pub mod file_stamp;
 pub mod glob;
 pub mod interceptor;
 pub mod mcp;
 pub mod proxy;
 pub mod ratelimit;
 pub mod server;
+pub mod tls;
 pub mod transport;

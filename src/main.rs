@@ -38,6 +38,8 @@ fn reverse(args: ReverseArgs) -> ExitCode {
     init_logging();
     let overrides = Overrides {
         listen: args.bind,
+        tls_cert: args.tls_cert.map(|p| p.display().to_string()),
+        tls_key: args.tls_key.map(|p| p.display().to_string()),
         admin: args.admin,
         upstream: args.upstream,
         threads: args.threads,
@@ -62,7 +64,7 @@ fn reverse(args: ReverseArgs) -> ExitCode {
         }
     };
     tracing::info!(
-        listen = %proxy.listen,
+        listen = ?proxy.listeners,
         admin = ?proxy.admin,
         upstream,
         version = env!("CARGO_PKG_VERSION"),

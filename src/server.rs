@@ -27,8 +27,13 @@ use crate::proxy::reverse::session::SessionTable;
 use crate::proxy::reverse::upstream::UpstreamSet;
 use crate::proxy::reverse::Metrics;
 use crate::proxy::McpProxy;
+use crate::tls::PeerIdentities;
+use tls::TlsEdge;
+use watch::{Reload, RulesReload, Watcher};
 
 mod accept;
+pub mod tls;
+mod watch;
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -50,13 +55,17 @@ pub enum StartError {
     Metrics(#[from] prometheus::Error),
     #[error("auth: {0}")]
     Auth(String),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::LoadError),
 }
 
 /// A built, not yet running, proxy.
 pub struct Shadowcat {
     server: Server,
-    /// The MCP listener's address (the real port when the config said 0).
+    /// The first MCP listener's address (the real port when the config said 0).
     pub listen: SocketAddr,
+    /// Every MCP listener's address, in config order.
+    pub listeners: Vec<SocketAddr>,
     pub admin: Option<SocketAddr>,
     ready: Arc<AtomicBool>,
     in_flight: Arc<AtomicUsize>,
@@ -102,12 +111,18 @@ fn fit_open_files(limits: &mut crate::config::Limits, upstreams: usize) {
 /// Builds the server: checks the addresses, resolves upstreams, wires the services.
 pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     let mut config = config;
-    config.listen = reserve(config.listen, "listen")?;
+    for listener in &mut config.listeners {
+        listener.addr = reserve(listener.addr, "listen")?;
+    }
     config.admin = config.admin.map(|a| reserve(a, "admin")).transpose()?;
     let upstreams = UpstreamSet::resolve(&config).map_err(StartError::Upstream)?;
-    if !config.listen.ip().is_loopback() && config.security == crate::config::Security::loopback() {
+    let exposed = config.listeners.iter().find(|l| !l.addr.ip().is_loopback());
+    if let (Some(exposed), true) = (
+        exposed,
+        config.security == crate::config::Security::loopback(),
+    ) {
         tracing::warn!(
-            listen = %config.listen,
+            listen = %exposed.addr,
             "listening beyond loopback, but security.allowed_hosts/allowed_origins still allow only \
              loopback names: clients using other names get 403 until you list them"
         );
@@ -149,13 +164,26 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
         config.interceptors.rules.clone(),
         config.interceptors.rules_file.clone(),
     ));
+    let tls = config
+        .listeners
+        .iter()
+        .filter_map(|l| Some((l.addr, l.tls.clone()?)))
+        .map(|(addr, settings)| TlsEdge::new(addr, settings, &metrics).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Client identities are recorded only when some listener asks for certificates.
+    let peers = config
+        .listeners
+        .iter()
+        .any(|l| l.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some()))
+        .then(|| Arc::new(PeerIdentities::default()));
     let proxy = McpProxy::new(
         config.clone(),
         upstreams,
         metrics.clone(),
         auth.clone(),
         interceptors.clone(),
-    );
+    )
+    .with_peer_identities(peers.clone());
     let in_flight = proxy.in_flight();
     let sweeper = Sweeper {
         sessions: proxy.sessions(),
@@ -171,26 +199,33 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     let mut http = pingora::proxy::http_proxy(&server.configuration, proxy);
     http.server_options = Some(options);
     // The listener hands connections to the accept layer, which hands them to Pingora's proxy.
-    let edge = accept::EdgeApp::new(http, &config.limits, true, &metrics);
+    let edge = accept::EdgeApp::new(http, &config.limits, true, &metrics, tls.clone(), peers);
     let mut service = Service::new("shadowcat".to_owned(), edge);
-    // Pingora reads each downstream connection through a 64 KiB buffer by default; an idle SSE
-    // stream then costs ~65 KB (measured). MCP requests are small, so a smaller buffer costs
-    // at most a few more reads on large bodies.
-    let listener = ListenerConfig::tcp(config.listen.to_string())
-        .l4_buffer(L4BufferSettings::new(config.limits.read_buffer, 1460));
-    service.add_listener(listener);
+    // Every listener hands plain TCP to the accept layer, which terminates TLS itself
+    // (`server::tls`). Pingora reads each downstream connection through a 64 KiB buffer by
+    // default; an idle SSE stream then costs ~65 KB (measured). MCP requests are small, so a
+    // smaller buffer costs at most a few more reads on large bodies.
+    for l in &config.listeners {
+        let listener = ListenerConfig::tcp(l.addr.to_string())
+            .l4_buffer(L4BufferSettings::new(config.limits.read_buffer, 1460));
+        service.add_listener(listener);
+    }
     server.add_service(service);
     server.add_service(background_service("session sweeper", sweeper));
     if let Some(auth) = auth {
         server.add_service(background_service("jwks refresher", JwksRefresher(auth)));
     }
+    let mut reloads: Vec<Box<dyn Reload>> = Vec::new();
     if interceptors.file().is_some() {
-        let watcher = RulesWatcher {
+        reloads.push(Box::new(RulesReload {
             interceptors,
             watch: config.interceptors.watch,
             metrics: metrics.clone(),
-        };
-        server.add_service(background_service("rules watcher", watcher));
+        }));
+    }
+    reloads.extend(tls.into_iter().map(|t| Box::new(t) as Box<dyn Reload>));
+    if !reloads.is_empty() {
+        server.add_service(background_service("reload watcher", Watcher(reloads)));
     }
 
     if let Some(admin) = config.admin {
@@ -209,7 +244,8 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
 
     Ok(Shadowcat {
         server,
-        listen: config.listen,
+        listen: config.listen(),
+        listeners: config.listeners.iter().map(|l| l.addr).collect(),
         admin: config.admin,
         ready,
         in_flight,
@@ -297,62 +333,6 @@ impl BackgroundService for JwksRefresher {
                     Ok(n) => tracing::debug!(keys = n, "JWKS loaded"),
                     Err(e) => tracing::error!(error = %e, "JWKS refresh failed; keeping the previous keys"),
                 },
-                _ = shutdown.changed() => return,
-            }
-        }
-    }
-}
-
-/// Reloads the rule file on SIGHUP, and on change when `interceptors.watch` is set (polled
-/// once a second: cheap, and it works on every filesystem, editors' rename-on-save included).
-struct RulesWatcher {
-    interceptors: Arc<Interceptors>,
-    watch: bool,
-    metrics: Arc<Metrics>,
-}
-
-impl RulesWatcher {
-    fn reload(&self, why: &'static str) {
-        let file = self.interceptors.file().map(|f| f.display().to_string());
-        match self.interceptors.reload() {
-            Ok(n) => {
-                self.metrics.rules_reload.with_label_values(&["ok"]).inc();
-                tracing::info!(rules = n, file, why, "interceptor rules reloaded");
-            }
-            Err(e) => {
-                self.metrics
-                    .rules_reload
-                    .with_label_values(&["error"])
-                    .inc();
-                tracing::error!(error = %e, file, why, "rule file rejected; the previous rules stay in force");
-            }
-        }
-    }
-}
-
-#[async_trait]
-impl BackgroundService for RulesWatcher {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut hup = match signal(SignalKind::hangup()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot install the SIGHUP handler; reload by file change only");
-                None
-            }
-        };
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                    self.reload("SIGHUP");
-                }
-                _ = tick.tick(), if self.watch => {
-                    if self.interceptors.file_changed() {
-                        self.reload("file changed");
-                    }
-                }
                 _ = shutdown.changed() => return,
             }
         }

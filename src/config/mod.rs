@@ -5,8 +5,10 @@
 //! * `validate` — typed values, defaults, cross-field rules, CLI overrides;
 //! * `units` — `5s`/`30m` durations and `4MiB` sizes.
 
+mod listeners;
 mod raw;
 mod units;
+mod upstream_url;
 mod validate;
 
 use std::net::SocketAddr;
@@ -17,12 +19,22 @@ use crate::authority::AuthorityPattern;
 use crate::glob::Glob;
 pub use crate::ratelimit::{Cidr, Rate};
 
+pub use listeners::{CertPair, ClientAuth, Listener, SniCert, TlsConfig};
 pub use units::{format_duration, parse_duration, parse_size};
+
+/// Where the proxy listens when nothing says otherwise.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    8080,
+));
+/// `security.hsts.max_age` when not given: one year.
+pub const DEFAULT_HSTS_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    pub listen: SocketAddr,
+    /// At least one; `listen:` and `--bind` give one plain listener.
+    pub listeners: Vec<Listener>,
     pub admin: Option<SocketAddr>,
     /// `admin.bearer_token`: when set, `/metrics` needs `Authorization: Bearer <token>`.
     pub admin_bearer_token: Option<BearerToken>,
@@ -105,6 +117,8 @@ pub struct Security {
     pub allowed_origins: Vec<AuthorityPattern>,
     /// Against `Host` (or the request target's authority). No match: 403.
     pub allowed_hosts: Vec<AuthorityPattern>,
+    /// `Strict-Transport-Security` for responses on TLS listeners; `None`: not sent.
+    pub hsts: Option<http::HeaderValue>,
 }
 
 /// Loopback hosts, with or without a port: the safe default.
@@ -128,6 +142,7 @@ impl Security {
                 .iter()
                 .map(|h| AuthorityPattern::new(h))
                 .collect(),
+            hsts: None,
         }
     }
 
@@ -260,10 +275,17 @@ pub struct Shutdown {
     pub grace_period: Duration,
 }
 
+impl Config {
+    /// The first listener's address (the only one unless `listeners` lists more).
+    pub fn listen(&self) -> SocketAddr {
+        self.listeners.first().map_or(DEFAULT_LISTEN, |l| l.addr)
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listeners: vec![Listener::plain(DEFAULT_LISTEN)],
             admin: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
             admin_bearer_token: None,
             endpoint: "/mcp".into(),
@@ -394,6 +416,9 @@ impl ConfigError {
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub listen: Option<String>,
+    /// With `tls_key`: the listener from `--bind` (or `listen`) terminates TLS.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
     /// An address, or `off`/`none` to disable the admin listener.
     pub admin: Option<String>,
     /// Replaces the upstream list with one upstream named `default`.
@@ -505,74 +530,7 @@ pub(crate) fn one_line(text: &str) -> String {
         .collect()
 }
 
-// === impl UpstreamUrl ===
-
-impl UpstreamUrl {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let uri: http::Uri = text
-            .trim()
-            .parse()
-            .map_err(|e| format!("invalid URL {text:?}: {e}"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err("https upstreams are not supported yet (no TLS in this build)".into())
-            }
-            Some(other) => return Err(format!("unsupported scheme {other:?} (use http://)")),
-            None => {
-                return Err(format!(
-                    "{text:?} is not an absolute URL (use http://host:port/path)"
-                ))
-            }
-        }
-        let authority = uri
-            .authority()
-            .ok_or_else(|| format!("{text:?} has no host"))?;
-        if authority.as_str().contains('@') {
-            return Err("credentials in the URL are not supported".into());
-        }
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        if host.is_empty() {
-            return Err(format!("{text:?} has no host"));
-        }
-        // `Authority::port_u16` is `None` for an out-of-range port too: check the text.
-        let port = match authority.as_str().strip_prefix(authority.host()) {
-            Some("") => 80,
-            Some(rest) => match rest.strip_prefix(':').map(str::parse::<u16>) {
-                Some(Ok(port)) if port != 0 => port,
-                _ => return Err(format!("{text:?} has an invalid port (use 1 to 65535)")),
-            },
-            None => return Err(format!("{text:?} has an invalid authority")),
-        };
-        if text.contains('#') {
-            return Err(format!("{text:?} has a fragment (#...); remove it"));
-        }
-        let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-        let path_and_query = if path_and_query.starts_with('/') {
-            path_and_query
-        } else {
-            format!("/{path_and_query}")
-        };
-        Ok(Self {
-            host: host.to_owned(),
-            port,
-            path_and_query,
-            original: text.trim().to_owned(),
-        })
-    }
-
-    /// `host:port` for the `Host` header (IPv6 in brackets).
-    pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
+#[cfg(test)]
+mod listener_tests;
 #[cfg(test)]
 mod tests;

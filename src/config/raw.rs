@@ -7,6 +7,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub listen: Option<String>,
+    pub listeners: Option<Vec<RawListener>>,
     /// `Some(None)` is an explicit `admin: null` (disabled).
     #[serde(default, deserialize_with = "explicit_null")]
     pub admin: Option<Option<RawAdmin>>,
@@ -129,6 +130,47 @@ pub struct RawRate {
 pub struct RawSecurity {
     pub allowed_origins: Option<Vec<String>>,
     pub allowed_hosts: Option<Vec<String>>,
+    pub hsts: Option<RawHsts>,
+}
+
+/// `security.hsts:` — `Strict-Transport-Security` on responses over TLS.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHsts {
+    pub max_age: Option<Scalar>,
+    #[serde(default)]
+    pub include_subdomains: bool,
+    #[serde(default)]
+    pub preload: bool,
+}
+
+/// `listeners[]` — an address, plain or TLS.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    pub addr: String,
+    pub tls: Option<RawTls>,
+}
+
+/// `listeners[].tls` — certificates (a default pair and/or pairs chosen by SNI) and client
+/// certificates.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub certificates: Option<Vec<RawSniCert>>,
+    pub client_ca_file: Option<String>,
+    pub client_auth: Option<String>,
+    pub handshake_timeout: Option<Scalar>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSniCert {
+    pub names: Vec<String>,
+    pub cert_file: String,
+    pub key_file: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 mod admin;
 mod auth;
 mod interceptors;
+mod listeners;
 
 use super::raw::{RawConfig, RawRate, Scalar};
 use super::units::{parse_duration, parse_size};
@@ -32,11 +33,8 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError 
 pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError> {
     let defaults = Config::default();
 
-    let listen = match (&overrides.listen, &raw.listen) {
-        (Some(flag), _) => addr(flag, "--bind")?,
-        (None, Some(text)) => addr(text, "listen")?,
-        (None, None) => defaults.listen,
-    };
+    let listeners =
+        listeners::validate(raw.listen, raw.listeners, overrides, super::DEFAULT_LISTEN)?;
     let (admin, admin_bearer_token) =
         admin::validate(raw.admin.take(), overrides.admin.as_deref(), defaults.admin)?;
     let endpoint = raw.endpoint.unwrap_or(defaults.endpoint);
@@ -227,7 +225,21 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
             .collect(),
     };
     let loopback = Security::loopback();
+    let hsts = raw
+        .security
+        .hsts
+        .map(|h| {
+            let max_age = positive(
+                h.max_age,
+                "security.hsts.max_age",
+                super::DEFAULT_HSTS_MAX_AGE,
+            )?;
+            let value = super::listeners::hsts_value(max_age, h.include_subdomains, h.preload);
+            http::HeaderValue::from_str(&value).map_err(|_| invalid("security.hsts", "invalid"))
+        })
+        .transpose()?;
     let security = Security {
+        hsts,
         allowed_origins: patterns(
             raw.security.allowed_origins,
             "security.allowed_origins",
@@ -269,7 +281,7 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
     let interceptors = interceptors::validate(raw.interceptors.unwrap_or_default(), &upstreams)?;
 
     Ok(Config {
-        listen,
+        listeners,
         admin,
         admin_bearer_token,
         endpoint,

@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
@@ -41,22 +40,7 @@ pub struct Interceptors {
     stamp: std::sync::Mutex<Option<Stamp>>,
 }
 
-/// A file's modification time and length: cheap to read once a second.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
-    modified: Option<SystemTime>,
-    len: u64,
-}
-
-impl Stamp {
-    pub fn of(path: &Path) -> Option<Self> {
-        let meta = std::fs::metadata(path).ok()?;
-        Some(Self {
-            modified: meta.modified().ok(),
-            len: meta.len(),
-        })
-    }
-}
+pub use crate::file_stamp::Stamp;
 
 // === impl Interceptors ===
 

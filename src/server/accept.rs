@@ -18,6 +18,13 @@
 //!   `logging` re-arms it for the next one. HTTP/2 connections are disarmed once their preface
 //!   arrived: the h2 layer frames their requests, and Pingora's `h2_idle_timeout` (set to the
 //!   same limit) closes one that has no request in flight for that long, however it trickles.
+//! * **TLS listeners** ([`super::tls`]): the handshake runs here, bounded by its own timeout,
+//!   before the head clock starts; Pingora gets the decrypted stream ([`super::tls::TlsConn`]),
+//!   which says whether ALPN chose h2. A verified client certificate is recorded for the
+//!   connection's life in `tls::PeerIdentities`, where the proxy phases find it.
+//!
+//! One `EdgeApp` serves every listener (one Pingora service, one runtime): the listener a
+//! connection came in on is found by its local address.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -25,12 +32,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
-use pingora::protocols::{Peek, Ssl, Stream, ALPN};
+use pingora::protocols::{GetSocketDigest, Peek, Ssl, Stream, ALPN};
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 use prometheus::IntCounterVec;
 
+use super::tls::TlsEdge;
 use crate::proxy::McpProxy;
+use crate::tls::{PeerGuard, PeerIdentities};
 use crate::transport::head_deadline::{HeadClock, HeadDeadline};
 
 /// The HTTP/2 connection preface (RFC 9113 section 3.4), as Pingora's h2c check reads it.
@@ -46,6 +55,10 @@ pub struct EdgeApp {
     /// Connections open now (the `shadowcat_connections_open` gauge reads it).
     open: Arc<AtomicUsize>,
     rejected: IntCounterVec,
+    /// The TLS listeners (any other is plain).
+    tls: Vec<Arc<TlsEdge>>,
+    /// Where verified client certificates are recorded (`None`: no listener asks for them).
+    peers: Option<Arc<PeerIdentities>>,
 }
 
 /// Counts a connection while it lives.
@@ -65,8 +78,12 @@ impl EdgeApp {
         limits: &crate::config::Limits,
         h2c: bool,
         metrics: &crate::proxy::reverse::Metrics,
+        tls: Vec<Arc<TlsEdge>>,
+        peers: Option<Arc<PeerIdentities>>,
     ) -> Self {
         Self {
+            tls,
+            peers,
             proxy: Arc::new(proxy),
             max_connections: limits.max_connections,
             header_read_timeout: limits.header_read_timeout,
@@ -74,6 +91,35 @@ impl EdgeApp {
             open: metrics.connections.clone(),
             rejected: metrics.connections_rejected.clone(),
         }
+    }
+
+    /// The TLS listener this connection came in on, if it is one.
+    fn tls_of(&self, stream: &Stream) -> Option<&Arc<TlsEdge>> {
+        if self.tls.is_empty() {
+            return None;
+        }
+        let digest = stream.get_socket_digest()?;
+        let local = *digest.local_addr()?.as_inet()?;
+        self.tls.iter().find(|t| {
+            t.addr == local || (t.addr.port() == local.port() && t.addr.ip().is_unspecified())
+        })
+    }
+
+    /// The TLS handshake on a TLS listener (`None`: it failed, the connection is closed),
+    /// with the client certificate's identity recorded while the connection lives.
+    async fn terminate(&self, stream: Stream) -> Option<(Stream, Option<PeerGuard>)> {
+        let Some(tls) = self.tls_of(&stream) else {
+            return Some((stream, None));
+        };
+        let conn = tls.handshake(stream).await?;
+        let guard = self.peers.as_ref().and_then(|peers| {
+            let identity = conn.client_identity()?;
+            let digest = conn.get_socket_digest()?;
+            let local = *digest.local_addr()?.as_inet()?;
+            let peer = *digest.peer_addr()?.as_inet()?;
+            Some(peers.enter(local, peer, identity.into()))
+        });
+        Some((Box::new(conn), guard))
     }
 
     /// HTTP/2 connections have no per-request head for the clock to time once the preface is
@@ -115,6 +161,7 @@ impl ServerApp for EdgeApp {
             // Dropping the stream closes it: no head is read, no descriptor held.
             return None;
         }
+        let (stream, _identity) = self.terminate(stream).await?;
         let clock = HeadClock::new(self.header_read_timeout);
         let mut stream = HeadDeadline::new(stream, clock.clone());
         if self.settle_protocol(&mut stream).await {

@@ -18,3 +18,6 @@ mod shutdown;
 mod sse;
 mod sse_fidelity;
 mod streams;
+mod tls;
+mod tls_mtls;
+mod tls_reload;

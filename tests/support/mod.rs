@@ -5,6 +5,7 @@
 pub mod access_log;
 pub mod mcp_server;
 pub mod mock;
+pub mod tls;
 pub mod tokens;
 
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
-use shadowcat::config::{Config, UpstreamConfig, UpstreamUrl};
+use shadowcat::config::{Config, Listener, UpstreamConfig, UpstreamUrl};
 use tokio::sync::oneshot;
 
 pub use mock::{Event, MockUpstream, Received, Reply};
@@ -22,7 +23,7 @@ pub const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 /// A proxy config in front of `upstream_url`, listening on an ephemeral loopback port.
 pub fn config_for(upstream_url: &str) -> Config {
     Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listeners: vec![Listener::plain("127.0.0.1:0".parse().unwrap())],
         admin: Some("127.0.0.1:0".parse().unwrap()),
         upstreams: vec![UpstreamConfig {
             name: "mock".into(),
@@ -38,6 +39,8 @@ pub fn config_for(upstream_url: &str) -> Config {
 /// A proxy running on its own thread; stopped (fast shutdown) on drop.
 pub struct Proxy {
     pub addr: SocketAddr,
+    /// Every listener's address (`addr` is the first).
+    pub listeners: Vec<SocketAddr>,
     pub admin: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -59,6 +62,7 @@ impl Proxy {
     pub async fn start(config: Config) -> Self {
         let built = shadowcat::server::build(config).expect("proxy builds");
         let addr = built.listen;
+        let listeners = built.listeners.clone();
         let admin = built.admin.expect("admin listener");
         let (tx, rx) = oneshot::channel();
         let thread = std::thread::spawn(move || {
@@ -66,7 +70,7 @@ impl Proxy {
         });
         // Both listeners: Pingora starts its services one by one, so the admin one can open
         // after the proxy's (seen as a refused /healthz under load).
-        for listener in [addr, admin] {
+        for listener in listeners.iter().copied().chain([admin]) {
             for _ in 0..500 {
                 if tokio::net::TcpStream::connect(listener).await.is_ok() {
                     break;
@@ -76,6 +80,7 @@ impl Proxy {
         }
         Self {
             addr,
+            listeners,
             admin,
             stop: Some(tx),
             thread: Some(thread),

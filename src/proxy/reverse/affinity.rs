@@ -64,9 +64,11 @@ impl McpProxy {
     ) -> Result<(), Refused> {
         let id = req.headers.get(SESSION_ID).and_then(|v| v.to_str().ok());
         // With `auth:` the principal is the token's subject (set already); without it, the
-        // credential the client presents.
+        // verified client certificate (mTLS), else the credential the client presents.
         if self.auth.is_none() {
-            ctx.principal = principal_of(req.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes));
+            ctx.principal = ctx.client_cert.or_else(|| {
+                principal_of(req.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes))
+            });
         }
         let plan = handlers::plan_session(
             id,

@@ -51,6 +51,8 @@ pub struct RequestCtx {
     /// A place held for the session an `initialize` may create.
     pub new_session: Option<Reservation>,
     pub principal: Option<Principal>,
+    /// The verified client certificate's principal (mTLS), found at the first phase.
+    pub client_cert: Option<Principal>,
     /// Upstreams that failed to connect for this request (not chosen again).
     pub tried: Vec<usize>,
     /// Counts this request among its session's requests in flight.
@@ -99,6 +101,7 @@ impl RequestCtx {
             session: None,
             new_session: None,
             principal: None,
+            client_cert: None,
             tried: Vec::new(),
             session_active: None,
             intercept: None,

@@ -6,8 +6,8 @@
 //! up the series count by inventing methods.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric the reverse proxy exports.
@@ -34,6 +34,12 @@ pub struct Metrics {
     pub connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Connections closed by the accept layer, by `reason` ([`CONNECTION_REJECTIONS`]).
     pub connections_rejected: IntCounterVec,
+    /// TLS handshakes that failed, by `reason` (`server::tls::FAILURE_REASONS`).
+    pub tls_handshake_failures: IntCounterVec,
+    /// Certificate reloads, by `result` (`ok`, `error`).
+    pub tls_reloads: IntCounterVec,
+    /// Each served certificate's `notAfter` (Unix seconds), by `name`.
+    pub tls_certificate_expiry: IntGaugeVec,
 }
 
 /// Every `reason` of `shadowcat_connections_rejected_total`.
@@ -153,6 +159,31 @@ impl Metrics {
         for reason in CONNECTION_REJECTIONS {
             connections_rejected.with_label_values(&[reason]);
         }
+        let tls_handshake_failures = IntCounterVec::new(
+            Opts::new(
+                "shadowcat_tls_handshake_failures_total",
+                "TLS handshakes that failed on a TLS listener, by reason",
+            ),
+            &["reason"],
+        )?;
+        let tls_reloads = IntCounterVec::new(
+            Opts::new(
+                "shadowcat_tls_reloads_total",
+                "TLS certificate reloads: ok, or error (the previous certificates stay)",
+            ),
+            &["result"],
+        )?;
+        let tls_certificate_expiry = IntGaugeVec::new(
+            Opts::new(
+                "shadowcat_tls_certificate_expiry_seconds",
+                "When each served certificate expires (notAfter, Unix seconds); name is \
+                 `default` or the first SNI name of its entry",
+            ),
+            &["name"],
+        )?;
+        registry.register(Box::new(tls_handshake_failures.clone()))?;
+        registry.register(Box::new(tls_reloads.clone()))?;
+        registry.register(Box::new(tls_certificate_expiry.clone()))?;
         registry.register(Box::new(connections_open.clone()))?;
         registry.register(Box::new(connections_rejected.clone()))?;
         registry.register(Box::new(replay_buffer_bytes.clone()))?;
@@ -187,6 +218,9 @@ impl Metrics {
             connections_open,
             connections: Default::default(),
             connections_rejected,
+            tls_handshake_failures,
+            tls_reloads,
+            tls_certificate_expiry,
         })
     }
 

@@ -7,6 +7,7 @@
 mod affinity;
 mod authn;
 mod ctx;
+mod edge_tls;
 mod exchange;
 pub mod failure;
 mod forward;
@@ -62,6 +63,8 @@ pub struct McpProxy {
     streams: streams::StreamConfig,
     metrics: Arc<Metrics>,
     in_flight: Arc<AtomicUsize>,
+    /// Verified client certificates by connection (`None`: no listener asks for them).
+    peers: Option<Arc<crate::tls::PeerIdentities>>,
 }
 
 // === impl McpProxy ===
@@ -89,7 +92,14 @@ impl McpProxy {
             sessions,
             in_flight: Arc::new(AtomicUsize::new(0)),
             metrics,
+            peers: None,
         }
+    }
+
+    /// Where the accept layer records verified client certificates (mTLS listeners).
+    pub fn with_peer_identities(mut self, peers: Option<Arc<crate::tls::PeerIdentities>>) -> Self {
+        self.peers = peers;
+        self
     }
 
     /// Requests in flight right now (shutdown waits for this to reach zero).
@@ -124,10 +134,15 @@ impl ProxyHttp for McpProxy {
         RequestCtx::new(&self.in_flight)
     }
 
-    /// None. Pingora's default is a compression module at level 0, whose filters still ran on
-    /// every response head and body piece (1.4% of CPU on SSE streams); the proxy never
-    /// compresses, since clients must get SSE as the upstream sent it.
-    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
+    /// Only HSTS, when `security.hsts` is set. Pingora's default is a compression module at
+    /// level 0, whose filters still ran on every response head and body piece (1.4% of CPU on
+    /// SSE streams); the proxy never compresses, since clients must get SSE as the upstream
+    /// sent it.
+    fn init_downstream_modules(&self, modules: &mut pingora::modules::http::HttpModules) {
+        if let Some(value) = &self.config.security.hsts {
+            modules.add_module(Box::new(edge_tls::HstsBuilder(value.clone())));
+        }
+    }
 
     /// Connection-level limits, per request: a slow request body is cut after
     /// `limits.body_read_timeout` (the idle read Pingora keeps during a response has no
@@ -136,12 +151,18 @@ impl ProxyHttp for McpProxy {
     async fn early_request_filter(
         &self,
         session: &mut Session,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
         let limits = &self.config.limits;
         session.set_keepalive(Some(limits.keepalive_idle.as_secs().max(1)));
         session.set_read_timeout(Some(limits.body_read_timeout));
         head_clock::head_read(session);
+        if self.config.security.hsts.is_some() {
+            edge_tls::Hsts::mark(session);
+        }
+        if let Some(peers) = &self.peers {
+            ctx.client_cert = edge_tls::client_principal(peers, session);
+        }
         Ok(())
     }
 
