@@ -68,6 +68,82 @@ pub fn encoding_refusal<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Optio
     })
 }
 
+/// The verdict on a request's `Content-Type` values: exactly one, `application/json`, in UTF-8.
+/// An upstream decodes the body by the charset it names (the TypeScript SDK and Express
+/// decode `utf-7`, `shift_jis`, ... through iconv), where the judge reads UTF-8: a body in
+/// another charset can name one tool to the judge and another to the upstream.
+pub fn content_type_refusal<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Option<Refusal> {
+    let refusal = Refusal {
+        status: 415,
+        code: ErrorCode::ParseError,
+        message:
+            "Unsupported Media Type: a body must be one Content-Type application/json in UTF-8",
+    };
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Some(refusal);
+    };
+    let Ok(text) = std::str::from_utf8(value) else {
+        return Some(refusal);
+    };
+    let mut parts = text.split(';');
+    let media = parts.next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/json") {
+        return Some(refusal);
+    }
+    let utf8_only = parts.map(str::trim).filter(|p| !p.is_empty()).all(|p| {
+        p.split_once('=').is_some_and(|(k, v)| {
+            let v = v.trim().trim_matches('"');
+            k.trim().eq_ignore_ascii_case("charset")
+                && (v.eq_ignore_ascii_case("utf-8") || v.eq_ignore_ascii_case("utf8"))
+        })
+    });
+    (!utf8_only).then_some(refusal)
+}
+
+/// The verdict on MCP 2026-07-28 `Mcp-Method` / `Mcp-Name` (when the request says that
+/// version): each at most once, readable, and saying what the body says. An upstream that
+/// routes by the header would otherwise run what the judge never saw. Absent headers are the
+/// upstream's to refuse.
+pub fn mcp_header_refusal<'a>(
+    methods: impl Iterator<Item = &'a [u8]>,
+    names: impl Iterator<Item = &'a [u8]>,
+    body: &[u8],
+) -> Option<Refusal> {
+    let refusal = Refusal {
+        status: 400,
+        code: ErrorCode::HeaderMismatch,
+        message:
+            "Mcp-Method or Mcp-Name is repeated, unreadable or does not match the request body",
+    };
+    let (Ok(method), Ok(name)) = (one_value(methods), one_value(names)) else {
+        return Some(refusal);
+    };
+    match (method, name) {
+        (None, None) => None,
+        (None, Some(_)) => Some(refusal),
+        (Some(m), name) => (!super::headers::body_agrees(body, &(m, name))).then_some(refusal),
+    }
+}
+
+/// The one readable value of a header (visible ASCII, `=?base64?...?=` decoded), or none;
+/// `Err` when it is repeated or unreadable.
+fn one_value<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<Option<String>, ()> {
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(());
+    }
+    let text = std::str::from_utf8(value).map_err(|_| ())?;
+    if !text
+        .bytes()
+        .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+    {
+        return Err(());
+    }
+    Ok(Some(super::headers::decode_value(text.trim())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +168,47 @@ mod tests {
             Some((400, -32600))
         );
         assert_eq!(code(br#"{"method":7,"id":1}"#), Some((400, -32600)));
+    }
+
+    /// Review finding: `charset=utf-7` let `"+AGQ-anger"` read as `danger` upstream.
+    #[test]
+    fn regression_only_utf8_json_is_judged() {
+        let refuse = |v: &[&str]| content_type_refusal(v.iter().map(|s| s.as_bytes())).is_some();
+        assert!(!refuse(&["application/json"]));
+        assert!(!refuse(&["Application/JSON; charset=UTF-8"]));
+        assert!(!refuse(&["application/json;charset=\"utf8\""]));
+        assert!(refuse(&[]));
+        assert!(refuse(&["application/json; charset=utf-7"]));
+        assert!(refuse(&["application/json; charset=shift_jis"]));
+        assert!(refuse(&["application/json; boundary=x"]));
+        assert!(refuse(&["text/plain"]));
+        assert!(refuse(&["application/json", "application/json"]));
+    }
+
+    #[test]
+    fn mcp_headers_agree_with_the_body_or_are_refused() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
+        let check = |m: &[&str], n: &[&str]| {
+            mcp_header_refusal(
+                m.iter().map(|s| s.as_bytes()),
+                n.iter().map(|s| s.as_bytes()),
+                body,
+            )
+            .map(|r| r.code.code())
+        };
+        assert_eq!(check(&[], &[]), None);
+        assert_eq!(check(&["tools/call"], &["echo"]), None);
+        assert_eq!(check(&["tools/call"], &[]), None);
+        assert_eq!(check(&["tools/call"], &["=?base64?ZWNobw==?="]), None);
+        assert_eq!(check(&["tools/call"], &["danger"]), Some(-32020));
+        assert_eq!(check(&["ping"], &[]), Some(-32020));
+        assert_eq!(check(&[], &["echo"]), Some(-32020));
+        assert_eq!(
+            check(&["tools/call", "tools/call"], &["echo"]),
+            Some(-32020)
+        );
+        assert_eq!(check(&["tools/call"], &["echo", "echo"]), Some(-32020));
+        assert_eq!(check(&["tools/call\u{7f}"], &["echo"]), Some(-32020));
     }
 
     #[test]

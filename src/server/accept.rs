@@ -123,13 +123,11 @@ impl EdgeApp {
     }
 
     /// HTTP/2 connections have no per-request head for the clock to time once the preface is
-    /// in; an HTTP/1.1 one keeps it. `false`: the peek failed (deadline, or the client left).
+    /// in (under the clock: ALPN `h2` says nothing about whether the client will send it); an
+    /// HTTP/1.1 one keeps it. `false`: the peek failed (deadline, or the client left).
     async fn settle_protocol(&self, stream: &mut HeadDeadline) -> bool {
-        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-            stream.clock().disarm();
-            return true;
-        }
-        if !self.h2c || stream.get_ssl_digest().is_some() {
+        let alpn_h2 = matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
+        if !alpn_h2 && (!self.h2c || stream.get_ssl_digest().is_some()) {
             return true;
         }
         let mut preface = [0u8; H2_PREFACE.len()];

@@ -98,6 +98,9 @@ impl HeadClock {
 pub struct HeadDeadline {
     inner: Stream,
     clock: Arc<HeadClock>,
+    /// Bytes a peek read (the HTTP/2 preface check), given back by the next reads. Peeking
+    /// here, not in the wrapped stream, works for any stream (a TLS one cannot peek).
+    peeked: Vec<u8>,
     /// The timer for the armed deadline, made on the first read that has to wait.
     sleep: Option<(Instant, Pin<Box<Sleep>>)>,
 }
@@ -109,6 +112,7 @@ impl HeadDeadline {
         Self {
             inner,
             clock,
+            peeked: Vec::new(),
             sleep: None,
         }
     }
@@ -132,6 +136,12 @@ impl AsyncRead for HeadDeadline {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.peeked.is_empty() {
+            let n = this.peeked.len().min(buf.remaining());
+            buf.put_slice(&this.peeked[..n]);
+            this.peeked.drain(..n);
+            return Poll::Ready(Ok(()));
+        }
         let Some(due) = this.clock.due() else {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         };
@@ -247,15 +257,22 @@ impl GetSocketDigest for HeadDeadline {
 
 #[async_trait]
 impl Peek for HeadDeadline {
-    /// The HTTP/2 preface peek waits for 24 bytes: bounded by the deadline like any read.
+    /// The HTTP/2 preface peek waits for 24 bytes: read here (bounded by the deadline like any
+    /// read, through `poll_read`) and kept for the reads that follow.
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        match self.clock.due() {
-            None => self.inner.try_peek(buf).await,
-            Some(due) => match tokio::time::timeout_at(due, self.inner.try_peek(buf)).await {
-                Ok(r) => r,
-                Err(_) => Err(self.clock.expire()),
-            },
+        use tokio::io::AsyncReadExt;
+        while self.peeked.len() < buf.len() {
+            let held = std::mem::take(&mut self.peeked);
+            let mut more = vec![0u8; buf.len() - held.len()];
+            let n = self.read(&mut more).await;
+            self.peeked = held;
+            match n? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => self.peeked.extend_from_slice(&more[..n]),
+            }
         }
+        buf.copy_from_slice(&self.peeked[..buf.len()]);
+        Ok(true)
     }
 }
 
@@ -311,6 +328,31 @@ mod tests {
         let err = stream.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert!(stream.clock().due().is_some());
+    }
+
+    /// Review finding: over TLS with ALPN `h2` the clock was disarmed before any byte, and
+    /// Pingora's h2 handshake waits for the preface without a timeout. The preface is now
+    /// peeked here, under the clock, on any stream.
+    #[tokio::test(start_paused = true)]
+    async fn regression_a_peek_is_bounded_by_the_deadline_and_gives_its_bytes_back() {
+        let (mut stream, mut client) = pair(Duration::from_secs(10));
+        client.write_all(b"PRI * HTTP/2.0").await.unwrap();
+        let mut preface = [0u8; 24];
+        let err = stream.try_peek(&mut preface).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+
+        let (mut stream, mut client) = pair(Duration::from_secs(10));
+        let head = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
+        client.write_all(head).await.unwrap();
+        let mut first = [0u8; 24];
+        assert!(stream.try_peek(&mut first).await.unwrap());
+        assert!(
+            stream.try_peek(&mut first).await.unwrap(),
+            "a second peek reads nothing new"
+        );
+        let mut all = vec![0u8; head.len()];
+        stream.read_exact(&mut all).await.unwrap();
+        assert_eq!(&all, head);
     }
 
     #[test]

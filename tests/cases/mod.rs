@@ -4,6 +4,7 @@ mod cli;
 mod errors;
 mod exchange;
 mod fail_closed;
+mod fail_closed_framing;
 mod hostile;
 mod hostile_policy;
 mod interceptors;

@@ -266,6 +266,11 @@ async fn connections_past_the_limit_are_closed_at_accept_until_one_closes() {
     config.limits.max_connections = 2;
     let proxy = Proxy::start(config).await;
     let body = call(1, "echo").to_string();
+    // The harness's readiness probe was a connection too: wait until it has left the count.
+    assert_eq!(
+        proxy.settled("shadowcat_connections_open", 0.0).await,
+        Some(0.0)
+    );
     let connect = || tokio::net::TcpStream::connect(proxy.addr);
     let mut a = connect().await.unwrap();
     let mut b = connect().await.unwrap();

@@ -86,6 +86,17 @@ impl McpProxy {
         }
         upstream_request.insert_header(X_FORWARDED_PROTO, HTTP.clone())?;
         single_content_length(upstream_request)?;
+        // A body held whole goes with its own length, whatever framing the client used (with
+        // both `Content-Length` and `Transfer-Encoding`, Pingora framed it by the latter and
+        // the former would not match; RFC 9112 section 6.1). A streamed one keeps
+        // `Transfer-Encoding` alone.
+        let te = &http::header::TRANSFER_ENCODING;
+        if let Some(body) = &ctx.body {
+            upstream_request.remove_header(te);
+            upstream_request.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+        } else if upstream_request.headers.contains_key(te) {
+            upstream_request.remove_header(&http::header::CONTENT_LENGTH);
+        }
         if let Some(ic) = &ctx.intercept {
             if let Some(len) = ic.body_len() {
                 // The rewritten body has a length of its own, whatever framing the client used.

@@ -7,8 +7,8 @@
 //!   without those members, and the proxy's answers are added to the upstream's reply.
 //! * **Every body is read whole first** when rules exist (`json::read_whole`), whatever its
 //!   size or framing, and a body the judge cannot read is refused (`mcp::judge`): no request
-//!   reaches an upstream, not even its head, before the rules decided on all of it. MCP
-//!   2026-07-28 `Mcp-Method`/`Mcp-Name` must agree with the body (-32020 otherwise).
+//!   reaches an upstream, not even its head, before the rules decided on all of it
+//!   (`request_body`, which also checks MCP 2026-07-28 `Mcp-Method`/`Mcp-Name` against it).
 //! * **JSON responses** a rule may match (by the method of the request they answer) are
 //!   collected, up to `limits.max_sse_event`, and rewritten at their end (chunked). One that
 //!   grows past that limit is forwarded unchanged.
@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
 
@@ -32,7 +32,7 @@ use super::McpProxy;
 use crate::interceptor::{
     self as rules, Call, EventJudge, From, Hit, Kind, Memo, OwnedJudge, RuleSet,
 };
-use crate::mcp::{error_body, headers, peek, ErrorCode, ProtocolVersion, METHOD, NAME};
+use crate::mcp::{error_body, headers, peek, ErrorCode};
 
 /// Interception state of one request.
 #[derive(Debug)]
@@ -44,8 +44,6 @@ pub struct Intercept {
     body: Option<Bytes>,
     /// Answers the proxy adds to the upstream's reply.
     answers: Vec<Bytes>,
-    /// MCP 2026-07-28 `Mcp-Method` and `Mcp-Name`, when the request carried them.
-    headers: Option<(String, Option<String>)>,
     /// A JSON response collected for the rules.
     json: Option<BytesMut>,
     /// SSE events go through the rules (or get the proxy's answers first).
@@ -87,9 +85,9 @@ impl McpProxy {
         &self,
         session: &mut Session,
         route: Route,
+        rules: Arc<RuleSet>,
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
-        let rules = self.interceptors.current();
         if rules.is_empty() || !matches!(route, Route::Post | Route::Get) {
             return Ok(false);
         }
@@ -99,7 +97,6 @@ impl McpProxy {
             calls: Vec::new(),
             body: None,
             answers: Vec::new(),
-            headers: mcp_headers(req, ctx.version),
             json: None,
             sse: false,
             probe: false,
@@ -122,14 +119,6 @@ impl McpProxy {
             ctx.status = status;
             return Ok(true);
         };
-        if let (Some(h), true) = (&ic.headers, rules.has_client_rules() || rules.hides_tools()) {
-            if !headers::body_agrees(&body, h) {
-                let (status, ct, answer) = header_mismatch(ctx);
-                respond::send(session, status, ct, answer, &[], false).await?;
-                ctx.status = status;
-                return Ok(true);
-            }
-        }
         match self.decide(&mut ic, &body, ctx).await {
             Some((status, ct, answer)) => {
                 respond::send(session, status, ct, answer, &[], false).await?;
@@ -152,7 +141,11 @@ impl McpProxy {
         ctx: &RequestCtx,
     ) -> Option<(u16, &'static str, Bytes)> {
         let rules = ic.rules.clone();
-        let peeked = peek::peek(body).ok()?;
+        // `request_filter` refused what the judge cannot read; should one get here, it is
+        // refused too, never forwarded undecided.
+        let Ok(peeked) = peek::peek(body) else {
+            return Some(unjudged(ctx));
+        };
         if rules.has_server_rules() {
             ic.calls = rules::calls_of(&peeked);
         }
@@ -366,34 +359,11 @@ impl McpProxy {
     }
 }
 
-/// `Mcp-Method` and `Mcp-Name` of an MCP 2026-07-28 request.
-fn mcp_headers(req: &RequestHeader, version: ProtocolVersion) -> Option<(String, Option<String>)> {
-    if version != ProtocolVersion::V2026_07_28 {
-        return None;
-    }
-    let text = |name| {
-        req.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| headers::decode_value(v.trim()))
-    };
-    Some((text(METHOD)?, text(NAME)))
-}
-
 fn unjudged(ctx: &RequestCtx) -> (u16, &'static str, Bytes) {
     let body = error_body(
         ctx.reply_id(),
         ErrorCode::InvalidRequest,
         "Invalid Request: the body was not read, so the rules cannot judge it",
-    );
-    (400, "application/json", body)
-}
-
-fn header_mismatch(ctx: &RequestCtx) -> (u16, &'static str, Bytes) {
-    let body = error_body(
-        ctx.reply_id(),
-        ErrorCode::HeaderMismatch,
-        "Mcp-Method or Mcp-Name does not match the request body",
     );
     (400, "application/json", body)
 }

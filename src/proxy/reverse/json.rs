@@ -74,6 +74,14 @@ fn declared_length(values: http::header::GetAll<'_, http::HeaderValue>) -> Optio
 /// 64 KiB upstream from its retry buffer; a larger one is marked for the direct exchange.
 pub async fn read_whole(session: &mut Session, ctx: &mut RequestCtx, max_body: u64) -> Result<()> {
     session.enable_retry_buffering();
+    // Pingora does not answer `Expect: 100-continue`: a client waiting for it would stall.
+    let expects = session.req_header().headers.get(http::header::EXPECT);
+    if expects.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")) {
+        session
+            .write_continue_response()
+            .await
+            .map_err(|e| e.into_down())?;
+    }
     let mut first: Option<Bytes> = None;
     let mut rest = BytesMut::new();
     let mut len = 0u64;
@@ -107,13 +115,11 @@ pub async fn read_whole(session: &mut Session, ctx: &mut RequestCtx, max_body: u
         rest.freeze()
     };
     ctx.set_body(body);
-    if session.retry_buffer_truncated() {
-        ctx.body_unreplayable = true;
-        // The body is in hand: an upstream must not wait to confirm it.
-        session
-            .req_header_mut()
-            .remove_header(&http::header::EXPECT);
-    }
+    ctx.body_unreplayable = session.retry_buffer_truncated();
+    // The body is in hand: an upstream must not wait to confirm it.
+    session
+        .req_header_mut()
+        .remove_header(&http::header::EXPECT);
     Ok(())
 }
 

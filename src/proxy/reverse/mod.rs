@@ -16,6 +16,7 @@ mod head_clock;
 mod interceptor;
 pub mod json;
 pub mod metrics;
+mod request_body;
 mod respond;
 pub mod resume;
 pub mod session;
@@ -35,11 +36,10 @@ use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
-use pingora::{Error, ErrorType, Result};
+use pingora::{Error, Result};
 
 pub use ctx::RequestCtx;
 use handlers::Route;
-use json::BodyPlan;
 pub use metrics::Metrics;
 use session::SessionTable;
 use throttle::Throttle;
@@ -48,7 +48,7 @@ use upstream::UpstreamSet;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::interceptor::Interceptors;
-use crate::mcp::{judge, ProtocolVersion, PROTOCOL_VERSION};
+use crate::mcp::{ProtocolVersion, PROTOCOL_VERSION};
 
 /// The MCP reverse proxy service.
 #[derive(Debug)]
@@ -111,13 +111,6 @@ impl McpProxy {
         ctx.upstream
             .and_then(|i| self.upstreams.get(i))
             .map_or("none", |u| u.name.as_str())
-    }
-
-    /// Whether any policy judges request bodies: interceptor rules (`hide_tools` included) or
-    /// required scopes. Then every body is read whole and one the judge cannot read is refused.
-    fn policy_active(&self) -> bool {
-        !self.interceptors.current().is_empty()
-            || self.auth.as_ref().is_some_and(|a| a.requires_scopes())
     }
 
     /// The session table (the sweeper expires idle sessions in it).
@@ -198,48 +191,15 @@ impl ProxyHttp for McpProxy {
         {
             return self.reject(session, ctx, handlers::OVERLOADED).await;
         }
-        match route {
-            Route::Reject(r) => return self.reject(session, ctx, r).await,
-            Route::Post => {
-                // Fail closed: with policy on, a body is judged whole, as the upstream will
-                // read it, before any upstream contact; what cannot be judged is refused.
-                let policy = self.policy_active();
-                let encodings = || {
-                    let req = session.req_header();
-                    let values = req.headers.get_all(http::header::CONTENT_ENCODING);
-                    judge::encoding_refusal(values.iter().map(|v| v.as_bytes()))
-                };
-                if let (true, Some(r)) = (policy, encodings()) {
-                    return self.reject(session, ctx, r.into()).await;
-                }
-                let max_body = self.config.limits.max_body;
-                match json::plan(json::content_length(session), max_body, policy) {
-                    BodyPlan::PreRead | BodyPlan::ReadWhole => {
-                        json::read_whole(session, ctx, max_body).await?;
-                        if let (true, Some(r)) = (policy, ctx.unjudgeable) {
-                            return self.reject(session, ctx, r.into()).await;
-                        }
-                    }
-                    BodyPlan::Stream => {}
-                    BodyPlan::TooLarge => {
-                        let f = failure::classify(&Error::explain(ErrorType::HTTPStatus(413), ""));
-                        respond::jsonrpc_error(
-                            session,
-                            f.status,
-                            None,
-                            f.code,
-                            f.message,
-                            &[],
-                            true,
-                        )
-                        .await?;
-                        ctx.status = f.status;
-                        ctx.failure = Some(f.kind);
-                        return Ok(true);
-                    }
-                }
-            }
-            Route::Get | Route::Delete | Route::Options => {}
+        if let Route::Reject(r) = route {
+            return self.reject(session, ctx, r).await;
+        }
+        // One rule snapshot for the whole request: policy is decided on it, and the rules
+        // that judge the body are the same ones.
+        let rules = self.interceptors.current();
+        let policy = !rules.is_empty() || self.auth.as_ref().is_some_and(|a| a.requires_scopes());
+        if self.take_body(session, route, policy, ctx).await? {
+            return Ok(true);
         }
         if let (Some(auth), false) = (&self.auth, route == Route::Options) {
             if let Some(done) = self.authorize(session, ctx, auth).await? {
@@ -266,7 +226,7 @@ impl ProxyHttp for McpProxy {
         if self.resume_request(session, ctx).await? {
             return Ok(true);
         }
-        if self.intercept_request(session, route, ctx).await? {
+        if self.intercept_request(session, route, rules, ctx).await? {
             return Ok(true);
         }
         if self.takes_direct_exchange(session, ctx) {
