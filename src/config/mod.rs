@@ -239,6 +239,9 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Longest wait for the next piece of a request body (slow senders) → 408.
     pub body_read_timeout: Duration,
+    /// Total time for a body the proxy reads before any upstream contact (pre-read, or read
+    /// whole with policy on); bytes never extend it → 408.
+    pub body_total_timeout: Duration,
     /// An idle keep-alive connection is closed after this long.
     pub keepalive_idle: Duration,
     /// Total time for a request head, from accept or from the end of the previous response
@@ -303,6 +306,7 @@ impl Default for Config {
                 max_headers: 100,
                 max_header_bytes: 32 << 10,
                 body_read_timeout: Duration::from_secs(30),
+                body_total_timeout: Duration::from_secs(60),
                 keepalive_idle: Duration::from_secs(60),
                 header_read_timeout: Duration::from_secs(10),
                 max_concurrent_requests: 20_000,

@@ -202,6 +202,7 @@ pub struct RawLimits {
     pub max_headers: Option<u32>,
     pub max_header_bytes: Option<Scalar>,
     pub body_read_timeout: Option<Scalar>,
+    pub body_total_timeout: Option<Scalar>,
     pub keepalive_idle: Option<Scalar>,
     pub header_read_timeout: Option<Scalar>,
     pub max_concurrent_requests: Option<u32>,

@@ -308,6 +308,11 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
                 "limits.keepalive_idle",
                 defaults.limits.keepalive_idle,
             )?,
+            body_total_timeout: positive(
+                raw.limits.body_total_timeout,
+                "limits.body_total_timeout",
+                defaults.limits.body_total_timeout,
+            )?,
             header_read_timeout: positive(
                 raw.limits.header_read_timeout,
                 "limits.header_read_timeout",

@@ -239,3 +239,40 @@ async fn regression_tls_h2_connections_without_a_preface_close_at_the_head_deadl
     );
     assert!(started.elapsed() >= Duration::from_millis(900));
 }
+
+/// A body trickled one byte at a time moved Pingora's per-read body timeout on every byte,
+/// so with policy on (every body read before any upstream contact) a client could hold its
+/// connection and a request slot for as long as it liked. The read has a total deadline.
+#[tokio::test]
+async fn regression_a_trickled_body_is_cut_at_the_total_body_deadline() {
+    let upstream = echo_upstream().await;
+    let mut config = with_rules(&upstream.url(), RULES);
+    config.limits.body_total_timeout = Duration::from_secs(1);
+    let proxy = Proxy::start(config).await;
+    let body = call(7, "echo").to_string();
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        proxy.addr,
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    for b in body.bytes() {
+        if s.write_all(&[b]).await.is_err() {
+            break;
+        }
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await
+        {
+            answer.extend_from_slice(&buf[..n]);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(8), "never cut");
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert_eq!(upstream.connections(), 0);
+}

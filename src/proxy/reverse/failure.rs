@@ -200,7 +200,7 @@ pub fn classify(e: &Error) -> Failure {
                 ErrorType::ReadTimedout => Failure::downstream(
                     408,
                     ErrorCode::InvalidRequest,
-                    "request body too slow (limits.body_read_timeout)",
+                    "request body too slow (limits.body_read_timeout, limits.body_total_timeout)",
                     "body_read_timeout",
                 ),
                 ErrorType::ReadError

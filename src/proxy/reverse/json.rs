@@ -72,7 +72,26 @@ fn declared_length(values: http::header::GetAll<'_, http::HeaderValue>) -> Optio
 
 /// Reads the whole body, within `max_body` (413 past it). Pingora replays a body of up to
 /// 64 KiB upstream from its retry buffer; a larger one is marked for the direct exchange.
-pub async fn read_whole(session: &mut Session, ctx: &mut RequestCtx, max_body: u64) -> Result<()> {
+/// The whole read is bounded by `total` (`limits.body_total_timeout`), however the client
+/// trickles it: a body held before any upstream contact is the same slow-client exposure as a
+/// request head.
+pub async fn read_whole(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    max_body: u64,
+    total: std::time::Duration,
+) -> Result<()> {
+    match tokio::time::timeout(total, read_all(session, ctx, max_body)).await {
+        Ok(read) => read,
+        Err(_) => Err(Error::explain(
+            ErrorType::ReadTimedout,
+            "request body not complete within limits.body_total_timeout",
+        )
+        .into_down()),
+    }
+}
+
+async fn read_all(session: &mut Session, ctx: &mut RequestCtx, max_body: u64) -> Result<()> {
     session.enable_retry_buffering();
     // Pingora does not answer `Expect: 100-continue`: a client waiting for it would stall.
     let expects = session.req_header().headers.get(http::header::EXPECT);

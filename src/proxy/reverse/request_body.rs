@@ -55,7 +55,8 @@ impl McpProxy {
         let max_body = self.config.limits.max_body;
         match json::plan(json::content_length(session), max_body, policy) {
             BodyPlan::PreRead | BodyPlan::ReadWhole => {
-                json::read_whole(session, ctx, max_body).await?
+                let total = self.config.limits.body_total_timeout;
+                json::read_whole(session, ctx, max_body, total).await?
             }
             BodyPlan::Stream => return Ok(false),
             BodyPlan::TooLarge => {
