@@ -101,6 +101,8 @@ struct Inner {
     unanswered: Vec<Box<str>>,
     is_post: bool,
     judge: Option<OwnedJudge>,
+    /// The cache's view of the stream (invalidating notifications).
+    watch: Option<super::cache::Watch>,
     error: Option<ScanError>,
     /// Events queued for the client since the last count.
     events: u64,
@@ -149,10 +151,18 @@ impl LiveStream {
                 is_post: !requests.is_empty(),
                 unanswered: requests,
                 judge,
+                watch: None,
                 error: None,
                 events: 0,
             }),
             changed: Notify::new(),
+        }
+    }
+
+    /// Shows the stream's events to the cache from now on.
+    pub fn watch(&self, watch: Option<super::cache::Watch>) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.watch = watch;
         }
     }
 
@@ -266,6 +276,7 @@ impl LiveStream {
             buffer,
             output,
             judge,
+            watch,
             unanswered,
             total_cap,
             events,
@@ -278,6 +289,9 @@ impl LiveStream {
                     out.extend_from_slice(ev.bytes());
                 }
                 return;
+            }
+            if let (Some(w), Some(data)) = (watch.as_ref(), ev.data()) {
+                w.event(&data);
             }
             let event = match judge.as_mut().map_or(Verdict::Pass, |j| verdict(&ev, j)) {
                 Verdict::Drop => return,
