@@ -75,6 +75,13 @@ pub fn parse(body: &Bytes) -> Option<Parsed> {
     })
 }
 
+/// Whether a message is a JSON-RPC response (a result or an error), not a notification or a
+/// request that came first on an SSE response stream.
+pub fn is_response(message: &[u8]) -> bool {
+    serde_json::from_slice::<Wire<'_>>(message)
+        .is_ok_and(|w| w.result.is_some() || w.error.is_some())
+}
+
 /// Where `inner` (borrowed from `outer`) sits in `outer`.
 fn subslice(outer: &[u8], inner: &str) -> Option<Range<usize>> {
     let start = (inner.as_ptr() as usize).checked_sub(outer.as_ptr() as usize)?;

@@ -110,6 +110,11 @@ fn reads_hints_where_the_result_carries_them() {
         result::parse(&no_scope).unwrap().hints.scope,
         Scope::Private
     );
+    assert!(result::is_response(&error));
+    assert!(result::is_response(&body));
+    assert!(!result::is_response(
+        br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#
+    ));
     let bad_ttl = Bytes::from_static(br#"{"jsonrpc":"2.0","id":7,"result":{"ttlMs":-5}}"#);
     assert_eq!(result::parse(&bad_ttl).unwrap().hints.ttl, None);
 }

@@ -318,3 +318,58 @@ async fn the_admin_listener_purges_and_enabled_false_turns_the_cache_off() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+/// An upstream that answers on an SSE stream (a notification first): the response event is
+/// stored; a hit goes out as JSON, or as one SSE event to a client that accepts only SSE.
+#[tokio::test]
+async fn an_sse_response_is_cached_and_served_as_json_or_as_one_event() {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let mock = MockUpstream::start(move |req| {
+        let body = req.json();
+        seen.fetch_add(1, Ordering::SeqCst);
+        let note =
+            r#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info"}}"#;
+        let result = json!({"tools":[{"name":"echo"}],"ttlMs":60000,"cacheScope":"public"});
+        let done = json!({"jsonrpc":"2.0","id":body["id"],"result":result});
+        let events = [format!("data: {note}\n\n"), format!("data: {done}\n\n")];
+        let events: Vec<&str> = events.iter().map(String::as_str).collect();
+        Reply::sse(&events, Duration::ZERO, false)
+    })
+    .await;
+    let proxy = Proxy::start(config_for(&mock.url())).await;
+    let c = client();
+    let send = |id: u64, accept: &'static str| {
+        c.post(proxy.url())
+            .header("accept", accept)
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/list")
+            .body(list(json!(id)).to_string())
+            .send()
+    };
+    let first = send(1, ACCEPT_BOTH).await.unwrap().text().await.unwrap();
+    assert!(first.contains("notifications/message"), "{first}");
+    let json_hit = send(2, ACCEPT_BOTH).await.unwrap();
+    assert_eq!(
+        json_hit.headers()["content-type"].to_str().unwrap(),
+        "application/json"
+    );
+    let json_hit: Value = json_hit.json().await.unwrap();
+    assert_eq!(json_hit["id"], 2);
+    assert_eq!(json_hit["result"]["tools"], json!([{"name":"echo"}]));
+    let sse_hit = send(3, "text/event-stream").await.unwrap();
+    assert_eq!(
+        sse_hit.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let text = sse_hit.text().await.unwrap();
+    let data = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data:"))
+        .expect("one data line")
+        .trim();
+    let event: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(event["id"], 3);
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+}

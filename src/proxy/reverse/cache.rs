@@ -7,9 +7,11 @@
 //!   as on a live one, so a `hide_tools` change applies at once. On a miss the request leads
 //!   the key's fetch, or waits for the fetch in flight and looks again.
 //! * `response_filter`: a 200 `application/json` response of a cacheable request is teed
-//!   (bounded by `limits.max_sse_event`); anything else ends the flight.
-//! * `response_body_filter`: at the body's end the upstream's bytes (before any rule rewrote
-//!   them) are stored when the hints or a rule admit them.
+//!   (bounded by `limits.max_sse_event`), a 200 SSE response framed; anything else ends the
+//!   flight.
+//! * `response_body_filter`: at the JSON body's end, or at the SSE response event, the
+//!   upstream's bytes (before any rule rewrote them) are stored when the hints or a rule admit
+//!   them. A session stream the proxy holds for replay (MCP up to 2025-11-25) is not teed.
 //!
 //! The upstream is part of the key, so it is chosen here, before `upstream_peer` (which then
 //! keeps it). A body the proxy did not pre-read (large or chunked) is never cached.
@@ -27,7 +29,7 @@ use super::ctx::RequestCtx;
 use super::{respond, sse, McpProxy};
 use crate::cache::{self, Cache, Entry, FlightGuard, Join, Key, Plan, Request, Scope};
 use crate::mcp::{headers, ProtocolVersion};
-use crate::transport::sse::{Early, Judge, Verdict};
+use crate::transport::sse::{Early, Judge, SseScanner, Verdict};
 
 /// How long a miss waits for the same key's fetch in flight before going upstream itself.
 const FLIGHT_WAIT: Duration = Duration::from_secs(30);
@@ -42,6 +44,8 @@ pub struct Pending {
     _flight: Option<FlightGuard>,
     /// The response body as the upstream sent it, while collected.
     body: Option<BytesMut>,
+    /// An SSE response, framed to find the response event.
+    events: Option<SseScanner>,
 }
 
 // === impl McpProxy ===
@@ -107,6 +111,7 @@ impl McpProxy {
             version,
             _flight: flight,
             body: None,
+            events: None,
         }));
         Ok(false)
     }
@@ -175,10 +180,50 @@ impl McpProxy {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim_start().starts_with("application/json"))
             && resp.headers.get(http::header::CONTENT_ENCODING).is_none();
-        if !is_sse && resp.status == http::StatusCode::OK && plain_json {
-            pending.body = Some(BytesMut::new());
-        } else {
+        match (resp.status == http::StatusCode::OK, is_sse) {
+            (true, false) if plain_json => pending.body = Some(BytesMut::new()),
+            (true, true) => {
+                pending.events = Some(SseScanner::new(self.config.limits.max_sse_event));
+            }
+            _ => ctx.cache = None,
+        }
+    }
+
+    /// An SSE response chunk, before any rule rewrites it: its response event is stored (and
+    /// the flight ends there, not at the stream's end).
+    pub(super) fn cache_sse_body(&self, body: &Option<Bytes>, ctx: &mut RequestCtx) {
+        let Some(pending) = ctx.cache.as_mut() else {
+            return;
+        };
+        let (Some(scanner), Some(chunk)) = (pending.events.as_mut(), body.as_ref()) else {
+            return;
+        };
+        if ctx.live.is_some() {
             ctx.cache = None;
+            return;
+        }
+        let mut messages = Vec::new();
+        let framed = scanner.feed(chunk, |ev| {
+            if let Some(data) = ev.data() {
+                messages.push(Bytes::copy_from_slice(&data));
+            }
+        });
+        if framed.is_err() {
+            ctx.cache = None;
+            return;
+        }
+        let Some(cache) = self.cache.as_ref() else {
+            return;
+        };
+        for data in messages {
+            // Notifications may come first; the one response ends the stream's purpose here.
+            if cache::result::is_response(&data) {
+                if let Some(p) = ctx.cache.take() {
+                    store(cache, &p.request, &p.upstream, p.version, ctx, data);
+                    self.metrics.cache_bytes.set(cache.store.bytes() as i64);
+                }
+                return;
+            }
         }
     }
 

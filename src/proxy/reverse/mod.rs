@@ -367,6 +367,7 @@ impl ProxyHttp for McpProxy {
             self.intercept_json_body(body, end_of_stream, ctx);
             return Ok(None);
         }
+        self.cache_sse_body(body, ctx);
         if self.drain_stream(body, ctx)? {
             return Ok(None);
         }
