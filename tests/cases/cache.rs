@@ -373,3 +373,28 @@ async fn an_sse_response_is_cached_and_served_as_json_or_as_one_event() {
     assert_eq!(event["id"], 3);
     assert_eq!(count.load(Ordering::SeqCst), 1);
 }
+
+/// MCP 2026-07-28: the cache never answers a request the upstream would refuse for its
+/// `Mcp-Method` header; the refusal comes from the upstream.
+#[tokio::test]
+async fn a_request_whose_headers_disagree_with_its_body_is_not_answered_from_the_cache() {
+    let (mock, count) = hinted(json!({"ttlMs": 60000, "cacheScope": "public"})).await;
+    let proxy = Proxy::start(config_for(&mock.url())).await;
+    let c = client();
+    post_as(&c, &proxy.url(), &list(json!(1)), None).await;
+    let wrong = c
+        .post(proxy.url())
+        .header("accept", ACCEPT_BOTH)
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "prompts/list")
+        .body(list(json!(2)).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 200, "the mock does not check; it was asked");
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+    let m = proxy.metrics().await;
+    let bypass = "shadowcat_cache_requests_total{method=\"tools/list\",result=\"bypass\"}";
+    assert_eq!(sample(&m, bypass), Some(1.0));
+}

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use pingora::http::ResponseHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use pingora::Result;
 use tokio::time::Instant;
@@ -76,7 +76,10 @@ impl McpProxy {
                 self.count(method, "bypass");
                 return Ok(false);
             }
-            Plan::Cacheable(r) if ctx.version == ProtocolVersion::Unknown => {
+            Plan::Cacheable(r)
+                if ctx.version == ProtocolVersion::Unknown
+                    || !headers_agree(session.req_header(), ctx.version, body) =>
+            {
                 self.count(r.method, "bypass");
                 return Ok(false);
             }
@@ -323,6 +326,19 @@ impl<J: Judge> Judge for Watching<'_, J> {
     fn verify(&mut self, data: &[u8]) -> bool {
         self.watch.event(data);
         self.inner.verify(data)
+    }
+}
+
+/// MCP 2026-07-28: an upstream refuses (400, -32020) a request whose `Mcp-Method` or
+/// `Mcp-Name` is missing or disagrees with the body. The cache must not answer what the
+/// upstream would refuse, so such a request goes upstream for its refusal.
+fn headers_agree(req: &RequestHeader, version: ProtocolVersion, body: &[u8]) -> bool {
+    if version != ProtocolVersion::V2026_07_28 {
+        return true;
+    }
+    match super::interceptor::mcp_headers(req, version) {
+        Some(h) => (h.0 != "resources/read" || h.1.is_some()) && headers::body_agrees(body, &h),
+        None => false,
     }
 }
 

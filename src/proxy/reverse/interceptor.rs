@@ -388,7 +388,10 @@ impl McpProxy {
 }
 
 /// `Mcp-Method` and `Mcp-Name` of an MCP 2026-07-28 request.
-fn mcp_headers(req: &RequestHeader, version: ProtocolVersion) -> Option<(String, Option<String>)> {
+pub(super) fn mcp_headers(
+    req: &RequestHeader,
+    version: ProtocolVersion,
+) -> Option<(String, Option<String>)> {
     if version != ProtocolVersion::V2026_07_28 {
         return None;
     }
