@@ -76,6 +76,8 @@ for v in 1.30.0 2.3.0; do
   echo "--- python SDK mcp==$v through the proxy"
   "$MCP_HARNESS/py-mcp-$v/bin/python" "$ROOT/tests/harness/python_client.py" "$URL" || fail=1
 done
+echo "--- result cache: Python SDK 2.3 server (cache_hints) and client through the proxy"
+"$MCP_HARNESS/py-mcp-2.3.0/bin/python" "$ROOT/tests/harness/python_cache.py" "$SHADOWCAT" || fail=1
 echo "--- over TLS: the same clients against https:// (a test CA made here; each client trusts it)"
 TLS_DIR=$(mktemp -d)
 (
