@@ -41,6 +41,10 @@ pub const METHODS: [&str; 6] = [
     "resources/read",
 ];
 
+/// How long a miss waits for the same key's fetch in flight, and how long a leader holds its
+/// key: past it, requests go upstream themselves (a slow upstream is not waited on forever).
+pub const FLIGHT_MAX_AGE: Duration = Duration::from_secs(30);
+
 /// Who may be served a cached result (`cacheScope`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -89,7 +93,7 @@ impl Cache {
     pub fn new(settings: &Settings) -> Self {
         Self {
             store: Store::new(settings.max_bytes),
-            flights: Arc::new(Flights::default()),
+            flights: Arc::new(Flights::new(FLIGHT_MAX_AGE)),
             rules: settings.rules.clone(),
         }
     }

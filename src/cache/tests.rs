@@ -252,7 +252,7 @@ async fn store_expires_invalidates_purges_and_stays_bounded() {
 
 #[tokio::test]
 async fn one_leader_per_key_and_waiters_wake_when_it_ends() {
-    let flights = Arc::new(Flights::default());
+    let flights = Arc::new(Flights::new(Duration::from_secs(30)));
     let list = cacheable(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
     let k = key(&list, None);
     let Join::Lead(guard) = flights.join(&k) else {
@@ -268,4 +268,24 @@ async fn one_leader_per_key_and_waiters_wake_when_it_ends() {
     waiter.await.unwrap();
     assert!(flights.is_empty());
     assert!(matches!(flights.join(&k), Join::Lead(_)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_that_never_ends_loses_its_key_after_the_max_age() {
+    let flights = Arc::new(Flights::new(Duration::from_secs(30)));
+    let list = cacheable(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+    let k = key(&list, None);
+    let Join::Lead(stuck) = flights.join(&k) else {
+        panic!("first is the leader")
+    };
+    assert!(matches!(flights.join(&k), Join::Wait(_)));
+    tokio::time::advance(Duration::from_secs(30)).await;
+    let Join::Lead(next) = flights.join(&k) else {
+        panic!("the stuck leader aged out")
+    };
+    // The old guard going does not free its successor's key.
+    drop(stuck);
+    assert!(matches!(flights.join(&k), Join::Wait(_)));
+    drop(next);
+    assert!(flights.is_empty());
 }

@@ -11,13 +11,13 @@
 //!   flight.
 //! * `response_body_filter`: at the JSON body's end, or at the SSE response event, the
 //!   upstream's bytes (before any rule rewrote them) are stored when the hints or a rule admit
-//!   them. A session stream the proxy holds for replay (MCP up to 2025-11-25) is not teed.
+//!   them. A session stream the proxy holds for replay (MCP up to 2025-11-25) is read by its
+//!   own task: the stream gets a [`Catch`] that does the same there.
 //!
 //! The upstream is part of the key, so it is chosen here, before `upstream_peer` (which then
 //! keeps it). A body the proxy did not pre-read (large or chunked) is never cached.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -30,9 +30,6 @@ use super::{respond, sse, McpProxy};
 use crate::cache::{self, Cache, Entry, FlightGuard, Join, Key, Plan, Request, Scope};
 use crate::mcp::{headers, ProtocolVersion};
 use crate::transport::sse::{Early, Judge, SseScanner, Verdict};
-
-/// How long a miss waits for the same key's fetch in flight before going upstream itself.
-const FLIGHT_WAIT: Duration = Duration::from_secs(30);
 
 /// A cacheable request on its way upstream.
 #[derive(Debug)]
@@ -98,7 +95,7 @@ impl McpProxy {
         match cache.flights.join(&public) {
             Join::Lead(guard) => flight = Some(guard),
             Join::Wait(mut rx) => {
-                let waited = tokio::time::timeout(FLIGHT_WAIT, Join::wait(&mut rx)).await;
+                let waited = tokio::time::timeout(cache::FLIGHT_MAX_AGE, Join::wait(&mut rx)).await;
                 if waited.is_err() {
                     tracing::debug!(mcp_method = request.method, "cache flight wait timed out");
                 }
@@ -202,7 +199,7 @@ impl McpProxy {
             return;
         };
         if ctx.live.is_some() {
-            ctx.cache = None;
+            // The held stream's task caught it (`cache_catch`); what drains here is its output.
             return;
         }
         let mut messages = Vec::new();
@@ -222,7 +219,14 @@ impl McpProxy {
             // Notifications may come first; the one response ends the stream's purpose here.
             if cache::result::is_response(&data) {
                 if let Some(p) = ctx.cache.take() {
-                    store(cache, &p.request, &p.upstream, p.version, ctx, data);
+                    store(
+                        cache,
+                        &p.request,
+                        &p.upstream,
+                        p.version,
+                        ctx.principal,
+                        data,
+                    );
                     self.metrics.cache_bytes.set(cache.store.bytes() as i64);
                 }
                 return;
@@ -259,7 +263,7 @@ impl McpProxy {
                 &pending.request,
                 &pending.upstream,
                 pending.version,
-                ctx,
+                ctx.principal,
                 buf.freeze(),
             );
             self.metrics.cache_bytes.set(cache.store.bytes() as i64);
@@ -274,6 +278,21 @@ impl McpProxy {
         Some(Watch {
             cache,
             upstream: Arc::from(upstream.name.as_str()),
+            bytes: self.metrics.cache_bytes.clone(),
+        })
+    }
+
+    /// Hands the pending SSE response to a session stream the proxy holds, whose task sees
+    /// the upstream's events (before any rule) instead of `response_body_filter`.
+    pub(super) fn cache_catch(&self, ctx: &mut RequestCtx) -> Option<Catch> {
+        if ctx.cache.as_ref().is_none_or(|p| p.events.is_none()) {
+            return None;
+        }
+        let pending = ctx.cache.take()?;
+        Some(Catch {
+            cache: self.cache.clone()?,
+            pending,
+            principal: ctx.principal,
             bytes: self.metrics.cache_bytes.clone(),
         })
     }
@@ -301,6 +320,37 @@ impl Watch {
         if self.cache.on_event(&self.upstream, data) {
             self.bytes.set(self.cache.store.bytes() as i64);
         }
+    }
+}
+
+/// The response of a cacheable request on a session stream: stored when its event comes
+/// (the flight, held here, ends then).
+#[derive(Debug)]
+pub struct Catch {
+    cache: Arc<Cache>,
+    pending: Box<Pending>,
+    principal: Option<[u8; 32]>,
+    bytes: prometheus::IntGauge,
+}
+
+impl Catch {
+    /// An event's data; `true` once the response came (the catch is done).
+    pub fn event(&mut self, data: &[u8]) -> bool {
+        if !cache::result::is_response(data) {
+            return false;
+        }
+        let p = &self.pending;
+        let body = Bytes::copy_from_slice(data);
+        store(
+            &self.cache,
+            &p.request,
+            &p.upstream,
+            p.version,
+            self.principal,
+            body,
+        );
+        self.bytes.set(self.cache.store.bytes() as i64);
+        true
     }
 }
 
@@ -348,13 +398,12 @@ fn store(
     request: &Request,
     upstream: &Arc<str>,
     version: &'static str,
-    ctx: &RequestCtx,
+    principal: Option<[u8; 32]>,
     body: Bytes,
 ) {
     let Some(parsed) = cache::result::parse(&body) else {
         return;
     };
-    let principal = ctx.principal;
     let Some((ttl, scope)) =
         cache.admit(&parsed.hints, request.method, upstream, principal.is_some())
     else {
