@@ -45,7 +45,10 @@ struct Wire<'a> {
     #[serde(borrow)]
     id: Option<&'a RawValue>,
     method: Option<String>,
-    params: Option<Value>,
+    /// Raw until the method is known to be cacheable: a tools/call's arguments are never
+    /// built into a tree here.
+    #[serde(borrow)]
+    params: Option<&'a RawValue>,
 }
 
 /// Judges a request body.
@@ -76,9 +79,10 @@ pub fn plan(body: &[u8]) -> Plan {
     if !matches!(id.get().as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9')) {
         return bypass(Bypass::Malformed);
     }
-    let mut params = match wire.params {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(map)) => map,
+    let params = wire.params.map(|p| serde_json::from_str::<Value>(p.get()));
+    let mut params = match params {
+        None | Some(Ok(Value::Null)) => Map::new(),
+        Some(Ok(Value::Object(map))) => map,
         Some(_) => return bypass(Bypass::Malformed),
     };
     let meta = params.remove("_meta");

@@ -66,6 +66,11 @@ impl McpProxy {
         {
             return Ok(false);
         }
+        // The peek already named the method: most requests (tools/call) stop here.
+        let batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+        if !batch && !cache::METHODS.contains(&ctx.method_label) {
+            return Ok(false);
+        }
         let request = match cache::request::plan(body) {
             Plan::NotCacheable => return Ok(false),
             Plan::Bypass { method, why } => {
