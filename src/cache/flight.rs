@@ -103,12 +103,6 @@ pub struct FlightGuard {
     _done: watch::Sender<()>,
 }
 
-impl FlightGuard {
-    pub fn key(&self) -> &Key {
-        &self.key
-    }
-}
-
 impl Drop for FlightGuard {
     fn drop(&mut self) {
         let mut leaders = self
