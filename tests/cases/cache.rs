@@ -189,6 +189,23 @@ rules:
 /// changed, on the SSE stream of another request.
 #[tokio::test]
 async fn a_configured_rule_caches_until_a_list_changed_notification() {
+    rule_cached_until_list_changed(None).await;
+}
+
+/// The same with server rules on the stream: events go through the interceptors' judge, and
+/// the cache still sees the notification (which the rules let pass).
+#[tokio::test]
+async fn list_changed_on_a_stream_the_rules_judge_still_drops_the_entry() {
+    let rules = r#"
+rules:
+  - name: drop-debug
+    match: {from: server, method: notifications/message, params: {"/level": "debug"}}
+    action: drop
+"#;
+    rule_cached_until_list_changed(Some(rules)).await;
+}
+
+async fn rule_cached_until_list_changed(rules: Option<&str>) {
     let count = Arc::new(AtomicUsize::new(0));
     let seen = count.clone();
     let mock = MockUpstream::start(move |req| {
@@ -218,7 +235,7 @@ async fn a_configured_rule_caches_until_a_list_changed_notification() {
                 scope: Scope::Public,
             }],
         }),
-        ..config_for(&mock.url())
+        ..rules.map_or_else(|| config_for(&mock.url()), |r| with_rules(&mock.url(), r))
     };
     let proxy = Proxy::start(config).await;
     let c = client();
