@@ -2,6 +2,7 @@
 //!
 //! POST /mcp answers per request, steered by headers so k6 scripts choose the shape:
 //!   x-mock-mode: json | sse        (default json)
+//!   tools/list is answered with 20 tools and `ttlMs: 60000`, `cacheScope: public`
 //!   x-mock-service-ms: N           service time before answering (default 0)
 //!   x-mock-events: N               SSE: progress events before the result (default 3)
 //!   x-mock-spacing-ms: N           SSE: gap between events (default 0)
@@ -115,7 +116,11 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
                 }
                 return Ok(resp);
             }
-            let result = serde_json::json!({"jsonrpc":"2.0","id":id,"result":{"content":[{"type":"text","text":"ok"}]}}).to_string();
+            let result = if msg["method"] == "tools/list" {
+                tools_list(id)
+            } else {
+                serde_json::json!({"jsonrpc":"2.0","id":id,"result":{"content":[{"type":"text","text":"ok"}]}}).to_string()
+            };
             if !mode_sse {
                 return Ok(full(200, "application/json", result));
             }
@@ -136,6 +141,22 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
         }
         _ => Ok(full(405, "text/plain", String::new())),
     }
+}
+
+/// A tools/list result of 20 tools (about 4 KB), fresh for 60 s for any client (MCP
+/// 2026-07-28 `ttlMs`/`cacheScope`): the cache scenario's answer.
+fn tools_list(id: serde_json::Value) -> String {
+    let tools: Vec<serde_json::Value> = (0..20)
+        .map(|i| {
+            serde_json::json!({
+                "name": format!("tool_{i}"),
+                "description": "A tool of the load test's mock upstream, described at some length.",
+                "inputSchema": {"type":"object","properties":{"message":{"type":"string"},"count":{"type":"integer"}},"required":["message"]}
+            })
+        })
+        .collect();
+    serde_json::json!({"jsonrpc":"2.0","id":id,"result":{"tools":tools,"ttlMs":60000,"cacheScope":"public"}})
+        .to_string()
 }
 
 #[tokio::main]

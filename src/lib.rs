@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod auth;
 pub mod authority;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod fd_budget;

@@ -185,6 +185,7 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     )
     .with_peer_identities(peers.clone());
     let in_flight = proxy.in_flight();
+    let cache = proxy.cache();
     let sweeper = Sweeper {
         sessions: proxy.sessions(),
         idle: config.sessions.idle_timeout,
@@ -231,11 +232,10 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     if let Some(admin) = config.admin {
         let mut svc = Service::new(
             "shadowcat admin".to_owned(),
-            HttpServer::new_app(AdminApp::new(
-                metrics,
-                ready.clone(),
-                config.admin_bearer_token.clone(),
-            )),
+            HttpServer::new_app(
+                AdminApp::new(metrics, ready.clone(), config.admin_bearer_token.clone())
+                    .with_cache(cache),
+            ),
         );
         svc.threads = Some(1);
         svc.add_tcp(&admin.to_string());

@@ -57,6 +57,8 @@ pub struct Config {
     /// OAuth 2.1 resource server; `None` = no authentication at the proxy.
     pub auth: Option<AuthConfig>,
     pub interceptors: InterceptorsConfig,
+    /// The MCP result cache; `None` with `cache.enabled: false`.
+    pub cache: Option<crate::cache::Settings>,
 }
 
 /// Interceptor rules (see `crate::interceptor`), validated with the config.
@@ -338,6 +340,10 @@ impl Default for Config {
             rate_limits: RateLimits::default(),
             auth: None,
             interceptors: InterceptorsConfig::default(),
+            cache: Some(crate::cache::Settings {
+                max_bytes: 64 << 20,
+                rules: Vec::new(),
+            }),
         }
     }
 }

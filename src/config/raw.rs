@@ -34,6 +34,25 @@ pub struct RawConfig {
     pub rate_limits: RawRateLimits,
     pub auth: Option<RawAuth>,
     pub interceptors: Option<RawInterceptors>,
+    pub cache: Option<RawCache>,
+}
+
+/// `cache:` (see `validate::cache`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    pub enabled: Option<bool>,
+    pub max_bytes: Option<Scalar>,
+    pub rules: Option<Vec<RawCacheRule>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCacheRule {
+    pub method: Option<String>,
+    pub upstream: Option<String>,
+    pub ttl: Option<Scalar>,
+    pub scope: Option<String>,
 }
 
 /// `admin:` — an address (the original form), or `{addr, bearer_token}`.

@@ -3,6 +3,7 @@ use std::time::Duration;
 use super::*;
 
 mod admin;
+mod cache;
 
 const ONE: &str = "upstreams:\n  - name: u\n    url: http://127.0.0.1:3001/mcp\n";
 

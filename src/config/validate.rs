@@ -6,6 +6,7 @@ use std::time::Duration;
 
 mod admin;
 mod auth;
+mod cache;
 mod interceptors;
 mod listeners;
 
@@ -279,6 +280,12 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
 
     let auth = raw.auth.map(auth::validate).transpose()?;
     let interceptors = interceptors::validate(raw.interceptors.unwrap_or_default(), &upstreams)?;
+    let default_max = defaults.cache.as_ref().map_or(64 << 20, |c| c.max_bytes);
+    let cache = cache::validate(
+        raw.cache.take().unwrap_or_default(),
+        &upstreams,
+        default_max,
+    )?;
 
     Ok(Config {
         listeners,
@@ -371,6 +378,7 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
         rate_limits,
         auth,
         interceptors,
+        cache,
     })
 }
 

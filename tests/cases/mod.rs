@@ -1,5 +1,6 @@
 mod admin;
 mod auth;
+mod cache;
 mod cli;
 mod errors;
 mod exchange;

@@ -76,6 +76,21 @@ for v in 1.30.0 2.3.0; do
   echo "--- python SDK mcp==$v through the proxy"
   "$MCP_HARNESS/py-mcp-$v/bin/python" "$ROOT/tests/harness/python_client.py" "$URL" || fail=1
 done
+echo "--- result cache: Python SDK 2.3 server (cache_hints) and client through the proxy"
+"$MCP_HARNESS/py-mcp-2.3.0/bin/python" "$ROOT/tests/harness/python_cache.py" "$SHADOWCAT" || fail=1
+echo "--- result cache: server-everything with a configured resources/list TTL, list_changed drops it"
+CACHE_PORT=$(free_port)
+CACHE_ADMIN=$(free_port)
+CACHE_CONF=$(mktemp --suffix=.yaml)
+printf 'listen: 127.0.0.1:%s\nadmin: 127.0.0.1:%s\nupstreams:\n  - name: everything\n    url: http://127.0.0.1:%s/mcp\ncache:\n  rules:\n    - {method: resources/list, upstream: everything, ttl: 60s, scope: public}\n' \
+  "$CACHE_PORT" "$CACHE_ADMIN" "$EVERY_PORT" >"$CACHE_CONF"
+RUST_LOG=${RUST_LOG:-warn} "$SHADOWCAT" reverse --config "$CACHE_CONF" >>"$LOG" 2>&1 &
+CACHE_PID=$!
+trap 'kill $PROXY_PID $EVERY_PID $RULES_PID $CACHE_PID 2>/dev/null || true' EXIT
+wait_port "$CACHE_PORT" || { cat "$LOG"; exit 1; }
+"$MCP_HARNESS/py-mcp-2.3.0/bin/python" "$ROOT/tests/harness/everything_cache.py" \
+  "http://127.0.0.1:$CACHE_PORT/mcp" "127.0.0.1:$CACHE_ADMIN" || fail=1
+kill $CACHE_PID 2>/dev/null || true
 echo "--- over TLS: the same clients against https:// (a test CA made here; each client trusts it)"
 TLS_DIR=$(mktemp -d)
 (

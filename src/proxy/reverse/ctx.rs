@@ -57,6 +57,8 @@ pub struct RequestCtx {
     pub tried: Vec<usize>,
     /// Counts this request among its session's requests in flight.
     pub session_active: Option<ActiveGuard>,
+    /// A cacheable request on its way upstream (its response may be stored).
+    pub cache: Option<Box<super::cache::Pending>>,
     /// Interceptor state; `None` when no rule is configured (interception costs nothing).
     pub intercept: Option<Box<super::interceptor::Intercept>>,
     /// Where the upstream socket hands over an SSE body (resumable session requests).
@@ -104,6 +106,7 @@ impl RequestCtx {
             client_cert: None,
             tried: Vec::new(),
             session_active: None,
+            cache: None,
             intercept: None,
             slot: None,
             live: None,

@@ -71,6 +71,11 @@ impl Intercept {
         (judge, std::mem::take(&mut self.answers))
     }
 
+    /// The client's body goes upstream as sent (not rewritten, no member answered here).
+    pub fn forwards_as_is(&self) -> bool {
+        self.body.is_none() && self.answers.is_empty()
+    }
+
     /// The length of the rewritten body, for `Content-Length`.
     pub fn body_len(&self) -> Option<usize> {
         self.body.as_ref().map(Bytes::len)
@@ -285,6 +290,22 @@ impl McpProxy {
         self.record(&hits, ctx);
         *body = Some(out);
         true
+    }
+
+    /// An answer from the cache through the server-side rules, as a live JSON response would
+    /// go (`hide_tools` and response rules apply to it at once).
+    pub(super) fn intercept_cached(
+        &self,
+        ic: &Intercept,
+        reply: Bytes,
+        upstream: &str,
+        ctx: &RequestCtx,
+    ) -> Bytes {
+        let mut hits = Vec::new();
+        let rewritten =
+            rules::plan_response(&ic.rules, &reply, &ic.calls, Some(upstream), &mut hits);
+        self.record(&hits, ctx);
+        rewritten.unwrap_or(reply)
     }
 
     /// An SSE chunk through the rules; `Ok(false)` when the stream is not intercepted.

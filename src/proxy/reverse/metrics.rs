@@ -36,6 +36,10 @@ pub struct Metrics {
     pub connections_rejected: IntCounterVec,
     /// TLS handshakes that failed, by `reason` (`server::tls::FAILURE_REASONS`).
     pub tls_handshake_failures: IntCounterVec,
+    /// Cacheable requests by `method` and `result` (`hit`, `miss`, `bypass`).
+    pub cache_requests: IntCounterVec,
+    /// Bytes the result cache holds.
+    pub cache_bytes: IntGauge,
     /// Certificate reloads, by `result` (`ok`, `error`).
     pub tls_reloads: IntCounterVec,
     /// Each served certificate's `notAfter` (Unix seconds), by `name`.
@@ -125,6 +129,15 @@ impl Metrics {
         for result in ["ok", "error"] {
             rules_reload.with_label_values(&[result]);
         }
+        let cache_requests = IntCounterVec::new(
+            Opts::new(
+                "shadowcat_cache_requests_total",
+                "Requests of cacheable methods: hit (answered from the cache), miss (sent \
+                 upstream), bypass (may not use the cache: batch, multi round-trip retry)",
+            ),
+            &["method", "result"],
+        )?;
+        let cache_bytes = IntGauge::new("shadowcat_cache_bytes", "Bytes held by the result cache")?;
         let replay_buffer_bytes = IntGauge::new(
             "shadowcat_replay_buffer_bytes",
             "Bytes of SSE events held for replay, every stream together",
@@ -186,6 +199,8 @@ impl Metrics {
         registry.register(Box::new(tls_certificate_expiry.clone()))?;
         registry.register(Box::new(connections_open.clone()))?;
         registry.register(Box::new(connections_rejected.clone()))?;
+        registry.register(Box::new(cache_requests.clone()))?;
+        registry.register(Box::new(cache_bytes.clone()))?;
         registry.register(Box::new(replay_buffer_bytes.clone()))?;
         registry.register(Box::new(sse_replay_misses.clone()))?;
         registry.register(Box::new(sse_resumes.clone()))?;
@@ -221,6 +236,8 @@ impl Metrics {
             tls_handshake_failures,
             tls_reloads,
             tls_certificate_expiry,
+            cache_requests,
+            cache_bytes,
         })
     }
 

@@ -6,6 +6,7 @@
 
 mod affinity;
 mod authn;
+mod cache;
 mod ctx;
 mod edge_tls;
 mod exchange;
@@ -59,6 +60,8 @@ pub struct McpProxy {
     throttle: Throttle,
     auth: Option<Arc<Authenticator>>,
     interceptors: Arc<Interceptors>,
+    /// The MCP result cache; `None` with `cache.enabled: false`.
+    cache: Option<Arc<crate::cache::Cache>>,
     /// How session SSE streams are held (replay buffers).
     streams: streams::StreamConfig,
     metrics: Arc<Metrics>,
@@ -86,6 +89,7 @@ impl McpProxy {
             throttle: Throttle::new(&config.rate_limits),
             auth,
             interceptors,
+            cache: config.cache.as_ref().map(crate::cache::Cache::shared),
             streams: streams::StreamConfig::from_config(&config, metrics.replay_total.clone()),
             config,
             upstreams,
@@ -100,6 +104,11 @@ impl McpProxy {
     pub fn with_peer_identities(mut self, peers: Option<Arc<crate::tls::PeerIdentities>>) -> Self {
         self.peers = peers;
         self
+    }
+
+    /// The result cache (the admin listener purges it).
+    pub fn cache(&self) -> Option<Arc<crate::cache::Cache>> {
+        self.cache.clone()
     }
 
     /// Requests in flight right now (shutdown waits for this to reach zero).
@@ -229,6 +238,9 @@ impl ProxyHttp for McpProxy {
         if self.intercept_request(session, route, rules, ctx).await? {
             return Ok(true);
         }
+        if route == Route::Post && self.cache_lookup(session, ctx).await? {
+            return Ok(true);
+        }
         if self.takes_direct_exchange(session, ctx) {
             return self.direct_exchange(session, ctx).await;
         }
@@ -291,9 +303,11 @@ impl ProxyHttp for McpProxy {
         let is_sse = sse::is_event_stream(upstream_response);
         if is_sse {
             sse::prepare_headers(upstream_response)?;
-            ctx.sse = Some(sse::SseStream::new(self.config.limits.max_sse_event));
+            let max_event = self.config.limits.max_sse_event;
+            ctx.sse = Some(sse::SseStream::new(max_event).watched(self.cache_watch(ctx)));
             self.metrics.sse_streams_active.inc();
         }
+        self.cache_response_header(upstream_response, is_sse, ctx);
         self.claim_stream(session.req_header(), upstream_response, is_sse, ctx);
         self.intercept_response_header(upstream_response, is_sse, session.is_http2(), ctx)
     }
@@ -309,9 +323,11 @@ impl ProxyHttp for McpProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
         if ctx.sse.is_none() {
+            self.cache_body(body, end_of_stream, ctx);
             self.intercept_json_body(body, end_of_stream, ctx);
             return Ok(None);
         }
+        self.cache_sse_body(body, ctx);
         if self.drain_stream(body, ctx)? {
             return Ok(None);
         }

@@ -301,6 +301,7 @@ impl McpProxy {
                     .map(|p| calls_of(&p).into_iter().map(|c| c.id).collect())
                     .unwrap_or_default();
                 let stream = s.streams.open(&self.streams, requests, judge);
+                stream.watch(self.cache_watch(ctx), self.cache_catch(ctx));
                 stream.attach(&[]);
                 stream
             }

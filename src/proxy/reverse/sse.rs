@@ -54,6 +54,8 @@ pub struct SseStream {
     /// Where the event in progress stands (filtered streams).
     flow: Flow,
     pub events: u64,
+    /// The cache's view of the stream (invalidating notifications).
+    watch: Option<super::cache::Watch>,
 }
 
 // === impl SseStream ===
@@ -64,15 +66,26 @@ impl SseStream {
             scanner: SseScanner::new(max_event),
             flow: Flow::Boundary,
             events: 0,
+            watch: None,
         }
+    }
+
+    /// The stream with the cache watching its notifications.
+    pub fn watched(mut self, watch: Option<super::cache::Watch>) -> Self {
+        self.watch = watch;
+        self
     }
 
     /// Frames one upstream chunk (the chunk itself is forwarded unchanged by the caller).
     pub fn on_chunk(&mut self, chunk: &Bytes, metrics: &Metrics) -> Result<(), ScanError> {
         let mut events = 0;
+        let watch = self.watch.as_ref();
         let result = self.scanner.feed(chunk, |event| {
             if event.has_fields() {
                 events += 1;
+                if let (Some(w), Some(data)) = (watch, event.data()) {
+                    w.event(&data);
+                }
             }
         });
         self.events += events;
@@ -90,7 +103,16 @@ impl SseStream {
         prefix: Vec<Bytes>,
         judge: &mut impl Judge,
     ) -> Result<Option<Bytes>, ScanError> {
-        let f = filter(&mut self.scanner, &mut self.flow, chunk, prefix, judge)?;
+        let f = match &self.watch {
+            Some(watch) => {
+                let mut judge = super::cache::Watching {
+                    inner: judge,
+                    watch,
+                };
+                filter(&mut self.scanner, &mut self.flow, chunk, prefix, &mut judge)?
+            }
+            None => filter(&mut self.scanner, &mut self.flow, chunk, prefix, judge)?,
+        };
         self.events += f.events;
         metrics.sse_events.inc_by(f.events);
         Ok(f.out)

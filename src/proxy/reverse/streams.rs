@@ -101,6 +101,10 @@ struct Inner {
     unanswered: Vec<Box<str>>,
     is_post: bool,
     judge: Option<OwnedJudge>,
+    /// The cache's view of the stream (invalidating notifications).
+    watch: Option<super::cache::Watch>,
+    /// Stores the response of a cacheable request, seen before any rule judges it.
+    catch: Option<super::cache::Catch>,
     error: Option<ScanError>,
     /// Events queued for the client since the last count.
     events: u64,
@@ -149,10 +153,21 @@ impl LiveStream {
                 is_post: !requests.is_empty(),
                 unanswered: requests,
                 judge,
+                watch: None,
+                catch: None,
                 error: None,
                 events: 0,
             }),
             changed: Notify::new(),
+        }
+    }
+
+    /// Shows the stream's events to the cache from now on: notifications (`watch`), and the
+    /// response of a cacheable request (`catch`).
+    pub fn watch(&self, watch: Option<super::cache::Watch>, catch: Option<super::cache::Catch>) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.watch = watch;
+            inner.catch = catch;
         }
     }
 
@@ -266,6 +281,8 @@ impl LiveStream {
             buffer,
             output,
             judge,
+            watch,
+            catch,
             unanswered,
             total_cap,
             events,
@@ -278,6 +295,14 @@ impl LiveStream {
                     out.extend_from_slice(ev.bytes());
                 }
                 return;
+            }
+            if let Some(data) = ev.data() {
+                if let Some(w) = watch.as_ref() {
+                    w.event(&data);
+                }
+                if catch.as_mut().is_some_and(|c| c.event(&data)) {
+                    *catch = None;
+                }
             }
             let event = match judge.as_mut().map_or(Verdict::Pass, |j| verdict(&ev, j)) {
                 Verdict::Drop => return,
@@ -326,6 +351,8 @@ impl PayloadSink for LiveStream {
     fn body_end(&self, clean: bool) {
         if let Ok(mut inner) = self.inner.lock() {
             inner.ended = true;
+            // No response will come on this body now: the key's flight ends.
+            inner.catch = None;
             if !clean {
                 // The client reconnects with Last-Event-ID, and the proxy resumes for it.
                 if let Some(out) = inner.output.as_mut() {
