@@ -7,6 +7,7 @@ pub mod headers;
 pub mod judge;
 pub mod peek;
 pub mod sniff;
+mod strict_json;
 pub mod version;
 
 pub use error::{error_body, ErrorCode};
