@@ -111,10 +111,7 @@ fn fit_open_files(limits: &mut crate::config::Limits, upstreams: usize) {
 /// Builds the server: checks the addresses, resolves upstreams, wires the services.
 pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     let mut config = config;
-    for listener in &mut config.listeners {
-        listener.addr = reserve(listener.addr, "listen")?;
-    }
-    config.admin = config.admin.map(|a| reserve(a, "admin")).transpose()?;
+    reserve_all(&mut config)?;
     let upstreams = UpstreamSet::resolve(&config).map_err(StartError::Upstream)?;
     let exposed = config.listeners.iter().find(|l| !l.addr.ip().is_loopback());
     if let (Some(exposed), true) = (
@@ -253,11 +250,32 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     })
 }
 
-/// Fails fast on an address in use, and turns port 0 into the concrete port to listen on.
-fn reserve(addr: SocketAddr, what: &'static str) -> Result<SocketAddr, StartError> {
+/// Checks every listener and the admin address, turning port 0 into a concrete port. Every
+/// address is held until all are chosen: released one by one, a port 0 could be given the
+/// port just released for another listener, and Pingora would then open the second listener
+/// on the first one's socket (two owners of one descriptor: a double close, and one
+/// listener's connections served by the other).
+fn reserve_all(config: &mut Config) -> Result<(), StartError> {
+    let mut held = Vec::new();
+    for listener in &mut config.listeners {
+        let (addr, socket) = reserve(listener.addr, "listen")?;
+        listener.addr = addr;
+        held.push(socket);
+    }
+    if let Some(admin) = config.admin {
+        let (addr, socket) = reserve(admin, "admin")?;
+        config.admin = Some(addr);
+        held.push(socket);
+    }
+    Ok(())
+}
+
+/// Fails fast on an address in use; the socket is returned so the caller holds the port.
+fn reserve(addr: SocketAddr, what: &'static str) -> Result<(SocketAddr, TcpListener), StartError> {
     match TcpListener::bind(addr) {
         Ok(l) => l
             .local_addr()
+            .map(|a| (a, l))
             .map_err(|source| StartError::Bind { what, addr, source }),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             Err(StartError::AddrInUse { what, addr })
@@ -385,5 +403,33 @@ impl ShutdownSignalWatch for DrainOnSignal {
             );
         });
         ShutdownSignal::GracefulTerminate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (a test process aborted once with "IO Safety violation: owned file descriptor
+    /// already closed"): port 0 for the listener and the admin address were reserved one
+    /// after the other, each released at once, so both could get the same port; Pingora then
+    /// opened the admin listener on the proxy listener's descriptor.
+    #[test]
+    fn regression_port_0_addresses_never_share_a_port() {
+        for _ in 0..200 {
+            let mut config = Config::default();
+            config.listeners = vec![
+                crate::config::Listener::plain(SocketAddr::from(([127, 0, 0, 1], 0))),
+                crate::config::Listener::plain(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ];
+            config.admin = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+            reserve_all(&mut config).unwrap();
+            let mut ports: Vec<u16> = config.listeners.iter().map(|l| l.addr.port()).collect();
+            ports.push(config.admin.unwrap().port());
+            assert!(ports.iter().all(|p| *p != 0));
+            ports.sort_unstable();
+            ports.dedup();
+            assert_eq!(ports.len(), 3, "distinct ports");
+        }
     }
 }
