@@ -21,6 +21,7 @@ mod request_body;
 mod respond;
 pub mod resume;
 pub mod session;
+mod session_keys;
 pub mod session_quota;
 pub mod sse;
 pub mod streams;

@@ -23,25 +23,17 @@
 //! No Pingora here.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use base64::Engine;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+pub use super::session_keys::mint_id;
+use super::session_keys::{encode_id, shards, Key, KeyHasher, Shard, ID_BYTES, SHARDS};
 use super::session_quota::{Cap, ClientNet, Owners, Quota};
-
-/// Number of shards per map (a power of two). At a million sessions a write clones a shard of
-/// about 120 entries; the shard arrays take 128 KiB and all start on one shared empty map.
-const SHARDS: usize = 8192;
-
-/// Random bytes in a minted session id: 256 bits, 43 base64url characters (visible ASCII).
-const ID_BYTES: usize = 32;
-const ID_CHARS: usize = 43;
 
 /// Who created a session: a SHA-256 of the `Authorization` header value it was created with.
 pub type Principal = [u8; 32];
@@ -121,70 +113,8 @@ pub enum InsertError {
     NoRandomness,
 }
 
-/// A downstream id, decoded: the 32 random bytes themselves. Keys live inline in the map (no
-/// pointer to chase when comparing) and hash to their own bytes: every stored key is CSPRNG
-/// output, so no input can make them collide, and a lookup costs no hashing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Key([u8; ID_BYTES]);
-
-impl Key {
-    fn parse(id: &str) -> Option<Key> {
-        let mut out = [0u8; ID_BYTES];
-        (id.len() == ID_CHARS
-            && base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode_slice(id, &mut out)
-                .ok()?
-                == ID_BYTES)
-            .then_some(Key(out))
-    }
-
-    fn shard(&self) -> usize {
-        usize::from(u16::from_le_bytes([self.0[0], self.0[1]])) & (SHARDS - 1)
-    }
-}
-
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // Bytes 8..16: independent of the shard bits (0..2).
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&self.0[8..16]);
-        state.write_u64(u64::from_le_bytes(word));
-    }
-}
-
-/// Passes a [`Key`]'s own random bits through as its hash.
-#[derive(Debug, Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used by `Key`; fold anything else in rather than drop it.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 type Forward = HashMap<Key, Arc<Session>, BuildHasherDefault<KeyHasher>>;
 type Reverse = HashMap<(usize, Arc<str>), Key>;
-
-/// One shard of a map. Not cache-line padded: reads dominate, and a compact array of shard
-/// pointers stays in cache, which matters more than writers to neighbouring shards meeting.
-#[derive(Debug)]
-struct Shard<M>(ArcSwap<M>);
-
-fn shards<M: Default>() -> Box<[Shard<M>]> {
-    let empty = Arc::new(M::default());
-    (0..SHARDS)
-        .map(|_| Shard(ArcSwap::new(empty.clone())))
-        .collect()
-}
 
 /// The session table. See the module docs.
 #[derive(Debug)]
@@ -495,17 +425,6 @@ impl Drop for Reservation {
             self.table.quota.release(&self.owners);
         }
     }
-}
-
-/// A fresh downstream session id: 256 bits from the OS CSPRNG, base64url without padding.
-pub fn mint_id() -> Result<String, getrandom::Error> {
-    let mut bytes = [0u8; ID_BYTES];
-    getrandom::fill(&mut bytes)?;
-    Ok(encode_id(&bytes))
-}
-
-fn encode_id(bytes: &[u8; ID_BYTES]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 #[cfg(test)]
