@@ -203,6 +203,20 @@ pub struct RawUpstream {
     /// Header name → value; `${VAR}` in a value is read from the environment.
     #[serde(default)]
     pub headers: std::collections::BTreeMap<String, String>,
+    pub tls: Option<RawUpstreamTls>,
+    /// `auto`, `always` or `never`.
+    pub http2: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamTls {
+    pub server_name: Option<String>,
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

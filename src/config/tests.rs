@@ -82,7 +82,7 @@ fn errors_name_the_field_path() {
         ("limits:\n  max_bodyy: 1\n", "limits"),
         ("bogus: 1\n", "bogus"),
         ("listen: nowhere\n", "listen"),
-        ("upstreams:\n  - url: https://x/mcp\n", "upstreams[0].url"),
+        ("upstreams:\n  - url: ftp://x/mcp\n", "upstreams[0].url"),
         ("upstreams:\n  - url: /relative\n", "upstreams[0].url"),
         ("upstreams: []\n", "upstreams"),
         (

@@ -31,6 +31,8 @@ pub fn config_for(upstream_url: &str) -> Config {
             weight: 1,
             forward_authorization: false,
             headers: Vec::new(),
+            tls: Default::default(),
+            http2: Default::default(),
         }],
         ..Config::default()
     }

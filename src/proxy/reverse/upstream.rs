@@ -350,6 +350,8 @@ mod tests {
                     weight: *w,
                     forward_authorization: false,
                     headers: Vec::new(),
+                    tls: Default::default(),
+                    http2: Default::default(),
                 })
                 .collect(),
             load_balancing: strategy,
