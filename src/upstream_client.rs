@@ -39,6 +39,7 @@ mod tls_config;
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -143,6 +144,9 @@ pub struct UpstreamClient {
 
 struct Inner {
     client: Client<connector::Connector, RequestBody>,
+    /// A handshake since the last response head had the server ask for a client certificate
+    /// (see [`tls_config::AskRecorder`]).
+    asked_for_cert: Arc<AtomicBool>,
     server_name: String,
     https: bool,
     http2: Http2Mode,
@@ -152,8 +156,13 @@ impl UpstreamClient {
     /// Builds the client; reads the CA bundle and client certificate files. An error is a
     /// start-up error naming the problem (bad CA file, key not matching the certificate...).
     pub fn new(settings: &ClientSettings) -> Result<Self, String> {
+        let asked_for_cert = Arc::new(AtomicBool::new(false));
         let tls = if settings.scheme_https {
             let mut config = settings.tls.client_config()?;
+            config.client_auth_cert_resolver = Arc::new(tls_config::AskRecorder {
+                inner: config.client_auth_cert_resolver.clone(),
+                asked: asked_for_cert.clone(),
+            });
             config.alpn_protocols = match settings.http2 {
                 Http2Mode::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
                 Http2Mode::Always => vec![b"h2".to_vec()],
@@ -177,6 +186,7 @@ impl UpstreamClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 client: builder.build(connector),
+                asked_for_cert,
                 server_name: settings.server_name.clone(),
                 https: settings.scheme_https,
                 http2: settings.http2,
@@ -191,11 +201,23 @@ impl UpstreamClient {
         &self,
         req: http::Request<RequestBody>,
     ) -> Result<http::Response<hyper::body::Incoming>, UpstreamError> {
-        self.inner
-            .client
-            .request(req)
-            .await
-            .map_err(|e| UpstreamError::new(e, &self.inner.server_name))
+        match self.inner.client.request(req).await {
+            Ok(resp) => {
+                self.inner.asked_for_cert.store(false, Ordering::Relaxed);
+                Ok(resp)
+            }
+            Err(e) => {
+                let e = UpstreamError::new(e, &self.inner.server_name);
+                // A server that asked for a client certificate and then dropped the connection
+                // before any answer refused it. Its alert may be lost: over HTTP/2 the
+                // connection's error never reaches a request that was not dispatched yet
+                // (`connection was not ready`), so the ask is what tells.
+                Err(match self.inner.asked_for_cert.load(Ordering::Relaxed) {
+                    true => e.refused_client_cert(),
+                    false => e,
+                })
+            }
+        }
     }
 }
 

@@ -42,10 +42,9 @@ pub struct Config {
     pub endpoint: String,
     /// Worker threads for the proxy; `None`: one per CPU core.
     pub threads: Option<usize>,
-    /// POSTs with a held body, and bodiless GET/DELETE, go upstream by the proxy's direct
-    /// exchange, not Pingora's proxy loop (`proxy::reverse::exchange`).
-    pub direct_exchange: bool,
     pub upstreams: Vec<UpstreamConfig>,
+    /// Keys the file set that no longer do anything (each a line for `warnings`).
+    pub obsolete: Vec<String>,
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub sse: SseConfig,
@@ -359,7 +358,14 @@ impl Config {
     /// Settings that are valid but probably not meant: logged at start-up and printed by
     /// `check-config` (which still succeeds).
     pub fn warnings(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out = self.obsolete.clone();
+        for u in self.upstreams.iter().filter(|u| u.tls.insecure_skip_verify) {
+            out.push(format!(
+                "upstreams[{:?}].tls.insecure_skip_verify: the upstream's certificate is NOT \
+                 verified; anyone on the path can read and change its traffic",
+                u.name
+            ));
+        }
         if let (Some(admin), None) = (self.admin, &self.admin_bearer_token) {
             if !admin.ip().is_loopback() {
                 out.push(format!(

@@ -13,6 +13,7 @@ pub struct RawConfig {
     pub admin: Option<Option<RawAdmin>>,
     pub endpoint: Option<String>,
     pub threads: Option<u32>,
+    /// Obsolete (every request takes the one upstream exchange): accepted, warned about.
     pub direct_exchange: Option<bool>,
     pub upstreams: Option<Vec<RawUpstream>>,
     #[serde(default)]

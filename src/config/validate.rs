@@ -297,13 +297,22 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
         default_max,
     )?;
 
+    let mut obsolete = Vec::new();
+    if raw.direct_exchange.is_some() {
+        obsolete.push(
+            "direct_exchange: obsolete and ignored; every request goes upstream by the one \
+             exchange (remove the key)"
+                .to_owned(),
+        );
+    }
+
     Ok(Config {
+        obsolete,
         listeners,
         admin,
         admin_bearer_token,
         endpoint,
         threads,
-        direct_exchange: raw.direct_exchange.unwrap_or(true),
         upstreams,
         timeouts,
         limits: Limits {

@@ -47,6 +47,16 @@ impl UpstreamError {
         }
     }
 
+    /// A connection dropped before any answer by a server that had asked for a client
+    /// certificate: the certificate was refused (or none was sent), whatever the alert said or
+    /// whether it arrived.
+    pub(super) fn refused_client_cert(mut self) -> Self {
+        if self.kind == Kind::Reset {
+            self.kind = Kind::TlsClientCert;
+        }
+        self
+    }
+
     /// The metric label: `connect_refused`, `connect_timeout`, `connect_error`,
     /// `tls_unknown_ca`, `tls_expired`, `tls_name_mismatch`, `tls_client_cert`,
     /// `tls_handshake`, `protocol`, `reset` or `other`.
@@ -203,10 +213,12 @@ fn classify(e: &hyper_util::client::legacy::Error) -> Kind {
         return Kind::ConnectError;
     }
     if let Some(h) = chain(e).find_map(|e| e.downcast_ref::<hyper::Error>()) {
-        if h.is_parse() || h.is_incomplete_message() {
+        if h.is_parse() {
             return Kind::Protocol;
         }
-        if h.is_canceled() {
+        // Closed before a whole response head (a FIN where `reset` would be an RST): the same
+        // crash or close, so the same label.
+        if h.is_incomplete_message() || h.is_canceled() {
             return Kind::Reset;
         }
     }

@@ -53,6 +53,30 @@ impl TlsSettings {
     }
 }
 
+/// Records that a server asked for a client certificate (a TLS `CertificateRequest`), then
+/// answers as `inner` would. Lets the client tell a refused certificate from a plain reset when
+/// the server's alert is lost (see `UpstreamClient::send`).
+#[derive(Debug)]
+pub(super) struct AskRecorder {
+    pub inner: Arc<dyn ResolvesClientCert>,
+    pub asked: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ResolvesClientCert for AskRecorder {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        self.asked.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.inner.resolve(root_hint_subjects, sigschemes)
+    }
+
+    fn has_certs(&self) -> bool {
+        self.inner.has_certs()
+    }
+}
+
 /// The system's trusted roots, read once per process.
 fn system_roots() -> Result<Arc<RootCertStore>, String> {
     static ROOTS: OnceLock<Result<Arc<RootCertStore>, String>> = OnceLock::new();

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod access_log;
+pub mod http_upstream;
 pub mod mcp_server;
 pub mod mock;
 pub mod tls;
