@@ -63,6 +63,35 @@ async fn http_upstreams_speak_http1_by_default_and_h2c_with_http2_always() {
     }
 }
 
+/// Regression (harness, nginx behind TLS): every HTTP/2 request carried a `host` header beside
+/// `:authority`, and nginx answered 400 for the duplicate. The upstream's authority travels once:
+/// `Host` on HTTP/1.1, `:authority` on HTTP/2; the client's own `Host` never.
+#[tokio::test]
+async fn regression_the_upstream_authority_travels_once_on_either_version() {
+    let upstream = HttpUpstream::start(None).await;
+    let authority = format!("127.0.0.1:{}", upstream.addr.port());
+    for mode in [Http2Mode::Never, Http2Mode::Always] {
+        let proxy = Proxy::start(config_with(&upstream.url(), |u| u.http2 = mode)).await;
+        assert_eq!(ping_through(&proxy, &[]).await.0, 200, "{mode:?}");
+    }
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].version, http::Version::HTTP_11);
+    let hosts: Vec<_> = seen[0].headers.get_all("host").iter().collect();
+    assert_eq!(
+        hosts,
+        [authority.as_str()],
+        "HTTP/1.1: one Host, the upstream's"
+    );
+    assert_eq!(seen[1].version, http::Version::HTTP_2);
+    assert!(
+        seen[1].headers.get("host").is_none(),
+        "HTTP/2: :authority only, no host header: {:?}",
+        seen[1].headers
+    );
+    assert_eq!(seen[1].authority.as_deref(), Some(authority.as_str()));
+}
+
 /// W3C trace context reaches the upstream exactly as the client sent it.
 #[tokio::test]
 async fn traceparent_and_tracestate_pass_through_unchanged() {

@@ -23,6 +23,8 @@ use tokio::net::TcpListener;
 #[derive(Debug, Clone)]
 pub struct Seen {
     pub version: http::Version,
+    /// The request target's authority (HTTP/2's `:authority`).
+    pub authority: Option<String>,
     pub headers: http::HeaderMap,
     pub body: Bytes,
 }
@@ -123,6 +125,7 @@ async fn answer(req: http::Request<hyper::body::Incoming>, state: State) -> http
         .unwrap_or_default();
     seen.lock().unwrap().push(Seen {
         version: parts.version,
+        authority: parts.uri.authority().map(|a| a.to_string()),
         headers: parts.headers.clone(),
         body: body.clone(),
     });

@@ -54,7 +54,11 @@ impl McpProxy {
             .target_uri(session.req_header().uri.query())
             .map_err(|e| Error::because(ErrorType::InternalError, "upstream target", e))?;
         upstream_request.set_uri(uri);
-        upstream_request.insert_header(http::header::HOST, upstream.host())?;
+        // The client's `Host` names the proxy. The upstream's authority travels in the absolute
+        // URI the exchange gives the HTTP client: as `Host` on HTTP/1.1 (the client adds it),
+        // as `:authority` on HTTP/2, where a `Host` beside it is a duplicate some servers
+        // (nginx) refuse with 400.
+        remove(upstream_request, &http::header::HOST);
         for name in &STRIP_UPSTREAM {
             remove(upstream_request, name);
         }

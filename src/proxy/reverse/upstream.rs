@@ -29,7 +29,6 @@ pub struct Upstream {
     pub path_and_query: String,
     /// `path_and_query` and `authority`, parsed once (not per request).
     uri: http::Uri,
-    host: http::HeaderValue,
     /// `http` or `https`, and the authority: the absolute URI the client is given.
     scheme: http::uri::Scheme,
     uri_authority: http::uri::Authority,
@@ -175,8 +174,6 @@ impl Upstream {
             .path_and_query
             .parse()
             .map_err(|e| format!("upstream {:?}: path: {e}", config.name))?;
-        let host = http::HeaderValue::try_from(url.authority())
-            .map_err(|e| format!("upstream {:?}: host: {e}", config.name))?;
         let uri_authority = http::uri::Authority::try_from(url.authority())
             .map_err(|e| format!("upstream {:?}: host: {e}", config.name))?;
         let client = UpstreamClient::new(&ClientSettings::from_config(config, connect))
@@ -187,7 +184,6 @@ impl Upstream {
             authority: url.authority(),
             path_and_query: url.path_and_query.clone(),
             uri,
-            host,
             scheme: match url.https {
                 true => http::uri::Scheme::HTTPS,
                 false => http::uri::Scheme::HTTP,
@@ -220,11 +216,6 @@ impl Upstream {
             Some(q) if !q.is_empty() => self.target(Some(q)).parse(),
             _ => Ok(self.uri.clone()),
         }
-    }
-
-    /// The `Host` header value.
-    pub fn host(&self) -> http::HeaderValue {
-        self.host.clone()
     }
 
     /// The request target upstream: the upstream's path, plus the downstream query if any.
