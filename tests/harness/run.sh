@@ -93,16 +93,7 @@ wait_port "$CACHE_PORT" || { cat "$LOG"; exit 1; }
 kill $CACHE_PID 2>/dev/null || true
 echo "--- over TLS: the same clients against https:// (a test CA made here; each client trusts it)"
 TLS_DIR=$(mktemp -d)
-(
-  cd "$TLS_DIR"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=harness-ca \
-    -addext basicConstraints=critical,CA:TRUE -keyout ca.key -out ca.crt
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
-    -keyout server.key -out server.csr
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >san.ext
-  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-    -extfile san.ext -out server.crt
-) 2>/dev/null
+"$ROOT/tests/harness/make_certs.sh" "$TLS_DIR"
 CA=$TLS_DIR/ca.crt
 TLS_PORT=$(free_port)
 RUST_LOG=${RUST_LOG:-warn} "$SHADOWCAT" reverse --bind "127.0.0.1:$TLS_PORT" \
