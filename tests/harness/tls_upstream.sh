@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The harness's clients through Shadowcat to an https:// upstream: server-everything behind a
 # TLS-terminating nginx (h2 and http/1.1 offered by ALPN, a leaf of the harness's test CA), the
-# proxy trusting that CA only through `upstreams[].tls.ca_file`. Four proxies, each to its own
-# nginx server block (so each has its own access log of protocol and SNI):
+# proxy trusting that CA only through `upstreams[].tls.ca_file`. Seven proxies, each to an
+# nginx server block of its own (each block logs protocol, SNI and client verification):
 #   default  `tls: {ca_file}`, http2 left at its default: resume-check (curl), the TS SDK client
 #            (initialize, tools/list, tools/call, SSE progress, resources, GET stream), the
 #            Python SDK 1.x (progress over SSE) and 2.x; and requests did reach nginx
@@ -12,13 +12,16 @@
 #            the clients of `default`, and nginx logged HTTP/2.0 with SNI localhost only
 #   no-ca    no tls block: the test CA is not trusted, so initialize must get a 5xx and never
 #            reach nginx's upstream
+#   insecure `tls: {insecure_skip_verify: true}` and no CA: initialize gets 200
+#   mtls     nginx requires a client certificate of the test CA: with `tls.cert_file/key_file`
+#            initialize gets 200 and nginx logs the client verified; without them, not 200
 # The probe and the conformance suite run over HTTP/1.1 only: nginx 1.22 over h2+TLS holds a
 # response's HEADERS until its first body byte (a GET stream opens with no event, so its
 # headers wait for the first one; `curl --http2` straight at nginx shows it, h2c does not), and
 # the probe wants the GET stream's headers within 1 s.
 # Usage: tests/harness/tls_upstream.sh <server-everything port> <dir from make_certs.sh>
 # Env:   SHADOWCAT, MCP_HARNESS, SHARED (run.sh sets them)
-# Prints run-all.sh's 'N passed, M failed' line and one PASS/FAIL line per other check (12);
+# Prints run-all.sh's 'N passed, M failed' line and one PASS/FAIL line per other check (14);
 # exits 0 only if all pass, fails at once (no hang) if the proxy refuses the config.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -52,12 +55,14 @@ flunk() { echo "FAIL $1"; fail=1; }
 # touched, so it also runs as an unprivileged user); one server block per proxy under test,
 # each with its own access log of protocol and SNI.
 NG_DEFAULT=$(free_port); NG_H1=$(free_port); NG_H2=$(free_port); NG_NOCA=$(free_port)
-server_block() { # PORT NAME
+NG_INSECURE=$(free_port); NG_MTLS=$(free_port)
+server_block() { # PORT NAME [more directives]
   cat <<BLOCK
   server {
     listen 127.0.0.1:$1 ssl http2;
     ssl_certificate $CERTS/server.crt;
     ssl_certificate_key $CERTS/server.key;
+    ${3:-}
     access_log $DIR/access-$2.log tls;
     location / {
       proxy_pass http://127.0.0.1:$EVERY_PORT;
@@ -84,17 +89,19 @@ http {
   fastcgi_temp_path $DIR/fastcgi;
   uwsgi_temp_path $DIR/uwsgi;
   scgi_temp_path $DIR/scgi;
-  log_format tls '\$server_protocol \$ssl_server_name \$ssl_protocol \$request_method \$status';
+  log_format tls '\$server_protocol \$ssl_server_name \$ssl_protocol \$request_method \$status \$ssl_client_verify';
 CONF
   server_block "$NG_DEFAULT" default
   server_block "$NG_H1" h1
   server_block "$NG_H2" h2
   server_block "$NG_NOCA" no-ca
+  server_block "$NG_INSECURE" insecure
+  server_block "$NG_MTLS" mtls "ssl_verify_client on; ssl_client_certificate $CERTS/ca.crt;"
   echo "}"
 } >"$DIR/nginx.conf"
 "$NGINX" -e "$DIR/nginx-error.log" -p "$DIR" -c "$DIR/nginx.conf" &
 PIDS+=("$!")
-for p in "$NG_DEFAULT" "$NG_H1" "$NG_H2" "$NG_NOCA"; do
+for p in "$NG_DEFAULT" "$NG_H1" "$NG_H2" "$NG_NOCA" "$NG_INSECURE" "$NG_MTLS"; do
   wait_port "$p" || { echo "FAIL tls-upstream: nginx did not open :$p"; cat "$DIR/nginx-error.log"; exit 1; }
 done
 # The TLS front itself, before any proxy: h2 by ALPN, the test CA's leaf, server-everything behind.
@@ -102,8 +109,8 @@ front=$(curl -sS --http2 --cacert "$CERTS/ca.crt" -o /dev/null -w '%{http_versio
   "https://127.0.0.1:$NG_DEFAULT/mcp" || true)
 [[ $front == "2 "* ]] || { echo "FAIL tls-upstream: nginx front answered '$front' (want h2)"; cat "$DIR/nginx-error.log"; exit 1; }
 # The probe above is in the first access log: start the logs empty for the proxies' requests.
-for name in default h1 h2 no-ca; do : >"$DIR/access-$name.log"; done
-echo "nginx TLS front on :$NG_DEFAULT :$NG_H1 :$NG_H2 :$NG_NOCA (h2 by ALPN) -> server-everything :$EVERY_PORT"
+for name in default h1 h2 no-ca insecure mtls; do : >"$DIR/access-$name.log"; done
+echo "nginx TLS front on :$NG_DEFAULT :$NG_H1 :$NG_H2 :$NG_NOCA :$NG_INSECURE :$NG_MTLS (h2 by ALPN) -> server-everything :$EVERY_PORT"
 
 start_proxy() { # NAME NGINX_PORT YAML (more lines of the upstream, may be empty); sets SC (its port)
   local port pid rc
@@ -177,11 +184,14 @@ if start_proxy h2 "$NG_H2" "$(printf '    http2: always\n%s\n      server_name: 
 else
   flunk "h2: proxy did not start (its 5 checks not run)"
 fi
-if start_proxy no-ca "$NG_NOCA" ""; then
-  code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -H 'content-type: application/json' \
+init_code() { # URL: the HTTP status of an initialize through it
+  curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -H 'content-type: application/json' \
     -H 'accept: application/json, text/event-stream' \
-    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"no-ca","version":"1"}}}' \
-    "http://127.0.0.1:$SC/mcp" || true)
+    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"tls-upstream","version":"1"}}}' \
+    "$1" || true
+}
+if start_proxy no-ca "$NG_NOCA" ""; then
+  code=$(init_code "http://127.0.0.1:$SC/mcp")
   n=$(wc -l <"$DIR/access-no-ca.log")
   if [[ $code == 5* ]] && ((n == 0)); then pass "no-ca: an untrusted upstream certificate gives $code, nothing reaches server-everything"
   else flunk "no-ca: want a 5xx and no request at nginx, got HTTP $code and $n requests"; fi
@@ -189,8 +199,31 @@ else
   flunk "no-ca: proxy did not start"
 fi
 
+if start_proxy insecure "$NG_INSECURE" "$(printf '    tls:\n      insecure_skip_verify: true\n')"; then
+  code=$(init_code "http://127.0.0.1:$SC/mcp")
+  n=$(wc -l <"$DIR/access-insecure.log")
+  if [[ $code == 200 ]] && ((n > 0)); then pass "insecure: insecure_skip_verify reaches the upstream without its CA (200)"
+  else flunk "insecure: want 200 through insecure_skip_verify, got HTTP $code and $n requests at nginx"; fi
+else
+  flunk "insecure: proxy did not start"
+fi
+
+# mTLS: nginx requires a client certificate of the test CA on this block; the proxy presents
+# tls.cert_file/key_file. Without them nginx answers 400 itself (no request reaches upstream).
+MTLS_YAML=$(printf '%s\n      cert_file: %s\n      key_file: %s\n' "$CA_YAML" "$CERTS/client.crt" "$CERTS/client.key")
+if start_proxy mtls "$NG_MTLS" "$MTLS_YAML" && with=$(init_code "http://127.0.0.1:$SC/mcp") &&
+  start_proxy mtls-none "$NG_MTLS" "$CA_YAML"; then
+  without=$(init_code "http://127.0.0.1:$SC/mcp")
+  ok=$(awk '$5 == 200 && $6 == "SUCCESS"' "$DIR/access-mtls.log" | wc -l)
+  if [[ $with == 200 && $without != 200 ]] && ((ok > 0)); then
+    pass "mtls: with cert_file/key_file nginx verified the client (200); without them $without"
+  else flunk "mtls: want 200 with a verified client certificate and no 200 without, got $with / $without ($(proto_mix mtls))"; fi
+else
+  flunk "mtls: a proxy did not start"
+fi
+
 if ((fail)); then
-  for name in default h1 h2 no-ca; do
+  for name in default h1 h2 no-ca insecure mtls mtls-none; do
     [[ -s $DIR/$name.log ]] && { echo "--- shadowcat ($name) log"; tail -30 "$DIR/$name.log"; }
   done
   echo "--- nginx error log"; tail -20 "$DIR/nginx-error.log"
