@@ -12,9 +12,10 @@
 #            the clients of `default`, and nginx logged HTTP/2.0 with SNI localhost only
 #   no-ca    no tls block: the test CA is not trusted, so initialize must get a 5xx and never
 #            reach nginx's upstream
-#   insecure `tls: {insecure_skip_verify: true}` and no CA: initialize gets 200
-#   mtls     nginx requires a client certificate of the test CA: with `tls.cert_file/key_file`
-#            initialize gets 200 and nginx logs the client verified; without them, not 200
+#   insecure `tls: {insecure_skip_verify: true}` and no CA, `http2: never`: initialize gets 200
+#   mtls     nginx requires a client certificate of the test CA (`http2: never`): with
+#            `tls.cert_file/key_file` initialize gets 200 and nginx logs the client verified;
+#            without them, not 200
 # The probe and the conformance suite run over HTTP/1.1 only: nginx 1.22 over h2+TLS holds a
 # response's HEADERS until its first body byte (a GET stream opens with no event, so its
 # headers wait for the first one; `curl --http2` straight at nginx shows it, h2c does not), and
@@ -199,7 +200,9 @@ else
   flunk "no-ca: proxy did not start"
 fi
 
-if start_proxy insecure "$NG_INSECURE" "$(printf '    tls:\n      insecure_skip_verify: true\n')"; then
+# insecure and mtls speak HTTP/1.1 (http2: never): they check TLS settings, default and h2
+# above check the protocol.
+if start_proxy insecure "$NG_INSECURE" "$(printf '    http2: never\n    tls:\n      insecure_skip_verify: true\n')"; then
   code=$(init_code "http://127.0.0.1:$SC/mcp")
   n=$(wc -l <"$DIR/access-insecure.log")
   if [[ $code == 200 ]] && ((n > 0)); then pass "insecure: insecure_skip_verify reaches the upstream without its CA (200)"
@@ -210,9 +213,9 @@ fi
 
 # mTLS: nginx requires a client certificate of the test CA on this block; the proxy presents
 # tls.cert_file/key_file. Without them nginx answers 400 itself (no request reaches upstream).
-MTLS_YAML=$(printf '%s\n      cert_file: %s\n      key_file: %s\n' "$CA_YAML" "$CERTS/client.crt" "$CERTS/client.key")
+MTLS_YAML=$(printf '    http2: never\n%s\n      cert_file: %s\n      key_file: %s\n' "$CA_YAML" "$CERTS/client.crt" "$CERTS/client.key")
 if start_proxy mtls "$NG_MTLS" "$MTLS_YAML" && with=$(init_code "http://127.0.0.1:$SC/mcp") &&
-  start_proxy mtls-none "$NG_MTLS" "$CA_YAML"; then
+  start_proxy mtls-none "$NG_MTLS" "$(printf '    http2: never\n%s' "$CA_YAML")"; then
   without=$(init_code "http://127.0.0.1:$SC/mcp")
   ok=$(awk '$5 == 200 && $6 == "SUCCESS"' "$DIR/access-mtls.log" | wc -l)
   if [[ $with == 200 && $without != 200 ]] && ((ok > 0)); then
