@@ -196,7 +196,7 @@ OHA=${OHA:-$(command -v oha || echo "$HOME/.cache/shadowcat/oha/bin/oha")}
 [[ -x $OHA ]] || OHA=
 HDRS=(-H 'content-type: application/json' -H 'accept: application/json, text/event-stream' -H 'mcp-protocol-version: 2025-11-25')
 session() { # URL: an Mcp-Session-Id for URL (empty if none was issued)
-  curl -sS -D - -o /dev/null --max-time 10 --cacert "$CA" "${HDRS[@]}" \
+  curl --http1.1 -sS -D - -o /dev/null --max-time 10 --cacert "$CA" "${HDRS[@]}" \
     -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}' "$1" | awk -F': *' 'tolower($1) == "mcp-session-id" {print $2}' | tr -d '\r'
 }
 oha_json_max() { # TARGET ROUND
@@ -205,8 +205,8 @@ oha_json_max() { # TARGET ROUND
   [[ -n $sid ]] && args+=(-H "mcp-session-id: $sid")
   timeout -k 5 "$K6_LIMIT" taskset -c "$GEN_CPU" "$OHA" --no-tui --output-format json -z "$DURATION" -c 32 --insecure \
     -m POST "${HDRS[@]}" "${args[@]}" -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}' \
-    "${URL[$1]}" >"$OUT/json_max.$1.$2.oha.json" 2>"$OUT/json_max.$1.$2.log" || true
-  python3 - "$OUT/json_max.$1.$2.oha.json" "$OUT/json_max.$1.$2.json" <<'PY'
+    "${URL[$1]}" >"$OUT/json_max.$1.$2.oha" 2>"$OUT/json_max.$1.$2.log" || true
+  python3 - "$OUT/json_max.$1.$2.oha" "$OUT/json_max.$1.$2.json" <<'PY'
 import json, sys
 o = json.load(open(sys.argv[1]))
 s, p = o["summary"], o["latencyPercentiles"]
