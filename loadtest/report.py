@@ -11,7 +11,8 @@ TARGETS = ["direct", "bare", "lean", "shadowcat", "nginx"]
 # Pingora references (loadtest/run.sh): the smallest Pingora proxy, and Pingora's downstream
 # session with a direct upstream exchange.
 REFERENCES = ["bare", "lean"]
-SCENARIOS = ["json_rate", "json_max", "sse", "churn"]
+# SCENARIOS (env, space-separated): the scenarios of another script (loadtest/tls_upstream.sh).
+SCENARIOS = os.environ.get("SCENARIOS", "json_rate json_max sse churn").split()
 
 
 def metric(summary, name):

@@ -2,7 +2,9 @@
 # Runs the external MCP harness through Shadowcat: server-everything (npm) as the upstream, the
 # official TypeScript SDK client, the conformance suite and curl probes (../shared/mcp-harness),
 # plus the official Python SDK (mcp 1.x and 2.x from PyPI) as clients; then the same clients
-# again over TLS (https://, a CA made by openssl here) and `curl --http2` (h2 by ALPN).
+# again over TLS (https://, a CA made by openssl here) and `curl --http2` (h2 by ALPN); then
+# with the upstream behind TLS: server-everything behind a TLS-terminating nginx, the proxy
+# with an https:// upstream trusting the same CA (tests/harness/tls_upstream.sh; needs nginx).
 #
 # Usage: tests/harness/run.sh            (from the repo root; installs what it needs)
 # Env:   MCP_HARNESS  scratch dir for npm/pip installs (default ~/.cache/shadowcat/mcp-harness)
@@ -93,16 +95,7 @@ wait_port "$CACHE_PORT" || { cat "$LOG"; exit 1; }
 kill $CACHE_PID 2>/dev/null || true
 echo "--- over TLS: the same clients against https:// (a test CA made here; each client trusts it)"
 TLS_DIR=$(mktemp -d)
-(
-  cd "$TLS_DIR"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=harness-ca \
-    -addext basicConstraints=critical,CA:TRUE -keyout ca.key -out ca.crt
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
-    -keyout server.key -out server.csr
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >san.ext
-  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-    -extfile san.ext -out server.crt
-) 2>/dev/null
+"$ROOT/tests/harness/make_certs.sh" "$TLS_DIR"
 CA=$TLS_DIR/ca.crt
 TLS_PORT=$(free_port)
 RUST_LOG=${RUST_LOG:-warn} "$SHADOWCAT" reverse --bind "127.0.0.1:$TLS_PORT" \
@@ -129,6 +122,8 @@ for v in 1.30.0 2.3.0; do
   "$MCP_HARNESS/py-mcp-$v/bin/python" "$ROOT/tests/harness/python_client.py" "$TLS_URL" || fail=1
 done
 unset CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS SSL_CERT_FILE
+echo "--- https:// upstream: server-everything behind a TLS-terminating nginx, the same test CA"
+SHARED=$SHARED "$ROOT/tests/harness/tls_upstream.sh" "$EVERY_PORT" "$TLS_DIR" || fail=1
 if ((fail)); then
   echo "--- proxy log"; tail -50 "$LOG"
   echo "harness: FAILED"
