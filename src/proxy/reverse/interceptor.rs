@@ -5,7 +5,7 @@
 //!   body the upstream gets (`request_body_filter` swaps it in; `Content-Length` is fixed in
 //!   `upstream_request_filter`); `delay` waits here. A batch partly answered here is forwarded
 //!   without those members, and the proxy's answers are added to the upstream's reply.
-//! * **Every body is read whole first** when rules exist (`json::read_whole`), whatever its
+//! * **Every body is read whole first** when rules exist (`body_read::read_whole`), whatever its
 //!   size or framing, and a body the judge cannot read is refused (`mcp::judge`): no request
 //!   reaches an upstream, not even its head, before the rules decided on all of it
 //!   (`request_body`, which also checks MCP 2026-07-28 `Mcp-Method`/`Mcp-Name` against it).
@@ -25,7 +25,7 @@ use pingora::proxy::Session;
 use pingora::Result;
 
 use super::ctx::RequestCtx;
-use super::handlers::Route;
+use super::request_checks::Route;
 use super::respond;
 use super::sse;
 use super::McpProxy;

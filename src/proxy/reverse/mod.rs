@@ -4,31 +4,31 @@
 //! [`RequestCtx`], shared state on [`McpProxy`]. Every request takes the same phases, JSON and
 //! SSE alike, so nothing can skip metrics or interceptors.
 
-mod affinity;
 mod authn;
+pub mod body_read;
 mod cache;
 mod ctx;
 mod detached;
 mod edge_tls;
+pub mod error_classes;
 mod exchange;
-pub mod failure;
-mod forward;
-pub mod handlers;
 mod head_clock;
+mod hop_by_hop;
 mod interceptor;
-pub mod json;
 pub mod metrics;
 mod request_body;
+pub mod request_checks;
 mod respond;
 pub mod resume;
 pub mod session;
 mod session_keys;
 pub mod session_quota;
+mod session_routing;
 pub mod sse;
 pub mod streams;
 mod throttle;
 pub mod upstream;
-mod upstream_head;
+mod upstream_request;
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -42,8 +42,8 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, Result};
 
 pub use ctx::RequestCtx;
-use handlers::Route;
 pub use metrics::Metrics;
+use request_checks::Route;
 use session::SessionTable;
 use throttle::Throttle;
 use upstream::UpstreamSet;
@@ -172,9 +172,9 @@ impl ProxyHttp for McpProxy {
 
     /// Routes, then (for a POST) reads or plans the body. Runs before any upstream contact.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        upstream_head::drop_upgrade(session.req_header_mut());
+        hop_by_hop::drop_upgrade(session.req_header_mut());
         let req = session.req_header();
-        let route = handlers::route(&req.method, req.uri.path(), &self.config.endpoint);
+        let route = request_checks::route(&req.method, req.uri.path(), &self.config.endpoint);
         ctx.method_label = route.label();
         ctx.version =
             ProtocolVersion::from_header(req.headers.get(PROTOCOL_VERSION).map(|v| v.as_bytes()));
@@ -185,14 +185,19 @@ impl ProxyHttp for McpProxy {
         }
         let req = session.req_header();
         let (target, security) = (req.raw_path(), &self.config.security);
-        let checked =
-            handlers::check_origin_and_host(req.version, &req.uri, target, &req.headers, security);
+        let checked = request_checks::check_origin_and_host(
+            req.version,
+            &req.uri,
+            target,
+            &req.headers,
+            security,
+        );
         if let Err(r) = checked {
             return self.reject(session, ctx, r).await;
         }
         let limits = &self.config.limits;
         if let Err(r) =
-            handlers::check_headers(&req.headers, limits.max_headers, limits.max_header_bytes)
+            request_checks::check_headers(&req.headers, limits.max_headers, limits.max_header_bytes)
         {
             return self.reject(session, ctx, r).await;
         }
@@ -200,7 +205,7 @@ impl ProxyHttp for McpProxy {
         if self.in_flight.load(std::sync::atomic::Ordering::Relaxed)
             > limits.max_concurrent_requests
         {
-            return self.reject(session, ctx, handlers::OVERLOADED).await;
+            return self.reject(session, ctx, request_checks::OVERLOADED).await;
         }
         if let Route::Reject(r) = route {
             return self.reject(session, ctx, r).await;
@@ -279,7 +284,7 @@ impl ProxyHttp for McpProxy {
         // Pingora runs this phase on interim (1xx) heads too, and forwards them: only the
         // final head counts, and an upstream session id never leaves on an interim one.
         if upstream_response.status == http::StatusCode::SWITCHING_PROTOCOLS {
-            return Error::e_explain(failure::UPSTREAM_UPGRADE, "upstream answered 101");
+            return Error::e_explain(error_classes::UPSTREAM_UPGRADE, "upstream answered 101");
         }
         if exchange::is_interim(upstream_response.status) {
             upstream_response.remove_header(crate::mcp::SESSION_ID);
@@ -333,7 +338,7 @@ impl ProxyHttp for McpProxy {
         };
         if let Err(e) = framed {
             tracing::warn!(error = %e, "ending SSE stream");
-            return Err(failure::sse_error(e));
+            return Err(error_classes::sse_error(e));
         }
         if let (true, Some(stream)) = (end_of_stream, ctx.sse.as_mut()) {
             stream.finish();
@@ -349,7 +354,7 @@ impl ProxyHttp for McpProxy {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let f = failure::classify(e);
+        let f = error_classes::classify(e);
         ctx.failure = Some(f.kind);
         // Connect failures were counted per attempt in `fail_to_connect`.
         if f.upstream_fault && !f.kind.starts_with("connect_") {
@@ -383,7 +388,7 @@ impl ProxyHttp for McpProxy {
 
     /// Client disconnects are normal for SSE; they are logged (at debug) by `logging`.
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, e: &Error) -> bool {
-        !failure::classify(e).upstream_fault
+        !error_classes::classify(e).upstream_fault
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use std::time::Duration;
 
 use super::ctx::RequestCtx;
-use super::handlers::Rejection;
+use super::request_checks::Rejection;
 use super::McpProxy;
 use crate::mcp::{error_body, ErrorCode};
 

@@ -320,10 +320,10 @@ impl McpProxy {
             http::header::CONTENT_ENCODING,
             http::header::TRANSFER_ENCODING,
         ] {
-            super::upstream_head::remove(&mut head, &name);
+            super::hop_by_hop::remove(&mut head, &name);
         }
         head.insert_header(http::header::ACCEPT, "text/event-stream")?;
-        super::upstream_head::prepare(&mut head)?;
+        super::hop_by_hop::prepare(&mut head)?;
         self.upstream_request_filter(session, &mut head, ctx)
             .await?;
         // Whatever the client's request resumed, the reopen names its own id.
@@ -349,7 +349,7 @@ impl McpProxy {
         if let Some(chunk) = body.take().filter(|c| !c.is_empty()) {
             stream.payload(chunk);
         }
-        let drained = stream.drain().map_err(super::failure::sse_error)?;
+        let drained = stream.drain().map_err(super::error_classes::sse_error)?;
         *body = Some(drained.output);
         self.count_events(ctx, drained.events);
         for (rule, action) in drained.hits {

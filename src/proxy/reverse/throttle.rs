@@ -8,7 +8,7 @@ use std::time::Duration;
 use pingora::http::RequestHeader;
 
 use super::ctx::RequestCtx;
-use super::handlers::Rejection;
+use super::request_checks::Rejection;
 use crate::config::RateLimits;
 use crate::mcp::ErrorCode;
 use crate::ratelimit::{client_ip, Limiter};

@@ -268,13 +268,13 @@ impl super::McpProxy {
     /// pinned to a session tries the next upstream; a pinned one fails (502): a session is
     /// never moved. A connect that failed on the proxy's own limit (open files, memory) marks
     /// nothing down: the upstream is fine, and the client gets 503 with `Retry-After`
-    /// (`failure.rs`).
+    /// (`error_classes.rs`).
     pub(super) fn connect_failed(
         &self,
         ctx: &mut super::RequestCtx,
         mut e: Box<pingora::Error>,
     ) -> Box<pingora::Error> {
-        if super::failure::out_of_resources(&e) {
+        if super::error_classes::out_of_resources(&e) {
             tracing::warn!(error = %e, "proxy at its open-files or memory limit; upstream not marked down");
             e.set_retry(false);
             return e;
@@ -282,7 +282,7 @@ impl super::McpProxy {
         if let Some(i) = ctx.upstream {
             self.upstreams.mark_down(i);
             ctx.tried.push(i);
-            let kind = super::failure::classify(&e).kind;
+            let kind = super::error_classes::classify(&e).kind;
             let name = self.upstreams.get(i).map_or("none", |u| u.name.as_str());
             self.metrics
                 .upstream_errors

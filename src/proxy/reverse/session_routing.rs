@@ -24,8 +24,8 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::{Error, ErrorSource, Result};
 
 use super::ctx::RequestCtx;
-use super::failure::SESSION_CONFLICT;
-use super::handlers::{
+use super::error_classes::SESSION_CONFLICT;
+use super::request_checks::{
     self, Rejection, SessionPlan, SESSIONS_FULL, SESSIONS_PER_IP, SESSIONS_PER_PRINCIPAL,
     SESSION_NOT_FOUND, SESSION_UPSTREAM_DOWN, TOO_MANY_STREAMS,
 };
@@ -70,7 +70,7 @@ impl McpProxy {
                 principal_of(req.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes))
             });
         }
-        let plan = handlers::plan_session(
+        let plan = request_checks::plan_session(
             id,
             ctx.version,
             ctx.is_initialize,
@@ -145,7 +145,7 @@ impl McpProxy {
         self.metrics.rate_limited.with_label_values(&[scope]).inc();
         Refused {
             rejection,
-            retry_after: Some(handlers::capped_retry_after(
+            retry_after: Some(request_checks::capped_retry_after(
                 self.config.sessions.idle_timeout,
             )),
         }
