@@ -345,11 +345,6 @@ impl McpProxy {
     }
 }
 
-/// An interim head: 1xx but 101 (which ends HTTP: refused, as MCP has no upgrade).
-pub(super) fn is_interim(status: http::StatusCode) -> bool {
-    status.is_informational() && status != http::StatusCode::SWITCHING_PROTOCOLS
-}
-
 /// A Pingora response head from the client's: HTTP/1.1 for the downstream writer, hop-by-hop
 /// headers removed.
 fn response_head(parts: http::response::Parts) -> Box<ResponseHeader> {
