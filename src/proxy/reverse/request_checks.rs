@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use http::Method;
 
-use super::session::{Principal, Session, SessionTable};
+use super::principal::Principal;
+use super::session::{Session, SessionTable};
 use crate::config::Security;
 use crate::mcp::{ErrorCode, ProtocolVersion};
 

@@ -22,32 +22,11 @@ use pingora::Result;
 
 use super::ctx::RequestCtx;
 use super::sse;
-use super::streams::{LiveStream, Reopen, StreamConfig};
+use super::streams::{LiveStream, Reopen, Resume, StreamConfig};
 use super::McpProxy;
 use crate::interceptor::calls_of;
 use crate::mcp::{peek, LAST_EVENT_ID};
 use crate::transport::sse::{EventId, ReplayLimits, KEEPALIVE};
-
-/// What a GET with `Last-Event-ID` gets.
-#[derive(Debug)]
-pub enum Resume {
-    /// Served by the proxy from the stream: the events after `after`, then (`follow`) the
-    /// live stream while the upstream is still read.
-    Local {
-        stream: Arc<LiveStream>,
-        after: u64,
-        follow: bool,
-    },
-    /// Resumed upstream with the upstream's id (or, for a GET stream without ids, a new
-    /// upstream stream), continuing the same proxy stream after `prefix`.
-    Upstream {
-        stream: Arc<LiveStream>,
-        upstream_id: Option<String>,
-        prefix: Vec<Bytes>,
-    },
-    /// The id cannot be served: a fresh stream, no replay.
-    Fresh,
-}
 
 impl StreamConfig {
     pub fn from_config(

@@ -25,11 +25,12 @@ use pingora::{Error, ErrorSource, Result};
 
 use super::ctx::RequestCtx;
 use super::error_classes::SESSION_CONFLICT;
+use super::principal::principal_of;
 use super::request_checks::{
     self, Rejection, SessionPlan, SESSIONS_FULL, SESSIONS_PER_IP, SESSIONS_PER_PRINCIPAL,
     SESSION_NOT_FOUND, SESSION_UPSTREAM_DOWN, TOO_MANY_STREAMS,
 };
-use super::session::{principal_of, InsertError};
+use super::session::InsertError;
 use super::session_quota::{Cap, ClientNet, Owners};
 use super::McpProxy;
 use crate::mcp::SESSION_ID;
@@ -149,12 +150,6 @@ impl McpProxy {
                 self.config.sessions.idle_timeout,
             )),
         }
-    }
-
-    /// The balanced choice among upstreams not yet tried for this request.
-    pub(super) fn pick(&self, ctx: &RequestCtx) -> Option<usize> {
-        self.upstreams
-            .pick(&ctx.tried, |i| self.sessions.sessions_on(i))
     }
 
     /// The upstream sees its own session id, never the proxy's.

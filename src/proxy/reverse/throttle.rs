@@ -5,8 +5,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::principal::Principal;
 use super::request_checks::Rejection;
-use super::session::Principal;
 use crate::config::RateLimits;
 use crate::mcp::ErrorCode;
 use crate::ratelimit::{client_ip, Limiter};

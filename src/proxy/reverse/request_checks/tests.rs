@@ -1,5 +1,5 @@
 use super::*;
-use crate::proxy::reverse::session::principal_of;
+use crate::proxy::reverse::principal::principal_of;
 
 const IDLE: Duration = Duration::from_secs(1800);
 
