@@ -29,6 +29,7 @@ mod respond;
 pub mod resume;
 pub mod session;
 mod session_keys;
+mod session_plan;
 pub mod session_quota;
 mod session_routing;
 pub mod sse;

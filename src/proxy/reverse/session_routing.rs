@@ -26,11 +26,12 @@ use pingora::{Error, ErrorSource, Result};
 use super::ctx::RequestCtx;
 use super::error_classes::SESSION_CONFLICT;
 use super::principal::principal_of;
-use super::request_checks::{
-    self, Rejection, SessionPlan, SESSIONS_FULL, SESSIONS_PER_IP, SESSIONS_PER_PRINCIPAL,
-    SESSION_NOT_FOUND, SESSION_UPSTREAM_DOWN, TOO_MANY_STREAMS,
-};
+use super::request_checks::Rejection;
 use super::session::InsertError;
+use super::session_plan::{
+    self, SessionPlan, SESSIONS_FULL, SESSIONS_PER_IP, SESSIONS_PER_PRINCIPAL, SESSION_NOT_FOUND,
+    SESSION_UPSTREAM_DOWN, TOO_MANY_STREAMS,
+};
 use super::session_quota::{Cap, ClientNet, Owners};
 use super::McpProxy;
 use crate::mcp::SESSION_ID;
@@ -71,7 +72,7 @@ impl McpProxy {
                 principal_of(req.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes))
             });
         }
-        let plan = request_checks::plan_session(
+        let plan = session_plan::plan_session(
             id,
             ctx.version,
             ctx.is_initialize,
@@ -146,7 +147,7 @@ impl McpProxy {
         self.metrics.rate_limited.with_label_values(&[scope]).inc();
         Refused {
             rejection,
-            retry_after: Some(request_checks::capped_retry_after(
+            retry_after: Some(session_plan::capped_retry_after(
                 self.config.sessions.idle_timeout,
             )),
         }
