@@ -44,7 +44,7 @@ pub fn raise_nofile() -> Option<u64> {
 /// the reserve and the upstreams' idle pools. The pools' share is at most a quarter of the
 /// limit: with many upstreams and a small limit, their full capacity would leave requests
 /// nothing (past that share, idle connections use the requests' own, and a connect that then
-/// runs out gets 503, see `proxy::reverse::failure::out_of_resources`).
+/// runs out gets 503, see `proxy::reverse::error_classes::out_of_resources`).
 pub fn requests_for(nofile: u64, upstreams: usize) -> usize {
     let pools = ((POOL_CAPACITY * upstreams) as u64).min(nofile / 4);
     (nofile.saturating_sub(RESERVED + pools) / 2).max(1) as usize

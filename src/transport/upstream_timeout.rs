@@ -1,6 +1,6 @@
 //! The two deadlines the exchange enforces on an upstream (tokio timers in its read loop), as
 //! an error that travels through Pingora's error chain so the proxy can tell them apart (504
-//! and the right metric label: `proxy::reverse::failure`).
+//! and the right metric label: `proxy::reverse::error_classes`).
 
 /// Which deadline passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use pingora::proxy::Session;
 use pingora::Result;
 
 use super::ctx::RequestCtx;
-use super::{respond, session, McpProxy};
+use super::{principal, respond, McpProxy};
 use crate::auth::{AuthError, Authenticator, Identity};
 
 // === impl McpProxy ===
@@ -55,7 +55,7 @@ impl McpProxy {
                         self.config.auth.as_ref().map_or("", |a| a.issuer.as_str()),
                         identity.subject
                     );
-                    ctx.principal = session::principal_of(Some(who.as_bytes()));
+                    ctx.principal = principal::principal_of(Some(who.as_bytes()));
                     ctx.identity = Some(identity);
                     return Ok(None);
                 }

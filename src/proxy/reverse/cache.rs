@@ -25,25 +25,12 @@ use pingora::proxy::Session;
 use pingora::Result;
 use tokio::time::Instant;
 
+use super::cache_taps::{self, Catch, Pending, Watch};
 use super::ctx::RequestCtx;
 use super::{respond, sse, McpProxy};
-use crate::cache::{self, Cache, Entry, FlightGuard, Join, Key, Plan, Request, Scope};
+use crate::cache::{self, Cache, Join, Key, Plan, Request};
 use crate::mcp::{headers, judge, ProtocolVersion, METHOD, NAME};
-use crate::transport::sse::{Early, Judge, SseScanner, Verdict};
-
-/// A cacheable request on its way upstream.
-#[derive(Debug)]
-pub struct Pending {
-    request: Request,
-    upstream: Arc<str>,
-    version: &'static str,
-    /// Held by the key's leader until its response is stored (or is not cacheable).
-    _flight: Option<FlightGuard>,
-    /// The response body as the upstream sent it, while collected.
-    body: Option<BytesMut>,
-    /// An SSE response, framed to find the response event.
-    events: Option<SseScanner>,
-}
+use crate::transport::sse::SseScanner;
 
 // === impl McpProxy ===
 
@@ -224,7 +211,7 @@ impl McpProxy {
             // Notifications may come first; the one response ends the stream's purpose here.
             if cache::result::is_response(&data) {
                 if let Some(p) = ctx.cache.take() {
-                    store(
+                    cache_taps::store(
                         cache,
                         &p.request,
                         &p.upstream,
@@ -263,7 +250,7 @@ impl McpProxy {
             return;
         };
         if let (Some(cache), Some(buf)) = (self.cache.as_ref(), pending.body) {
-            store(
+            cache_taps::store(
                 cache,
                 &pending.request,
                 &pending.upstream,
@@ -310,80 +297,6 @@ impl McpProxy {
     }
 }
 
-/// One upstream's SSE stream, seen by the cache: its list-changed and resource-updated
-/// notifications drop the entries they make stale, whichever stream carries them.
-#[derive(Debug, Clone)]
-pub struct Watch {
-    cache: Arc<Cache>,
-    upstream: Arc<str>,
-    bytes: prometheus::IntGauge,
-}
-
-impl Watch {
-    /// An event's data.
-    pub fn event(&self, data: &[u8]) {
-        if self.cache.on_event(&self.upstream, data) {
-            self.bytes.set(self.cache.store.bytes() as i64);
-        }
-    }
-}
-
-/// The response of a cacheable request on a session stream: stored when its event comes
-/// (the flight, held here, ends then).
-#[derive(Debug)]
-pub struct Catch {
-    cache: Arc<Cache>,
-    pending: Box<Pending>,
-    principal: Option<[u8; 32]>,
-    bytes: prometheus::IntGauge,
-}
-
-impl Catch {
-    /// An event's data; `true` once the response came (the catch is done).
-    pub fn event(&mut self, data: &[u8]) -> bool {
-        if !cache::result::is_response(data) {
-            return false;
-        }
-        let p = &self.pending;
-        let body = Bytes::copy_from_slice(data);
-        store(
-            &self.cache,
-            &p.request,
-            &p.upstream,
-            p.version,
-            self.principal,
-            body,
-        );
-        self.bytes.set(self.cache.store.bytes() as i64);
-        true
-    }
-}
-
-/// A judge that shows every complete event to the cache first (the filtered SSE path).
-pub struct Watching<'a, J> {
-    pub inner: &'a mut J,
-    pub watch: &'a Watch,
-}
-
-impl<J: Judge> Judge for Watching<'_, J> {
-    fn early(&mut self, data_prefix: &[u8], complete: bool) -> Early {
-        if complete {
-            self.watch.event(data_prefix);
-        }
-        self.inner.early(data_prefix, complete)
-    }
-
-    fn judge(&mut self, data: &[u8]) -> Verdict {
-        self.watch.event(data);
-        self.inner.judge(data)
-    }
-
-    fn verify(&mut self, data: &[u8]) -> bool {
-        self.watch.event(data);
-        self.inner.verify(data)
-    }
-}
-
 /// MCP 2026-07-28: an upstream refuses (400, -32020) a request whose `Mcp-Method` or
 /// `Mcp-Name` is missing or disagrees with the body. The cache must not answer what the
 /// upstream would refuse, so such a request goes upstream for its refusal.
@@ -402,33 +315,4 @@ fn headers_agree(req: &RequestHeader, version: ProtocolVersion, body: &[u8]) -> 
             headers::decode_value(m.trim()) != "resources/read" || req.headers.contains_key(NAME)
         }
     }
-}
-
-/// Stores a response when its hints (or a rule) admit it.
-fn store(
-    cache: &Cache,
-    request: &Request,
-    upstream: &Arc<str>,
-    version: &'static str,
-    principal: Option<[u8; 32]>,
-    body: Bytes,
-) {
-    let Some(parsed) = cache::result::parse(&body) else {
-        return;
-    };
-    let Some((ttl, scope)) =
-        cache.admit(&parsed.hints, request.method, upstream, principal.is_some())
-    else {
-        return;
-    };
-    let key = Key::new(
-        upstream.clone(),
-        request,
-        version,
-        (scope == Scope::Private).then_some(principal).flatten(),
-    );
-    // A rule's freshness is the proxy's own: the result carries no `ttlMs` to lower.
-    let ttl_range = parsed.hints.ttl.and(parsed.ttl_range);
-    let entry = Entry::new(parsed.result, ttl_range, ttl, scope, request.uri.clone());
-    cache.store.insert(key, entry);
 }

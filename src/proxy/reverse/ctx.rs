@@ -8,7 +8,8 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use super::session::{ActiveGuard, Principal, Reservation, Session};
+use super::principal::Principal;
+use super::session::{ActiveGuard, Reservation, Session};
 use super::sse::SseStream;
 use crate::mcp::{judge, peek, ProtocolVersion};
 
@@ -53,13 +54,13 @@ pub struct RequestCtx {
     /// Counts this request among its session's requests in flight.
     pub session_active: Option<ActiveGuard>,
     /// A cacheable request on its way upstream (its response may be stored).
-    pub cache: Option<Box<super::cache::Pending>>,
+    pub cache: Option<Box<super::cache_taps::Pending>>,
     /// Interceptor state; `None` when no rule is configured (interception costs nothing).
-    pub intercept: Option<Box<super::interceptor::Intercept>>,
+    pub intercept: Option<Box<super::intercept_state::Intercept>>,
     /// The session stream this response feeds and drains.
     pub live: Option<Arc<super::streams::LiveStream>>,
     /// What a GET with `Last-Event-ID` resumes.
-    pub resume: Option<super::resume::Resume>,
+    pub resume: Option<super::streams::Resume>,
     _in_flight: InFlight,
 }
 

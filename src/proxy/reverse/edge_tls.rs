@@ -20,7 +20,7 @@ use pingora::http::ResponseHeader;
 use pingora::modules::http::{HttpModule, HttpModuleBuilder, Module};
 use pingora::proxy::Session;
 
-use super::session::{principal_of_certificate, Principal};
+use super::principal::{principal_of_certificate, Principal};
 use crate::tls::PeerIdentities;
 
 /// Whether the request came over TLS.

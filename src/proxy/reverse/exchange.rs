@@ -11,9 +11,9 @@
 //! home: a loop over the upstream body with tokio timers. Pingora keeps the downstream side
 //! (parsing, keep-alive, response writing, HTTP/2, TLS) and `upstream_peer` is never reached.
 //!
-//! 1. the head: the client's, prepared (`upstream_head`) and through `upstream_request_filter`
+//! 1. the head: the client's, prepared (`hop_by_hop.rs`) and through `upstream_request_filter`
 //!    (target, `Host`, session id, credentials, forwarding headers); the body: the one held
-//!    (`json.rs`) or the one a rule rewrote, framed by the client;
+//!    (`body_read.rs`) or the one a rule rewrote, framed by the client;
 //! 2. sent, within `timeouts.request` for the response head; interim (1xx) heads forwarded
 //!    through `response_filter` as they come (HTTP/1.1 upstreams; HTTP/2 ones carry none
 //!    that matter here); a connect or TLS failure marks the upstream down and, for a request
@@ -36,7 +36,7 @@ use pingora::proxy::{ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 use tokio::sync::mpsc;
 
-use super::{failure, upstream_head, McpProxy, RequestCtx};
+use super::{error_classes, hop_by_hop, McpProxy, RequestCtx};
 use crate::transport::sse::KEEPALIVE;
 use crate::transport::upstream_body::{Piece, UpstreamBody};
 use crate::transport::upstream_timeout::UpstreamTimeout;
@@ -134,7 +134,7 @@ impl McpProxy {
                 }
                 Ok(Err(e)) if e.is_connect() => {
                     // Nothing was sent: another upstream may take it.
-                    let e = self.connect_failed(ctx, failure::upstream_error(e));
+                    let e = self.connect_failed(ctx, error_classes::upstream_error(e));
                     if !e.retry() {
                         return Err(e);
                     }
@@ -142,7 +142,7 @@ impl McpProxy {
                 }
                 // The request may have reached the upstream (a `tools/call` is not
                 // idempotent): never sent again.
-                Ok(Err(e)) => return Err(failure::upstream_error(e)),
+                Ok(Err(e)) => return Err(error_classes::upstream_error(e)),
             }
         }
         Err(last.unwrap_or_else(|| Error::explain(ErrorType::ConnectError, "too many attempts")))
@@ -155,7 +155,7 @@ impl McpProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Box<RequestHeader>> {
         let mut head = Box::new(session.req_header().clone());
-        upstream_head::prepare(&mut head)?;
+        hop_by_hop::prepare(&mut head)?;
         self.upstream_request_filter(session, &mut head, ctx)
             .await?;
         Ok(head)
@@ -188,7 +188,7 @@ impl McpProxy {
         let (parts, body) = response.into_parts();
         if parts.status == http::StatusCode::SWITCHING_PROTOCOLS {
             // MCP has no upgrade, and a tunnel would carry the client past every check.
-            return Error::e_explain(failure::UPSTREAM_UPGRADE, "upstream answered 101")
+            return Error::e_explain(error_classes::UPSTREAM_UPGRADE, "upstream answered 101")
                 .map_err(|e| e.into_up());
         }
         let mut body = UpstreamBody::new(body, self.config.timeouts.idle_stream);
@@ -345,17 +345,12 @@ impl McpProxy {
     }
 }
 
-/// An interim head: 1xx but 101 (which ends HTTP: refused, as MCP has no upgrade).
-pub(super) fn is_interim(status: http::StatusCode) -> bool {
-    status.is_informational() && status != http::StatusCode::SWITCHING_PROTOCOLS
-}
-
 /// A Pingora response head from the client's: HTTP/1.1 for the downstream writer, hop-by-hop
 /// headers removed.
 fn response_head(parts: http::response::Parts) -> Box<ResponseHeader> {
     let mut head = Box::new(ResponseHeader::from(parts));
     head.set_version(http::Version::HTTP_11);
-    upstream_head::strip_response_hop_by_hop(&mut head);
+    hop_by_hop::strip_response_hop_by_hop(&mut head);
     head
 }
 
@@ -377,6 +372,6 @@ fn interim_head(status: http::StatusCode, headers: http::HeaderMap) -> Result<Bo
     for (name, value) in &headers {
         head.append_header(name.clone(), value.clone())?;
     }
-    upstream_head::strip_response_hop_by_hop(&mut head);
+    hop_by_hop::strip_response_hop_by_hop(&mut head);
     Ok(head)
 }

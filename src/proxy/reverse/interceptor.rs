@@ -5,7 +5,7 @@
 //!   body the upstream gets (`request_body_filter` swaps it in; `Content-Length` is fixed in
 //!   `upstream_request_filter`); `delay` waits here. A batch partly answered here is forwarded
 //!   without those members, and the proxy's answers are added to the upstream's reply.
-//! * **Every body is read whole first** when rules exist (`json::read_whole`), whatever its
+//! * **Every body is read whole first** when rules exist (`body_read::read_whole`), whatever its
 //!   size or framing, and a body the judge cannot read is refused (`mcp::judge`): no request
 //!   reaches an upstream, not even its head, before the rules decided on all of it
 //!   (`request_body`, which also checks MCP 2026-07-28 `Mcp-Method`/`Mcp-Name` against it).
@@ -25,62 +25,13 @@ use pingora::proxy::Session;
 use pingora::Result;
 
 use super::ctx::RequestCtx;
-use super::handlers::Route;
+use super::intercept_state::Intercept;
+use super::request_checks::Route;
 use super::respond;
 use super::sse;
 use super::McpProxy;
-use crate::interceptor::{
-    self as rules, Call, EventJudge, From, Hit, Kind, Memo, OwnedJudge, RuleSet,
-};
+use crate::interceptor::{self as rules, EventJudge, From, Hit, Kind, Memo, RuleSet};
 use crate::mcp::{error_body, headers, peek, ErrorCode};
-
-/// Interception state of one request.
-#[derive(Debug)]
-pub struct Intercept {
-    pub rules: Arc<RuleSet>,
-    /// The requests of this exchange, to match the responses to them (server rules only).
-    calls: Vec<Call>,
-    /// The body to forward instead of the client's.
-    body: Option<Bytes>,
-    /// Answers the proxy adds to the upstream's reply.
-    answers: Vec<Bytes>,
-    /// A JSON response collected for the rules.
-    json: Option<BytesMut>,
-    /// SSE events go through the rules (or get the proxy's answers first).
-    sse: bool,
-    /// The forwarded batch carries the proxy's probe `ping`, whose answer is taken out.
-    probe: bool,
-    /// Methods of this stream's events already looked up.
-    memo: Memo,
-    accepts_json: bool,
-}
-
-impl Intercept {
-    /// Hands the SSE side to a stream the proxy holds (which judges its events itself): the
-    /// rules as an owned judge, when they concern server messages, and the proxy's answers.
-    pub fn take_for_stream(&mut self, upstream: &str) -> (Option<OwnedJudge>, Vec<Bytes>) {
-        let judge = self.rules.has_server_rules().then(|| OwnedJudge {
-            rules: self.rules.clone(),
-            calls: self.calls.clone(),
-            upstream: upstream.to_owned(),
-            probe: self.probe,
-            memo: Memo::new(),
-            hits: Vec::new(),
-        });
-        self.sse = false;
-        (judge, std::mem::take(&mut self.answers))
-    }
-
-    /// The client's body goes upstream as sent (not rewritten, no member answered here).
-    pub fn forwards_as_is(&self) -> bool {
-        self.body.is_none() && self.answers.is_empty()
-    }
-
-    /// The length of the rewritten body, for `Content-Length`.
-    pub fn body_len(&self) -> Option<usize> {
-        self.body.as_ref().map(Bytes::len)
-    }
-}
 
 // === impl McpProxy ===
 

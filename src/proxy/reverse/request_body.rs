@@ -12,10 +12,10 @@
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
 
+use super::body_read;
 use super::ctx::RequestCtx;
-use super::handlers::{Rejection, Route};
-use super::json;
-use super::{failure, respond, McpProxy};
+use super::request_checks::{Rejection, Route};
+use super::{error_classes, respond, McpProxy};
 use crate::mcp::{judge, ErrorCode, ProtocolVersion, METHOD, NAME};
 
 /// A body where the MCP endpoint takes none.
@@ -54,15 +54,15 @@ impl McpProxy {
             }
         }
         let max_body = self.config.limits.max_body;
-        if json::declared_too_large(json::content_length(session), max_body) {
-            let f = failure::classify(&Error::explain(ErrorType::HTTPStatus(413), ""));
+        if body_read::declared_too_large(body_read::content_length(session), max_body) {
+            let f = error_classes::classify(&Error::explain(ErrorType::HTTPStatus(413), ""));
             respond::jsonrpc_error(session, f.status, None, f.code, f.message, &[], true).await?;
             ctx.status = f.status;
             ctx.failure = Some(f.kind);
             return Ok(true);
         }
         let total = self.config.limits.body_total_timeout;
-        json::read_whole(session, ctx, max_body, total, post).await?;
+        body_read::read_whole(session, ctx, max_body, total, post).await?;
         if !policy || !post {
             return Ok(false);
         }

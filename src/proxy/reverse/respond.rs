@@ -3,14 +3,14 @@
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
-use pingora::Result;
+use pingora::{Error, Result};
 use serde_json::value::RawValue;
 
 use std::time::Duration;
 
 use super::ctx::RequestCtx;
-use super::handlers::Rejection;
-use super::McpProxy;
+use super::request_checks::Rejection;
+use super::{error_classes, McpProxy};
 use crate::mcp::{error_body, ErrorCode};
 
 /// Writes a complete local response (an empty `content_type` sends none). `close` ends the
@@ -104,5 +104,43 @@ impl McpProxy {
         .await?;
         ctx.status = r.status;
         Ok(true)
+    }
+
+    /// `fail_to_proxy`: the failure classified once (the `kind` for metrics and the log), and
+    /// answered as a JSON-RPC error with the request's id when the client is still there and
+    /// nothing was sent yet. Returns the status written (0: none).
+    pub(super) async fn answer_failure(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> u16 {
+        let f = error_classes::classify(e);
+        ctx.failure = Some(f.kind);
+        // Connect failures were counted per attempt in `fail_to_connect`.
+        if f.upstream_fault && !f.kind.starts_with("connect_") {
+            self.metrics
+                .upstream_errors
+                .with_label_values(&[self.upstream_name(ctx), f.kind])
+                .inc();
+        }
+        let mut code = f.status;
+        if session.response_written().is_some() {
+            code = 0;
+        }
+        if code > 0 {
+            let id = ctx.reply_id();
+            let (rpc_code, message, extra) = match f.status {
+                503 => (f.code, f.message, vec![("retry-after", "1")]),
+                _ => (f.code, f.message, Vec::new()),
+            };
+            if let Err(write) =
+                jsonrpc_error(session, code, id, rpc_code, message, &extra, true).await
+            {
+                tracing::debug!(error = %write, "client gone before the error reply");
+            }
+            ctx.status = code;
+        }
+        code
     }
 }

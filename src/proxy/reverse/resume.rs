@@ -22,32 +22,11 @@ use pingora::Result;
 
 use super::ctx::RequestCtx;
 use super::sse;
-use super::streams::{LiveStream, Reopen, StreamConfig};
+use super::streams::{LiveStream, Reopen, Resume, StreamConfig};
 use super::McpProxy;
 use crate::interceptor::calls_of;
 use crate::mcp::{peek, LAST_EVENT_ID};
 use crate::transport::sse::{EventId, ReplayLimits, KEEPALIVE};
-
-/// What a GET with `Last-Event-ID` gets.
-#[derive(Debug)]
-pub enum Resume {
-    /// Served by the proxy from the stream: the events after `after`, then (`follow`) the
-    /// live stream while the upstream is still read.
-    Local {
-        stream: Arc<LiveStream>,
-        after: u64,
-        follow: bool,
-    },
-    /// Resumed upstream with the upstream's id (or, for a GET stream without ids, a new
-    /// upstream stream), continuing the same proxy stream after `prefix`.
-    Upstream {
-        stream: Arc<LiveStream>,
-        upstream_id: Option<String>,
-        prefix: Vec<Bytes>,
-    },
-    /// The id cannot be served: a fresh stream, no replay.
-    Fresh,
-}
 
 impl StreamConfig {
     pub fn from_config(
@@ -320,10 +299,10 @@ impl McpProxy {
             http::header::CONTENT_ENCODING,
             http::header::TRANSFER_ENCODING,
         ] {
-            super::upstream_head::remove(&mut head, &name);
+            super::hop_by_hop::remove(&mut head, &name);
         }
         head.insert_header(http::header::ACCEPT, "text/event-stream")?;
-        super::upstream_head::prepare(&mut head)?;
+        super::hop_by_hop::prepare(&mut head)?;
         self.upstream_request_filter(session, &mut head, ctx)
             .await?;
         // Whatever the client's request resumed, the reopen names its own id.
@@ -349,7 +328,7 @@ impl McpProxy {
         if let Some(chunk) = body.take().filter(|c| !c.is_empty()) {
             stream.payload(chunk);
         }
-        let drained = stream.drain().map_err(super::failure::sse_error)?;
+        let drained = stream.drain().map_err(super::error_classes::sse_error)?;
         *body = Some(drained.output);
         self.count_events(ctx, drained.events);
         for (rule, action) in drained.hits {

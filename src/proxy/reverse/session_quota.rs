@@ -19,7 +19,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 
-use super::session::Principal;
+use super::principal::Principal;
 
 const SHARDS: usize = 64;
 
@@ -171,7 +171,7 @@ mod tests {
 
     fn owners(principal: Option<&[u8]>, ip: Option<&str>) -> Owners {
         Owners {
-            principal: super::super::session::principal_of(principal),
+            principal: crate::proxy::reverse::principal::principal_of(principal),
             net: ip.map(|ip| ClientNet::of(ip.parse().unwrap())),
         }
     }

@@ -57,7 +57,7 @@ pub struct SseStream {
     /// Events go through the rules ([`Self::filter_chunk`]).
     filtered: bool,
     /// The cache's view of the stream (invalidating notifications).
-    watch: Option<super::cache::Watch>,
+    watch: Option<super::cache_taps::Watch>,
 }
 
 // === impl SseStream ===
@@ -74,7 +74,7 @@ impl SseStream {
     }
 
     /// The stream with the cache watching its notifications.
-    pub fn watched(mut self, watch: Option<super::cache::Watch>) -> Self {
+    pub fn watched(mut self, watch: Option<super::cache_taps::Watch>) -> Self {
         self.watch = watch;
         self
     }
@@ -119,7 +119,7 @@ impl SseStream {
         self.filtered = true;
         let f = match &self.watch {
             Some(watch) => {
-                let mut judge = super::cache::Watching {
+                let mut judge = super::cache_taps::Watching {
                     inner: judge,
                     watch,
                 };

@@ -7,6 +7,9 @@
 //! the proxy's id, buffers it, and queues it for the client attached to the stream (the
 //! response drains the queue right after each read, so one upstream read leaves as one write). With nobody attached it only buffers, so a
 //! stream whose client went away keeps filling its buffer for the detached grace period.
+//!
+//! [`Resume`] is what a `GET` with `Last-Event-ID` gets from a stream; `resume.rs` decides it
+//! and wires the streams into the phases.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
@@ -103,12 +106,33 @@ struct Inner {
     is_post: bool,
     judge: Option<OwnedJudge>,
     /// The cache's view of the stream (invalidating notifications).
-    watch: Option<super::cache::Watch>,
+    watch: Option<super::cache_taps::Watch>,
     /// Stores the response of a cacheable request, seen before any rule judges it.
-    catch: Option<super::cache::Catch>,
+    catch: Option<super::cache_taps::Catch>,
     error: Option<ScanError>,
     /// Events queued for the client since the last count.
     events: u64,
+}
+
+/// What a GET with `Last-Event-ID` gets.
+#[derive(Debug)]
+pub enum Resume {
+    /// Served by the proxy from the stream: the events after `after`, then (`follow`) the
+    /// live stream while the upstream is still read.
+    Local {
+        stream: Arc<LiveStream>,
+        after: u64,
+        follow: bool,
+    },
+    /// Resumed upstream with the upstream's id (or, for a GET stream without ids, a new
+    /// upstream stream), continuing the same proxy stream after `prefix`.
+    Upstream {
+        stream: Arc<LiveStream>,
+        upstream_id: Option<String>,
+        prefix: Vec<Bytes>,
+    },
+    /// The id cannot be served: a fresh stream, no replay.
+    Fresh,
 }
 
 /// The upstream `GET` that resumes a stream, as `upstream_request_filter` built it: the
@@ -173,7 +197,11 @@ impl LiveStream {
 
     /// Shows the stream's events to the cache from now on: notifications (`watch`), and the
     /// response of a cacheable request (`catch`).
-    pub fn watch(&self, watch: Option<super::cache::Watch>, catch: Option<super::cache::Catch>) {
+    pub fn watch(
+        &self,
+        watch: Option<super::cache_taps::Watch>,
+        catch: Option<super::cache_taps::Catch>,
+    ) {
         if let Ok(mut inner) = self.inner.lock() {
             inner.watch = watch;
             inner.catch = catch;

@@ -5,10 +5,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use pingora::http::RequestHeader;
-
-use super::ctx::RequestCtx;
-use super::handlers::Rejection;
+use super::principal::Principal;
+use super::request_checks::Rejection;
 use crate::config::RateLimits;
 use crate::mcp::ErrorCode;
 use crate::ratelimit::{client_ip, Limiter};
@@ -47,26 +45,26 @@ impl Throttle {
     }
 
     /// Takes a token in every configured scope that applies to this request.
+    /// `headers`: the request's (`X-Forwarded-For` from trusted proxies); `peer`: the
+    /// connection's address.
     pub fn check(
         &self,
-        req: &RequestHeader,
+        headers: &http::HeaderMap,
         peer: Option<IpAddr>,
-        ctx: &RequestCtx,
+        principal: Option<&Principal>,
+        session: Option<&str>,
     ) -> Result<(), Throttled> {
         let over = |scope: &'static str| move |retry_after| Throttled { scope, retry_after };
         if let (Some(limiter), Some(peer)) = (&self.ip, peer) {
-            let xff = req
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok());
+            let xff = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
             let ip = client_ip(peer, xff, &self.config.trusted_proxies);
             limiter.check(&ip).map_err(over("ip"))?;
         }
-        if let (Some(limiter), Some(principal)) = (&self.principal, &ctx.principal) {
+        if let (Some(limiter), Some(principal)) = (&self.principal, principal) {
             limiter.check(principal).map_err(over("principal"))?;
         }
-        if let (Some(limiter), Some(session)) = (&self.session, &ctx.session) {
-            limiter.check(&*session.id).map_err(over("session"))?;
+        if let (Some(limiter), Some(session)) = (&self.session, session) {
+            limiter.check(session).map_err(over("session"))?;
         }
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! upstream that created it. An upstream that fails to connect is marked down for
 //! `health.down_for`; selection avoids it meanwhile (unless every upstream is down, when the
 //! normal choice is tried anyway, since being wrong about health beats refusing all traffic).
+//! A request's own choice and failover are in `upstream_choice.rs`. No Pingora here.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -231,60 +232,6 @@ impl Upstream {
             }
             _ => self.path_and_query.clone(),
         }
-    }
-}
-
-impl super::McpProxy {
-    /// The upstream for this attempt: the choice made in `request_filter`, unless it failed to
-    /// connect (then, for requests not pinned to a session, the next balanced choice).
-    pub(super) fn choose_upstream(
-        &self,
-        ctx: &mut super::RequestCtx,
-    ) -> pingora::Result<&Upstream> {
-        let index = match ctx.upstream {
-            Some(i) if !ctx.tried.contains(&i) => Some(i),
-            _ if ctx.session.is_some() => None,
-            _ => self.pick(ctx),
-        };
-        ctx.upstream = index;
-        index.and_then(|i| self.upstreams.get(i)).ok_or_else(|| {
-            pingora::Error::explain(
-                pingora::ErrorType::ConnectError,
-                "no reachable upstream left",
-            )
-        })
-    }
-
-    /// Passive health, when a connect fails: the upstream is marked down, and a request not
-    /// pinned to a session tries the next upstream; a pinned one fails (502): a session is
-    /// never moved. A connect that failed on the proxy's own limit (open files, memory) marks
-    /// nothing down: the upstream is fine, and the client gets 503 with `Retry-After`
-    /// (`failure.rs`).
-    pub(super) fn connect_failed(
-        &self,
-        ctx: &mut super::RequestCtx,
-        mut e: Box<pingora::Error>,
-    ) -> Box<pingora::Error> {
-        if super::failure::out_of_resources(&e) {
-            tracing::warn!(error = %e, "proxy at its open-files or memory limit; upstream not marked down");
-            e.set_retry(false);
-            return e;
-        }
-        if let Some(i) = ctx.upstream {
-            self.upstreams.mark_down(i);
-            ctx.tried.push(i);
-            let kind = super::failure::classify(&e).kind;
-            let name = self.upstreams.get(i).map_or("none", |u| u.name.as_str());
-            self.metrics
-                .upstream_errors
-                .with_label_values(&[name, kind])
-                .inc();
-            tracing::warn!(upstream = name, error = %e, "upstream unreachable, marked down");
-        }
-        if ctx.session.is_none() && ctx.tried.len() < self.upstreams.len() {
-            e.set_retry(true);
-        }
-        e
     }
 }
 

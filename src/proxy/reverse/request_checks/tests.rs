@@ -1,7 +1,4 @@
 use super::*;
-use crate::proxy::reverse::session::principal_of;
-
-const IDLE: Duration = Duration::from_secs(1800);
 
 #[test]
 fn header_checks() {
@@ -116,50 +113,6 @@ fn two_authorization_headers_are_400() {
     let r = check_headers(&h, 100, 32 << 10).unwrap_err();
     assert_eq!((r.status, r.code), (400, ErrorCode::InvalidRequest));
     assert!(r.message.contains("Authorization"));
-}
-
-#[tokio::test(start_paused = true)]
-async fn session_plans() {
-    let table = Arc::new(SessionTable::new(10, 1));
-    let alice = principal_of(Some(b"Bearer alice"));
-    let s = table.insert(0, "up", alice).unwrap();
-    let v = ProtocolVersion::V2025_11_25;
-    assert!(matches!(
-        plan_session(Some(&s.id), v, false, alice.as_ref(), &table, IDLE),
-        SessionPlan::Pinned(_)
-    ));
-    let bob = principal_of(Some(b"Bearer bob"));
-    let SessionPlan::Reject(r) = plan_session(Some(&s.id), v, false, bob.as_ref(), &table, IDLE)
-    else {
-        panic!()
-    };
-    assert_eq!(r.status, 404, "a stolen id is just unknown");
-    let SessionPlan::Reject(r) = plan_session(Some(&s.id), v, false, None, &table, IDLE) else {
-        panic!()
-    };
-    assert_eq!(r.status, 404, "dropping the credential does not help");
-    let SessionPlan::Reject(r) = plan_session(Some("nope"), v, false, None, &table, IDLE) else {
-        panic!()
-    };
-    assert_eq!((r.status, r.code), (404, ErrorCode::SessionNotFound));
-    assert!(matches!(
-        plan_session(None, v, true, None, &table, IDLE),
-        SessionPlan::Create
-    ));
-    assert!(matches!(
-        plan_session(None, v, false, None, &table, IDLE),
-        SessionPlan::Sessionless
-    ));
-    let v26 = ProtocolVersion::V2026_07_28;
-    assert!(matches!(
-        plan_session(None, v26, true, None, &table, IDLE),
-        SessionPlan::Sessionless
-    ));
-    tokio::time::advance(IDLE).await;
-    assert!(matches!(
-        plan_session(Some(&s.id), v, false, alice.as_ref(), &table, IDLE),
-        SessionPlan::Expired(_)
-    ));
 }
 
 #[test]

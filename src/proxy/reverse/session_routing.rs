@@ -24,12 +24,14 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::{Error, ErrorSource, Result};
 
 use super::ctx::RequestCtx;
-use super::failure::SESSION_CONFLICT;
-use super::handlers::{
-    self, Rejection, SessionPlan, SESSIONS_FULL, SESSIONS_PER_IP, SESSIONS_PER_PRINCIPAL,
-    SESSION_NOT_FOUND, SESSION_UPSTREAM_DOWN, TOO_MANY_STREAMS,
+use super::error_classes::SESSION_CONFLICT;
+use super::principal::principal_of;
+use super::request_checks::Rejection;
+use super::session::InsertError;
+use super::session_plan::{
+    self, SessionPlan, SESSIONS_FULL, SESSIONS_PER_IP, SESSIONS_PER_PRINCIPAL, SESSION_NOT_FOUND,
+    SESSION_UPSTREAM_DOWN, TOO_MANY_STREAMS,
 };
-use super::session::{principal_of, InsertError};
 use super::session_quota::{Cap, ClientNet, Owners};
 use super::McpProxy;
 use crate::mcp::SESSION_ID;
@@ -70,7 +72,7 @@ impl McpProxy {
                 principal_of(req.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes))
             });
         }
-        let plan = handlers::plan_session(
+        let plan = session_plan::plan_session(
             id,
             ctx.version,
             ctx.is_initialize,
@@ -145,16 +147,10 @@ impl McpProxy {
         self.metrics.rate_limited.with_label_values(&[scope]).inc();
         Refused {
             rejection,
-            retry_after: Some(handlers::capped_retry_after(
+            retry_after: Some(session_plan::capped_retry_after(
                 self.config.sessions.idle_timeout,
             )),
         }
-    }
-
-    /// The balanced choice among upstreams not yet tried for this request.
-    pub(super) fn pick(&self, ctx: &RequestCtx) -> Option<usize> {
-        self.upstreams
-            .pick(&ctx.tried, |i| self.sessions.sessions_on(i))
     }
 
     /// The upstream sees its own session id, never the proxy's.

@@ -10,6 +10,8 @@ use http::HeaderName;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::{Error, ErrorType, Result};
 
+use super::error_classes::UPSTREAM_UPGRADE;
+
 /// Most `Connection` options followed (Pingora's bound: more is refused).
 const MAX_NOMINATIONS: usize = 10;
 
@@ -95,6 +97,21 @@ pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
             resp.remove_header(name);
         }
     }
+}
+
+/// An upstream response head in `response_filter`: `Ok(true)` for the final one. Pingora's
+/// phase runs on interim (1xx) heads too, and forwards them: only the final head counts, and
+/// an upstream session id never leaves on an interim one. A 101 ends HTTP: refused, as MCP has
+/// no upgrade and a tunnel would carry the client past every check.
+pub fn final_head(resp: &mut ResponseHeader) -> Result<bool> {
+    if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
+        return Error::e_explain(UPSTREAM_UPGRADE, "upstream answered 101");
+    }
+    if resp.status.is_informational() {
+        resp.remove_header(crate::mcp::SESSION_ID);
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// Prepares `req` (a copy of the client's head) before `upstream_request_filter`.

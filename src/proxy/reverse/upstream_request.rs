@@ -10,7 +10,7 @@ use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
 
 use super::ctx::RequestCtx;
-use super::upstream_head::remove;
+use super::hop_by_hop::remove;
 use super::McpProxy;
 
 /// Request headers the proxy removes before going upstream (Pingora handles the standard
