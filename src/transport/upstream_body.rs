@@ -44,6 +44,9 @@ pub trait Resumable: Send + Sync {
 pub enum Piece {
     /// One upstream read (never empty).
     Data(Bytes),
+    /// The last upstream read: the body ended with it (its length was known, so no further
+    /// read is needed to see the end). A JSON response's bytes and its end are one piece.
+    Last(Bytes),
     /// The body ended as the upstream framed it.
     End,
     /// Nothing for `timeouts.idle_stream`.
@@ -103,7 +106,7 @@ impl UpstreamBody {
         match frame {
             None => Some(Piece::End),
             Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) if !data.is_empty() => Some(Piece::Data(data)),
+                Ok(data) if !data.is_empty() => Some(self.data(data)),
                 // Trailers or an empty frame: read on as usual.
                 _ => None,
             },
@@ -125,7 +128,7 @@ impl UpstreamBody {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         if !data.is_empty() {
-                            return Piece::Data(data);
+                            return self.data(data);
                         }
                     }
                 }
@@ -137,6 +140,14 @@ impl UpstreamBody {
                     None => return Piece::Failed(e.to_string()),
                 },
             }
+        }
+    }
+
+    /// A read, marked last when the body is done with it.
+    fn data(&self, data: Bytes) -> Piece {
+        match self.is_end() {
+            true => Piece::Last(data),
+            false => Piece::Data(data),
         }
     }
 

@@ -22,6 +22,10 @@ pub fn read_on(mut body: UpstreamBody, stream: Arc<LiveStream>) {
             loop {
                 match body.next().await {
                     Piece::Data(data) => stream.payload(data),
+                    Piece::Last(data) => {
+                        stream.payload(data);
+                        return true;
+                    }
                     Piece::End => return true,
                     Piece::Idle | Piece::Failed(_) => return false,
                 }

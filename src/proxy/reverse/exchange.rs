@@ -279,6 +279,16 @@ impl McpProxy {
         let (mut body, end) = match piece {
             None => (None, false),
             Some(Piece::Data(data)) => (Some(data), false),
+            // The body's end arrives with its bytes: the filters see both at once (a JSON
+            // answer is stored by the cache, or rewritten by a rule, before it is written).
+            Some(Piece::Last(data)) => match &ctx.live {
+                Some(stream) => {
+                    stream.payload(data);
+                    stream.body_end(true);
+                    (None, true)
+                }
+                None => (Some(data), true),
+            },
             Some(Piece::End) => {
                 if let Some(stream) = &ctx.live {
                     stream.body_end(true);
