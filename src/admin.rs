@@ -17,6 +17,7 @@ use pingora::protocols::http::ServerSession;
 use crate::cache::{Cache, Purge};
 use crate::config::BearerToken;
 use crate::proxy::reverse::Metrics;
+use crate::upstream::stdio::StdioMetrics;
 
 /// Serves the admin endpoints.
 #[derive(Debug)]
@@ -27,6 +28,8 @@ pub struct AdminApp {
     token: Option<BearerToken>,
     /// The result cache `/cache/purge` drops entries of (`None`: disabled).
     cache: Option<Arc<Cache>>,
+    /// The stdio bridges' metrics, rendered after the proxy's (`None`: no stdio upstream).
+    stdio: Option<StdioMetrics>,
 }
 
 impl AdminApp {
@@ -36,7 +39,22 @@ impl AdminApp {
             ready,
             token,
             cache: None,
+            stdio: None,
         }
+    }
+
+    pub fn with_stdio_metrics(mut self, stdio: Option<StdioMetrics>) -> Self {
+        self.stdio = stdio;
+        self
+    }
+
+    /// Every metric: the proxy's, then the stdio bridges'.
+    fn render_metrics(&self) -> Vec<u8> {
+        let mut out = self.metrics.render();
+        if let Some(stdio) = &self.stdio {
+            out.extend(stdio.render());
+        }
+        out
     }
 
     pub fn with_cache(mut self, cache: Option<Arc<Cache>>) -> Self {
@@ -101,7 +119,7 @@ impl ServeHttp for AdminApp {
             "/metrics" => (
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
-                self.metrics.render(),
+                self.render_metrics(),
             ),
             "/cache/purge" if !self.may_read_metrics(&req.headers) => (
                 StatusCode::UNAUTHORIZED,

@@ -62,8 +62,21 @@ pub struct ReverseArgs {
     pub tls_key: Option<PathBuf>,
     /// Upstream MCP endpoint URL, e.g. http://127.0.0.1:3001/mcp (replaces the `upstreams`
     /// list with this one upstream; several upstreams need the config file).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "upstream_command")]
     pub upstream: Option<String>,
+    /// Run the upstream MCP server as a stdio program, given after `--`: one child per MCP
+    /// session, served through the proxy's stdio bridge (replaces the `upstreams` list with
+    /// this one upstream), e.g. `--upstream-command -- npx -y @modelcontextprotocol/server-memory`.
+    #[arg(long, requires = "command")]
+    pub upstream_command: bool,
+    /// With --upstream-command: the program and its arguments, after `--` (replaces the
+    /// `upstreams` list with this one stdio upstream).
+    #[arg(
+        last = true,
+        value_name = "PROGRAM ARGS",
+        requires = "upstream_command"
+    )]
+    pub command: Vec<String>,
     /// Admin address for /metrics, /healthz and /readyz, or `off` (overrides `admin`).
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<String>,
@@ -98,6 +111,44 @@ mod tests {
         };
         assert_eq!(args.bind.as_deref(), Some("127.0.0.1:0"));
         assert!(args.config.is_none());
+    }
+
+    #[test]
+    fn upstream_command_takes_the_program_after_dashes() {
+        let cli = Cli::parse_from([
+            "shadowcat",
+            "reverse",
+            "--bind",
+            "127.0.0.1:0",
+            "--upstream-command",
+            "--",
+            "npx",
+            "-y",
+            "@modelcontextprotocol/server-memory",
+        ]);
+        let Command::Reverse(args) = cli.command else {
+            panic!()
+        };
+        assert!(args.upstream_command);
+        assert_eq!(
+            args.command,
+            ["npx", "-y", "@modelcontextprotocol/server-memory"]
+        );
+        for bad in [
+            &["shadowcat", "reverse", "--upstream-command"][..],
+            &["shadowcat", "reverse", "--", "npx"],
+            &[
+                "shadowcat",
+                "reverse",
+                "--upstream",
+                "http://x/mcp",
+                "--upstream-command",
+                "--",
+                "x",
+            ],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 
     /// Every command's help points to the config keys; `reverse` says it takes several

@@ -42,6 +42,7 @@ fn reverse(args: ReverseArgs) -> ExitCode {
         tls_key: args.tls_key.map(|p| p.display().to_string()),
         admin: args.admin,
         upstream: args.upstream,
+        upstream_command: args.upstream_command.then_some(args.command),
         threads: args.threads,
     };
     let config = match config::load_with(args.config.as_deref(), &overrides) {

@@ -28,6 +28,7 @@ use crate::proxy::reverse::upstream::UpstreamSet;
 use crate::proxy::reverse::Metrics;
 use crate::proxy::McpProxy;
 use crate::tls::PeerIdentities;
+use crate::upstream::stdio::{self, Bridge, ProcessGroups, StdioMetrics, KILL_GRACE};
 use tls::TlsEdge;
 use watch::{Reload, RulesReload, Watcher};
 
@@ -70,6 +71,8 @@ pub struct Shadowcat {
     ready: Arc<AtomicBool>,
     in_flight: Arc<AtomicUsize>,
     grace: Duration,
+    /// Every stdio child's process group, ended before the process exits.
+    children: ProcessGroups,
 }
 
 impl std::fmt::Debug for Shadowcat {
@@ -112,6 +115,7 @@ fn fit_open_files(limits: &mut crate::config::Limits, upstreams: usize) {
 pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     let mut config = config;
     reserve_all(&mut config)?;
+    let stdio = StdioBridges::bind(&mut config)?;
     let upstreams = UpstreamSet::resolve(&config).map_err(StartError::Upstream)?;
     let exposed = config.listeners.iter().find(|l| !l.addr.ip().is_loopback());
     if let (Some(exposed), true) = (
@@ -213,6 +217,10 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     if let Some(auth) = auth {
         server.add_service(background_service("jwks refresher", JwksRefresher(auth)));
     }
+    for bridge in stdio.bridges {
+        let service = StdioBridgeService(std::sync::Mutex::new(Some(bridge)));
+        server.add_service(background_service("stdio bridge", service));
+    }
     let mut reloads: Vec<Box<dyn Reload>> = Vec::new();
     if interceptors.file().is_some() {
         reloads.push(Box::new(RulesReload {
@@ -231,7 +239,8 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
             "shadowcat admin".to_owned(),
             HttpServer::new_app(
                 AdminApp::new(metrics, ready.clone(), config.admin_bearer_token.clone())
-                    .with_cache(cache),
+                    .with_cache(cache)
+                    .with_stdio_metrics(stdio.metrics),
             ),
         );
         svc.threads = Some(1);
@@ -247,6 +256,7 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
         ready,
         in_flight,
         grace: config.shutdown.grace_period,
+        children: stdio.groups,
     })
 }
 
@@ -301,8 +311,69 @@ impl Shadowcat {
             ready: self.ready.clone(),
             in_flight: self.in_flight.clone(),
             grace: self.grace,
+            children: self.children.clone(),
         };
         self.run(Box::new(watch));
+    }
+}
+
+/// The stdio upstreams' bridges, bound before the upstreams are resolved: each stdio
+/// upstream's placeholder URL becomes its bridge's loopback URL here.
+struct StdioBridges {
+    bridges: Vec<Bridge>,
+    metrics: Option<StdioMetrics>,
+    groups: ProcessGroups,
+}
+
+impl StdioBridges {
+    fn bind(config: &mut Config) -> Result<Self, StartError> {
+        let groups = ProcessGroups::default();
+        if config.stdio.is_empty() {
+            return Ok(Self {
+                bridges: Vec::new(),
+                metrics: None,
+                groups,
+            });
+        }
+        let metrics = StdioMetrics::new(config.stdio.iter().map(|s| s.name.as_str()))?;
+        let mut bridges = Vec::with_capacity(config.stdio.len());
+        for upstream in config.stdio.clone() {
+            let settings = stdio::Settings::from_config(config, &upstream);
+            let fail = |e: String| {
+                StartError::Upstream(format!("upstream {:?}: stdio bridge: {e}", upstream.name))
+            };
+            let bridge = Bridge::bind(settings, metrics.clone(), groups.clone())
+                .map_err(|e| fail(e.to_string()))?;
+            let url = crate::config::UpstreamUrl::parse(&bridge.url()).map_err(fail)?;
+            if let Some(u) = config
+                .upstreams
+                .iter_mut()
+                .find(|u| u.name == upstream.name)
+            {
+                u.url = url;
+            }
+            bridges.push(bridge);
+        }
+        Ok(Self {
+            bridges,
+            metrics: Some(metrics),
+            groups,
+        })
+    }
+}
+
+/// Runs one bridge on Pingora's runtime. Its children are not ended when draining starts
+/// (requests in flight may still need them): they end when the process exits
+/// (`DrainOnSignal`), or when the runtime drops the bridge's tasks (fast shutdown).
+struct StdioBridgeService(std::sync::Mutex<Option<Bridge>>);
+
+#[async_trait]
+impl BackgroundService for StdioBridgeService {
+    async fn start(&self, _shutdown: ShutdownWatch) {
+        let bridge = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(bridge) = bridge {
+            bridge.serve(std::future::pending()).await;
+        }
     }
 }
 
@@ -361,6 +432,7 @@ struct DrainOnSignal {
     ready: Arc<AtomicBool>,
     in_flight: Arc<AtomicUsize>,
     grace: Duration,
+    children: ProcessGroups,
 }
 
 #[async_trait]
@@ -381,6 +453,7 @@ impl ShutdownSignalWatch for DrainOnSignal {
         self.ready.store(false, Ordering::Relaxed);
         let in_flight = self.in_flight.clone();
         let grace = self.grace;
+        let children = self.children.clone();
         tracing::info!(
             signal = name,
             in_flight = in_flight.load(Ordering::Relaxed),
@@ -393,6 +466,9 @@ impl ShutdownSignalWatch for DrainOnSignal {
             while start.elapsed() < grace {
                 if in_flight.load(Ordering::Relaxed) == 0 {
                     tracing::info!(after_ms = start.elapsed().as_millis() as u64, "drained");
+                    // Stdio children end first (SIGTERM, SIGKILL after a grace): `exit` runs
+                    // no destructor that would end them.
+                    children.terminate_all_blocking(KILL_GRACE);
                     std::process::exit(0);
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -401,6 +477,7 @@ impl ShutdownSignalWatch for DrainOnSignal {
                 in_flight = in_flight.load(Ordering::Relaxed),
                 "grace period over, closing what is left"
             );
+            children.terminate_all_blocking(KILL_GRACE);
         });
         ShutdownSignal::GracefulTerminate
     }

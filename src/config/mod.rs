@@ -59,7 +59,42 @@ pub struct Config {
     pub interceptors: InterceptorsConfig,
     /// The MCP result cache; `None` with `cache.enabled: false`.
     pub cache: Option<crate::cache::Settings>,
+    /// The upstreams that are stdio programs (`upstreams[].command`). Each also has an entry
+    /// in `upstreams` (same name) whose URL is a placeholder until the server starts that
+    /// upstream's bridge and points the URL at it (`crate::upstream::stdio`).
+    pub stdio: Vec<StdioUpstream>,
 }
+
+/// `upstreams[]` with `command:`: an MCP server the proxy runs itself, as child processes
+/// speaking newline-delimited JSON-RPC on stdin/stdout, served to the proxy by an in-process
+/// Streamable HTTP bridge (see `crate::upstream::stdio`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StdioUpstream {
+    /// The upstream's name (as in `upstreams[].name`).
+    pub name: String,
+    /// The program: an absolute path, found at validation (on `PATH`, or the path written,
+    /// taken from the proxy's working directory).
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// The children's whole environment besides `PATH` (values with `${VAR}` read).
+    pub env: Vec<(String, String)>,
+    /// The children's working directory (default: the proxy's).
+    pub cwd: Option<PathBuf>,
+    pub mode: StdioMode,
+    /// Children alive at once; an `initialize` past it gets 503.
+    pub max_children: usize,
+}
+
+/// `upstreams[].mode` of a stdio upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StdioMode {
+    /// One child per MCP session, started by its `initialize`.
+    #[default]
+    PerSession,
+}
+
+/// `upstreams[].max_children` when not given.
+pub const DEFAULT_MAX_CHILDREN: usize = 100;
 
 /// Interceptor rules (see `crate::interceptor`), validated with the config.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -413,6 +448,8 @@ pub struct Overrides {
     pub admin: Option<String>,
     /// Replaces the upstream list with one upstream named `default`.
     pub upstream: Option<String>,
+    /// Replaces the upstream list with one stdio upstream named `default`: program, args.
+    pub upstream_command: Option<Vec<String>>,
     pub threads: Option<usize>,
 }
 

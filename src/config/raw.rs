@@ -197,7 +197,18 @@ pub struct RawSniCert {
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
     pub name: Option<String>,
-    pub url: String,
+    /// An HTTP upstream's MCP endpoint; exactly one of `url` and `command`.
+    pub url: Option<String>,
+    /// A stdio upstream: `[program, args...]`, run by the proxy (see `validate::stdio`).
+    pub command: Option<Vec<String>>,
+    /// Environment of a stdio upstream's children (plus `PATH`); `${VAR}` is read at start-up.
+    pub env: Option<std::collections::BTreeMap<String, String>>,
+    /// Working directory of a stdio upstream's children.
+    pub cwd: Option<String>,
+    /// `per_session` (the default) or `shared`.
+    pub mode: Option<String>,
+    /// Children of a stdio upstream alive at once.
+    pub max_children: Option<u32>,
     pub weight: Option<u32>,
     #[serde(default)]
     pub forward_authorization: bool,

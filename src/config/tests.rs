@@ -4,6 +4,7 @@ use super::*;
 
 mod admin;
 mod cache;
+mod stdio;
 mod upstream_tls;
 
 const ONE: &str = "upstreams:\n  - name: u\n    url: http://127.0.0.1:3001/mcp\n";

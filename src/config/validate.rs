@@ -10,16 +10,18 @@ mod cache;
 mod env;
 mod interceptors;
 mod listeners;
+mod stdio;
 mod upstream_tls;
+mod upstreams;
 
 use super::raw::{RawConfig, RawRate, Scalar};
 use super::units::{parse_duration, parse_size};
 use super::{
     Cidr, Config, ConfigError, Health, Limits, LoadBalancing, Overrides, Rate, RateLimits,
-    Security, Sessions, Shutdown, SseConfig, Timeouts, UpstreamConfig, UpstreamUrl,
+    Security, Sessions, Shutdown, SseConfig, Timeouts,
 };
 use crate::authority::AuthorityPattern;
-use env::{expand_env, upstream_header};
+use env::expand_env;
 
 /// Largest `limits.max_body` accepted.
 const MAX_BODY_CEILING: u64 = 1 << 30;
@@ -54,76 +56,7 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
         (None, None) => None,
     };
 
-    let upstreams = match (&overrides.upstream, raw.upstreams) {
-        (Some(url), _) => vec![UpstreamConfig {
-            name: "default".into(),
-            url: UpstreamUrl::parse(url).map_err(|m| invalid("--upstream", m))?,
-            weight: 1,
-            forward_authorization: false,
-            headers: Vec::new(),
-            tls: Default::default(),
-            http2: Default::default(),
-        }],
-        (None, Some(list)) => list
-            .into_iter()
-            .enumerate()
-            .map(|(i, u)| {
-                let name = u.name.unwrap_or_else(|| format!("upstream-{i}"));
-                if name.is_empty()
-                    || name.len() > 64
-                    || !name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-                {
-                    return Err(invalid(
-                        format!("upstreams[{i}].name"),
-                        format!("{name:?}: use 1 to 64 of A-Z a-z 0-9 _ . -"),
-                    ));
-                }
-                let url = UpstreamUrl::parse(&u.url)
-                    .map_err(|m| invalid(format!("upstreams[{i}].url"), m))?;
-                let weight = u.weight.unwrap_or(1);
-                if !(1..=1000).contains(&weight) {
-                    return Err(invalid(
-                        format!("upstreams[{i}].weight"),
-                        "must be 1 to 1000",
-                    ));
-                }
-                let headers = u
-                    .headers
-                    .iter()
-                    .map(|(k, v)| upstream_header(k, v, &format!("upstreams[{i}].headers.{k}")))
-                    .collect::<Result<_, _>>()?;
-                let tls = upstream_tls::tls(u.tls, &url, &format!("upstreams[{i}].tls"))?;
-                let http2 =
-                    upstream_tls::http2(u.http2.as_deref(), &format!("upstreams[{i}].http2"))?;
-                Ok(UpstreamConfig {
-                    name,
-                    url,
-                    weight,
-                    forward_authorization: u.forward_authorization,
-                    headers,
-                    tls,
-                    http2,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        (None, None) => Vec::new(),
-    };
-    if upstreams.is_empty() {
-        return Err(invalid(
-            "upstreams",
-            "at least one upstream is required (or pass --upstream)",
-        ));
-    }
-    for (i, u) in upstreams.iter().enumerate() {
-        if upstreams[..i].iter().any(|o| o.name == u.name) {
-            return Err(invalid(
-                format!("upstreams[{i}].name"),
-                format!("duplicate name {:?}", u.name),
-            ));
-        }
-    }
+    let (upstreams, stdio) = upstreams::validate(raw.upstreams.take(), overrides)?;
     let load_balancing = match raw.load_balancing.as_deref() {
         None | Some("round_robin") => LoadBalancing::RoundRobin,
         Some("least_sessions") => LoadBalancing::LeastSessions,
@@ -398,6 +331,7 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
         auth,
         interceptors,
         cache,
+        stdio,
     })
 }
 

@@ -19,6 +19,7 @@ mod sessions;
 mod shutdown;
 mod sse;
 mod sse_fidelity;
+mod stdio;
 mod streams;
 mod tls;
 mod tls_mtls;

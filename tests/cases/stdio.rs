@@ -1,0 +1,362 @@
+//! Stdio upstreams: a Python MCP server (tests/fixtures/stdio/mcp_server.py) run by the proxy,
+//! one child per session, reached through the proxy like any HTTP upstream.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/stdio/mcp_server.py"
+);
+
+/// A proxy config with one stdio upstream `fixture` running the test server with `args`.
+fn config(args: &[&str], extra: &str) -> shadowcat::config::Config {
+    let mut command = vec!["python3".to_owned(), FIXTURE.to_owned()];
+    command.extend(args.iter().map(|a| a.to_string()));
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nupstreams:\n  - name: fixture\n    command: {}\n    env: {{FIXTURE_VAR: fixture-value}}\n{extra}",
+        serde_json::to_string(&command).unwrap()
+    );
+    shadowcat::config::from_yaml_str(&yaml).expect("stdio config")
+}
+
+fn initialize(id: u64) -> Value {
+    json!({"jsonrpc":"2.0","id":id,"method":"initialize","params":{
+        "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"test","version":"1"}}})
+}
+
+async fn post_in(
+    client: &reqwest::Client,
+    url: &str,
+    session: &str,
+    body: &Value,
+) -> reqwest::Response {
+    client
+        .post(url)
+        .header("accept", ACCEPT_BOTH)
+        .header("content-type", "application/json")
+        .header("mcp-session-id", session)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("request")
+}
+
+/// The JSON-RPC messages of a whole SSE (or JSON) body, read to its end.
+async fn messages(resp: reqwest::Response) -> Vec<Value> {
+    let sse = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"));
+    let text = tokio::time::timeout(Duration::from_secs(15), resp.text())
+        .await
+        .expect("body in time")
+        .expect("body");
+    if !sse {
+        return vec![serde_json::from_str(&text).expect("JSON body")];
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| serde_json::from_str(d).expect("JSON event"))
+        .collect()
+}
+
+/// A new session: its id and the child's pid.
+async fn open_session(client: &reqwest::Client, url: &str) -> (String, i32) {
+    let resp = post(client, url, &initialize(1)).await;
+    assert_eq!(resp.status(), 200);
+    let session = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let msgs = messages(resp).await;
+    let result = &msgs.last().unwrap()["result"];
+    assert_eq!(result["serverInfo"]["name"], "fixture", "{msgs:?}");
+    let pid = result["_meta"]["pid"].as_i64().unwrap() as i32;
+    let initialized = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
+    assert_eq!(
+        post_in(client, url, &session, &initialized).await.status(),
+        202
+    );
+    (session, pid)
+}
+
+/// Is the process running (not gone, not a zombie)?
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .unwrap()
+                .1
+                .trim_start()
+                .starts_with(['Z', 'X'])
+        })
+        .unwrap_or(false)
+}
+
+async fn gone(pid: i32) -> bool {
+    for _ in 0..250 {
+        if !running(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+fn tool(id: u64, name: &str, progress: Option<&str>) -> Value {
+    let mut params = json!({"name": name, "arguments": {"x": id}});
+    if let Some(token) = progress {
+        params["_meta"] = json!({"progressToken": token});
+    }
+    json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":params})
+}
+
+#[tokio::test]
+async fn stdio_session_lifecycle_through_the_proxy() {
+    let proxy = Proxy::start(config(&[], "")).await;
+    let (client, url) = (client(), proxy.url());
+    let (session, pid) = open_session(&client, &url).await;
+    assert!(running(pid));
+
+    let list = json!({"jsonrpc":"2.0","id":2,"method":"tools/list"});
+    let msgs = messages(post_in(&client, &url, &session, &list).await).await;
+    assert_eq!(
+        msgs.last().unwrap()["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+
+    // Progress with the request's token and the log message travel on the POST's stream,
+    // before its response.
+    let resp = post_in(&client, &url, &session, &tool(3, "progress", Some("tok-3"))).await;
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let msgs = messages(resp).await;
+    let methods: Vec<&str> = msgs.iter().filter_map(|m| m["method"].as_str()).collect();
+    assert_eq!(
+        methods,
+        [
+            "notifications/progress",
+            "notifications/progress",
+            "notifications/progress",
+            "notifications/message"
+        ],
+        "{msgs:?}"
+    );
+    assert!(msgs[..3]
+        .iter()
+        .all(|m| m["params"]["progressToken"] == "tok-3"));
+    assert_eq!(msgs.last().unwrap()["id"], 3);
+    assert_eq!(msgs.last().unwrap()["result"]["content"][0]["text"], "done");
+
+    // The child sees only its configured environment and PATH.
+    let msgs = messages(post_in(&client, &url, &session, &tool(4, "env", None)).await).await;
+    let env: Value =
+        serde_json::from_str(msgs[0]["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(env["FIXTURE_VAR"], "fixture-value");
+    assert!(env.get("PATH").is_some());
+    // Only the configured environment and PATH, never the proxy's own (a launcher such as a
+    // pyenv shim may add a few variables of its own, like PWD).
+    for key in [
+        "HOME",
+        "USER",
+        "CARGO_MANIFEST_DIR",
+        "RUST_TEST_THREADS",
+        "CARGO",
+    ] {
+        assert!(env.get(key).is_none(), "the proxy's {key} leaked: {env}");
+    }
+    assert_eq!(
+        proxy
+            .settled(r#"shadowcat_stdio_children{upstream="fixture"}"#, 1.0)
+            .await,
+        Some(1.0)
+    );
+
+    let deleted = client
+        .delete(&url)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert!(gone(pid).await, "DELETE ended the child");
+    let after = post_in(&client, &url, &session, &list).await;
+    assert_eq!(after.status(), 404);
+    let series = r#"shadowcat_stdio_exits_total{reason="deleted",upstream="fixture"}"#;
+    assert_eq!(proxy.settled(series, 1.0).await, Some(1.0));
+    assert_eq!(
+        proxy
+            .settled(r#"shadowcat_stdio_children{upstream="fixture"}"#, 0.0)
+            .await,
+        Some(0.0)
+    );
+}
+
+#[tokio::test]
+async fn stdio_child_crash_mid_request_gives_an_error_and_ends_the_session() {
+    let proxy = Proxy::start(config(&[], "")).await;
+    let (client, url) = (client(), proxy.url());
+    let (session, pid) = open_session(&client, &url).await;
+    let resp = post_in(&client, &url, &session, &tool(2, "crash", None)).await;
+    let msgs = messages(resp).await;
+    let last = msgs.last().unwrap();
+    assert_eq!(last["id"], 2, "{msgs:?}");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exited"),
+        "{msgs:?}"
+    );
+    assert!(gone(pid).await);
+    let list = json!({"jsonrpc":"2.0","id":3,"method":"tools/list"});
+    assert_eq!(post_in(&client, &url, &session, &list).await.status(), 404);
+    let series = r#"shadowcat_stdio_exits_total{reason="crashed",upstream="fixture"}"#;
+    assert_eq!(proxy.settled(series, 1.0).await, Some(1.0));
+    // A new session works.
+    open_session(&client, &url).await;
+}
+
+#[tokio::test]
+async fn stdio_child_that_never_answers_initialize_gets_504() {
+    let proxy = Proxy::start(config(&["--never-init"], "timeouts:\n  request: 1s\n")).await;
+    let (client, url) = (client(), proxy.url());
+    let started = std::time::Instant::now();
+    let resp = post(&client, &url, &initialize(1)).await;
+    assert_eq!(resp.status(), 504);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let children = r#"shadowcat_stdio_children{upstream="fixture"}"#;
+    assert_eq!(
+        proxy.settled(children, 0.0).await,
+        Some(0.0),
+        "the child was stopped"
+    );
+    let series = r#"shadowcat_stdio_exits_total{reason="init_failed",upstream="fixture"}"#;
+    assert_eq!(proxy.settled(series, 1.0).await, Some(1.0));
+}
+
+#[tokio::test]
+async fn stdio_garbage_on_stdout_is_skipped() {
+    let proxy = Proxy::start(config(&["--garbage"], "")).await;
+    let (client, url) = (client(), proxy.url());
+    let (session, _) = open_session(&client, &url).await;
+    let msgs = messages(post_in(&client, &url, &session, &tool(2, "echo", None)).await).await;
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert_eq!(msgs[0]["result"]["content"][0]["text"], r#"{"x": 2}"#);
+}
+
+#[tokio::test]
+async fn stdio_proxy_shutdown_leaves_no_child() {
+    let proxy = Proxy::start(config(&[], "")).await;
+    let (client, url) = (client(), proxy.url());
+    let mut pids = Vec::new();
+    for _ in 0..3 {
+        pids.push(open_session(&client, &url).await.1);
+    }
+    assert!(pids.iter().all(|p| running(*p)));
+    drop(proxy);
+    for pid in pids {
+        assert!(gone(pid).await, "child {pid} outlived the proxy");
+    }
+}
+
+#[tokio::test]
+async fn stdio_concurrent_sessions_each_get_their_own_child() {
+    let proxy = Proxy::start(config(&[], "")).await;
+    let (client, url) = (client(), proxy.url());
+    let runs = (0..24u64).map(|n| {
+        let (client, url) = (client.clone(), url.clone());
+        tokio::spawn(async move {
+            let (session, pid) = open_session(&client, &url).await;
+            let msgs =
+                messages(post_in(&client, &url, &session, &tool(n + 10, "echo", None)).await).await;
+            assert_eq!(msgs[0]["id"], n + 10);
+            assert_eq!(
+                msgs[0]["result"]["content"][0]["text"],
+                format!("{{\"x\": {}}}", n + 10)
+            );
+            pid
+        })
+    });
+    let mut pids = Vec::new();
+    for run in runs.collect::<Vec<_>>() {
+        pids.push(run.await.unwrap());
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    assert_eq!(pids.len(), 24, "one child per session");
+    let children = r#"shadowcat_stdio_children{upstream="fixture"}"#;
+    assert_eq!(proxy.settled(children, 24.0).await, Some(24.0));
+}
+
+#[tokio::test]
+async fn stdio_max_children_gives_503() {
+    let proxy = Proxy::start(config(&[], "    max_children: 1\n")).await;
+    let (client, url) = (client(), proxy.url());
+    open_session(&client, &url).await;
+    let resp = post(&client, &url, &initialize(1)).await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+}
+
+/// The binary, started with `--upstream-command`: SIGTERM drains and exits, and the child
+/// goes with it.
+#[tokio::test]
+async fn stdio_upstream_command_flag_and_sigterm_leave_no_child() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut proxy = std::process::Command::new(env!("CARGO_BIN_EXE_shadowcat"))
+        .args([
+            "reverse",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--admin",
+            "off",
+        ])
+        .args(["--upstream-command", "--", "python3", FIXTURE])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    for _ in 0..300 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, pid) = open_session(&client(), &url).await;
+    assert!(running(pid));
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &proxy.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = proxy.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "proxy did not exit"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(gone(pid).await, "the child outlived the proxy");
+}
