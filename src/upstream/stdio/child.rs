@@ -115,7 +115,17 @@ async fn supervise(
             Ok(s) if s.success() => ExitReason::Exited,
             _ => ExitReason::Crashed,
         },
-        Ok(reason) = stop => {
+        Ok(reason) = stop => 'stopped: {
+            // A closed stdout is most often a child on its way out: its exit status, if it
+            // comes at once, says how it ended (a crash must not count as a closed stdout).
+            if reason == ExitReason::StdoutClosed {
+                if let Ok(Ok(status)) = tokio::time::timeout(STDOUT_DRAIN, child.wait()).await {
+                    break 'stopped match status.success() {
+                        true => ExitReason::Exited,
+                        false => ExitReason::Crashed,
+                    };
+                }
+            }
             signal_group(session.pid, Signal::TERM);
             if tokio::time::timeout(KILL_GRACE, child.wait()).await.is_err() {
                 signal_group(session.pid, Signal::KILL);
