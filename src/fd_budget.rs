@@ -9,7 +9,7 @@
 
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 
-use crate::transport::upstream_conn::POOL_CAPACITY;
+use crate::upstream_client::DEFAULT_POOL_MAX_IDLE as POOL_CAPACITY;
 
 /// Descriptors kept outside the budget: listeners, the admin port, the rules file, logs.
 const RESERVED: u64 = 64;

@@ -5,6 +5,7 @@
 //! * [`mcp`] — JSON-RPC peek, protocol versions, error bodies (Pingora-free).
 //! * [`config`] — YAML config, validated before any port is bound.
 //! * [`tls`] — TLS termination settings: certificates by SNI, reload, client certificates.
+//! * [`upstream_client`] — the HTTP client to upstreams (hyper-util pool, rustls, h1/h2/h2c).
 //! * [`server`] — builds and runs the Pingora server; [`admin`] serves metrics and health.
 
 pub mod admin;
@@ -23,3 +24,4 @@ pub mod ratelimit;
 pub mod server;
 pub mod tls;
 pub mod transport;
+pub mod upstream_client;

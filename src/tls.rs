@@ -25,6 +25,7 @@ use rustls::server::{ServerSessionMemoryCache, StoresServerSessions, WebPkiClien
 use rustls::{RootCertStore, ServerConfig};
 
 pub use certs::{identity, LoadError};
+pub(crate) use certs::{load_pair, load_roots};
 pub use resolver::SniResolver;
 
 use crate::config::{ClientAuth, TlsConfig};

@@ -17,8 +17,8 @@ impl Default for Config {
             admin_bearer_token: None,
             endpoint: "/mcp".into(),
             threads: None,
-            direct_exchange: true,
             upstreams: Vec::new(),
+            obsolete: Vec::new(),
             timeouts: Timeouts {
                 connect: Duration::from_secs(5),
                 request: Duration::from_secs(300),

@@ -13,7 +13,7 @@ mod upstream_url;
 mod validate;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::authority::AuthorityPattern;
@@ -42,10 +42,9 @@ pub struct Config {
     pub endpoint: String,
     /// Worker threads for the proxy; `None`: one per CPU core.
     pub threads: Option<usize>,
-    /// POSTs with a held body, and bodiless GET/DELETE, go upstream by the proxy's direct
-    /// exchange, not Pingora's proxy loop (`proxy::reverse::exchange`).
-    pub direct_exchange: bool,
     pub upstreams: Vec<UpstreamConfig>,
+    /// Keys the file set that no longer do anything (each a line for `warnings`).
+    pub obsolete: Vec<String>,
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub sse: SseConfig,
@@ -174,6 +173,38 @@ pub struct UpstreamConfig {
     /// Headers added to every request to this upstream (its own credentials). Values are marked
     /// sensitive, so they never show in debug output.
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// `tls:` for an `https://` upstream (all empty for `http://`).
+    pub tls: UpstreamTls,
+    /// `http2:` which HTTP versions the proxy speaks to this upstream.
+    pub http2: Http2Mode,
+}
+
+/// `upstreams[].tls`: how the proxy checks an `https://` upstream, and proves itself to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// The name sent as SNI and checked against the certificate, instead of the URL's host.
+    pub server_name: Option<String>,
+    /// Trust only the CAs in this PEM bundle (instead of the system's roots).
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate chain (PEM) for upstreams that require mTLS; with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+    /// Accept any certificate (handshake signatures are still checked). Only when written out;
+    /// the server logs a warning at start.
+    pub insecure_skip_verify: bool,
+}
+
+/// `upstreams[].http2`: which HTTP versions to speak to an upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Http2Mode {
+    /// https: offer h2 and http/1.1 by ALPN, the server picks; http://: HTTP/1.1.
+    #[default]
+    Auto,
+    /// https: h2 only by ALPN; http://: h2c with prior knowledge.
+    Always,
+    /// HTTP/1.1 only.
+    Never,
 }
 
 /// How new sessions and sessionless requests choose an upstream.
@@ -212,9 +243,11 @@ pub struct Sessions {
 /// hundred clients rather than one.
 pub const DEFAULT_SESSIONS_PER_CLIENT: usize = 1000;
 
-/// An upstream MCP endpoint URL (`http://host[:port][/path][?query]`).
+/// An upstream MCP endpoint URL (`http[s]://host[:port][/path][?query]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamUrl {
+    /// `https://` (TLS to the upstream); `false` for `http://`.
+    pub https: bool,
     /// Host name or IP (IPv6 without brackets).
     pub host: String,
     pub port: u16,
@@ -325,7 +358,14 @@ impl Config {
     /// Settings that are valid but probably not meant: logged at start-up and printed by
     /// `check-config` (which still succeeds).
     pub fn warnings(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out = self.obsolete.clone();
+        for u in self.upstreams.iter().filter(|u| u.tls.insecure_skip_verify) {
+            out.push(format!(
+                "upstreams[{:?}].tls.insecure_skip_verify: the upstream's certificate is NOT \
+                 verified; anyone on the path can read and change its traffic",
+                u.name
+            ));
+        }
         if let (Some(admin), None) = (self.admin, &self.admin_bearer_token) {
             if !admin.ip().is_loopback() {
                 out.push(format!(

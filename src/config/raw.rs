@@ -13,6 +13,7 @@ pub struct RawConfig {
     pub admin: Option<Option<RawAdmin>>,
     pub endpoint: Option<String>,
     pub threads: Option<u32>,
+    /// Obsolete (every request takes the one upstream exchange): accepted, warned about.
     pub direct_exchange: Option<bool>,
     pub upstreams: Option<Vec<RawUpstream>>,
     #[serde(default)]
@@ -203,6 +204,20 @@ pub struct RawUpstream {
     /// Header name → value; `${VAR}` in a value is read from the environment.
     #[serde(default)]
     pub headers: std::collections::BTreeMap<String, String>,
+    pub tls: Option<RawUpstreamTls>,
+    /// `auto`, `always` or `never`.
+    pub http2: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamTls {
+    pub server_name: Option<String>,
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

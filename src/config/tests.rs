@@ -4,6 +4,7 @@ use super::*;
 
 mod admin;
 mod cache;
+mod upstream_tls;
 
 const ONE: &str = "upstreams:\n  - name: u\n    url: http://127.0.0.1:3001/mcp\n";
 
@@ -82,7 +83,7 @@ fn errors_name_the_field_path() {
         ("limits:\n  max_bodyy: 1\n", "limits"),
         ("bogus: 1\n", "bogus"),
         ("listen: nowhere\n", "listen"),
-        ("upstreams:\n  - url: https://x/mcp\n", "upstreams[0].url"),
+        ("upstreams:\n  - url: ftp://x/mcp\n", "upstreams[0].url"),
         ("upstreams:\n  - url: /relative\n", "upstreams[0].url"),
         ("upstreams: []\n", "upstreams"),
         (

@@ -10,18 +10,20 @@ impl UpstreamUrl {
             .trim()
             .parse()
             .map_err(|e| format!("invalid URL {text:?}: {e}"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err("https upstreams are not supported yet (no TLS in this build)".into())
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            Some(other) => {
+                return Err(format!(
+                    "unsupported scheme {other:?} (use http:// or https://)"
+                ))
             }
-            Some(other) => return Err(format!("unsupported scheme {other:?} (use http://)")),
             None => {
                 return Err(format!(
                     "{text:?} is not an absolute URL (use http://host:port/path)"
                 ))
             }
-        }
+        };
         let authority = uri
             .authority()
             .ok_or_else(|| format!("{text:?} has no host"))?;
@@ -37,6 +39,7 @@ impl UpstreamUrl {
         }
         // `Authority::port_u16` is `None` for an out-of-range port too: check the text.
         let port = match authority.as_str().strip_prefix(authority.host()) {
+            Some("") if https => 443,
             Some("") => 80,
             Some(rest) => match rest.strip_prefix(':').map(str::parse::<u16>) {
                 Some(Ok(port)) if port != 0 => port,
@@ -54,6 +57,7 @@ impl UpstreamUrl {
             format!("/{path_and_query}")
         };
         Ok(Self {
+            https,
             host: host.to_owned(),
             port,
             path_and_query,
@@ -61,7 +65,16 @@ impl UpstreamUrl {
         })
     }
 
-    /// `host:port` for the `Host` header (IPv6 in brackets).
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        if self.https {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// `host:port` for the `Host` header (IPv6 in brackets); the port is always written.
     pub fn authority(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)

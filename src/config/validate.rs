@@ -10,6 +10,7 @@ mod cache;
 mod env;
 mod interceptors;
 mod listeners;
+mod upstream_tls;
 
 use super::raw::{RawConfig, RawRate, Scalar};
 use super::units::{parse_duration, parse_size};
@@ -60,6 +61,8 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
             weight: 1,
             forward_authorization: false,
             headers: Vec::new(),
+            tls: Default::default(),
+            http2: Default::default(),
         }],
         (None, Some(list)) => list
             .into_iter()
@@ -91,12 +94,17 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
                     .iter()
                     .map(|(k, v)| upstream_header(k, v, &format!("upstreams[{i}].headers.{k}")))
                     .collect::<Result<_, _>>()?;
+                let tls = upstream_tls::tls(u.tls, &url, &format!("upstreams[{i}].tls"))?;
+                let http2 =
+                    upstream_tls::http2(u.http2.as_deref(), &format!("upstreams[{i}].http2"))?;
                 Ok(UpstreamConfig {
                     name,
                     url,
                     weight,
                     forward_authorization: u.forward_authorization,
                     headers,
+                    tls,
+                    http2,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?,
@@ -289,13 +297,22 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
         default_max,
     )?;
 
+    let mut obsolete = Vec::new();
+    if raw.direct_exchange.is_some() {
+        obsolete.push(
+            "direct_exchange: obsolete and ignored; every request goes upstream by the one \
+             exchange (remove the key)"
+                .to_owned(),
+        );
+    }
+
     Ok(Config {
+        obsolete,
         listeners,
         admin,
         admin_bearer_token,
         endpoint,
         threads,
-        direct_exchange: raw.direct_exchange.unwrap_or(true),
         upstreams,
         timeouts,
         limits: Limits {

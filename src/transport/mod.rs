@@ -1,14 +1,8 @@
-//! Wire-level building blocks below the proxy phases: the SSE codec (no Pingora at all), the
-//! HTTP/1.1 response observer, and the upstream socket that enforces deadlines and writes SSE
-//! keep-alives.
+//! Wire-level building blocks below the proxy phases, none of them Pingora's: the SSE codec,
+//! the upstream response body as the exchange reads it (idle deadline, resumption), the
+//! exchange's deadlines as errors, and the downstream head deadline.
 
-pub mod h1_framing;
-pub mod head_cork;
 pub mod head_deadline;
-pub mod idle_pool;
 pub mod sse;
-pub mod stream_slot;
-pub mod upstream_conn;
-pub mod upstream_resume;
+pub mod upstream_body;
 pub mod upstream_timeout;
-pub mod watchdog_socket;

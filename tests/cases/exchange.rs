@@ -1,5 +1,5 @@
-//! The direct exchange (POST with a held body) against Pingora's proxy loop: the same answers,
-//! framings and failures on both paths (`direct_exchange: true | false`).
+//! The upstream exchange end to end: answers, upstream framings (chunked, close-delimited,
+//! interim heads), failures, failover, and a client that leaves.
 
 use std::time::Duration;
 
@@ -9,11 +9,8 @@ use tokio::net::TcpListener;
 
 use crate::support::*;
 
-fn config(upstream: &str, direct: bool) -> shadowcat::config::Config {
-    shadowcat::config::Config {
-        direct_exchange: direct,
-        ..config_for(upstream)
-    }
+fn config(upstream: &str) -> shadowcat::config::Config {
+    config_for(upstream)
 }
 
 /// What a client sees, minus what legitimately differs between runs.
@@ -64,7 +61,7 @@ async fn post_in(
 }
 
 #[tokio::test]
-async fn json_sse_and_error_answers_are_the_same_on_both_paths() {
+async fn json_sse_and_error_answers_reach_the_client() {
     let upstream = MockUpstream::start(|req| {
         let body = req.json();
         let id = body["id"].clone();
@@ -95,8 +92,8 @@ async fn json_sse_and_error_answers_are_the_same_on_both_paths() {
     })
     .await;
     let mut seen = Vec::new();
-    for direct in [true, false] {
-        let proxy = Proxy::start(config(&upstream.url(), direct)).await;
+    {
+        let proxy = Proxy::start(config(&upstream.url())).await;
         let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}});
         let (first, issued) = post_in(&proxy, &init, None).await;
         let issued = issued.expect("the proxy issues a session id");
@@ -115,9 +112,8 @@ async fn json_sse_and_error_answers_are_the_same_on_both_paths() {
         calls
             .iter()
             .all(|r| r.header("mcp-session-id") == Some("up-1")),
-        "the upstream sees its own session id on the direct exchange"
+        "the upstream sees its own session id"
     );
-    assert_eq!(seen[0], seen[1], "direct exchange vs Pingora's proxy loop");
     let direct = &seen[0];
     assert!(
         direct[0].session,
@@ -180,24 +176,23 @@ async fn chunked_close_delimited_and_informational_responses_are_relayed_whole()
     ];
     for (answer, want) in cases {
         let addr = raw_upstream(answer).await;
-        for direct in [true, false] {
-            let proxy = Proxy::start(config(&format!("http://{addr}/mcp"), direct)).await;
+        {
+            let proxy = Proxy::start(config(&format!("http://{addr}/mcp"))).await;
             let got = post_and_read(&proxy, &call(2, "echo")).await;
-            assert_eq!(got.status, 200, "direct={direct}: {answer:?}");
-            assert_eq!(got.body, want, "direct={direct}: {answer:?}");
+            assert_eq!(got.status, 200, "{answer:?}");
+            assert_eq!(got.body, want, "{answer:?}");
         }
     }
 }
 
 #[tokio::test]
-async fn an_upstream_that_hangs_up_gets_the_same_error_on_both_paths() {
+async fn an_upstream_that_hangs_up_is_a_jsonrpc_502() {
     let upstream = MockUpstream::start(|_| Reply::Hangup).await;
     let mut seen = Vec::new();
-    for direct in [true, false] {
-        let proxy = Proxy::start(config(&upstream.url(), direct)).await;
+    {
+        let proxy = Proxy::start(config(&upstream.url())).await;
         seen.push(post_and_read(&proxy, &call(9, "echo")).await);
     }
-    assert_eq!(seen[0], seen[1]);
     assert_eq!(seen[0].status, 502);
     let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
     assert_eq!(body["id"], 9, "a JSON-RPC error for the request's id");
@@ -205,13 +200,13 @@ async fn an_upstream_that_hangs_up_gets_the_same_error_on_both_paths() {
 }
 
 #[tokio::test]
-async fn a_refused_upstream_fails_over_to_the_next_on_the_direct_exchange() {
+async fn a_refused_upstream_fails_over_to_the_next() {
     let (_held, refused) = refused_addr();
     let upstream = MockUpstream::start(|req| {
         Reply::json(json!({"jsonrpc":"2.0","id":req.json()["id"].clone(),"result":{}}))
     })
     .await;
-    let mut config = config(&format!("http://{refused}/mcp"), true);
+    let mut config = config(&format!("http://{refused}/mcp"));
     let mut second = config.upstreams[0].clone();
     second.name = "second".into();
     second.url = shadowcat::config::UpstreamUrl::parse(&upstream.url()).unwrap();
@@ -242,8 +237,8 @@ async fn raw_exchange(conn: &mut tokio::net::TcpStream, request: &str) -> String
 }
 
 /// One POST on a new connection to a new proxy in front of `upstream`: the raw answer.
-async fn one_raw_post(upstream: std::net::SocketAddr, direct: bool) -> String {
-    let proxy = Proxy::start(config(&format!("http://{upstream}/mcp"), direct)).await;
+async fn one_raw_post(upstream: std::net::SocketAddr) -> String {
+    let proxy = Proxy::start(config(&format!("http://{upstream}/mcp"))).await;
     let mut conn = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
     raw_exchange(&mut conn, &raw_post(proxy.addr, "")).await
 }
@@ -257,7 +252,7 @@ fn raw_post(addr: std::net::SocketAddr, extra: &str) -> String {
     )
 }
 
-/// Regression (review of the direct exchange): a response the upstream ended by closing went
+/// Regression (review of the upstream exchange): a response the upstream ended by closing went
 /// to the client close-delimited, so every such answer cost the client its connection.
 #[tokio::test]
 async fn a_close_delimited_answer_reaches_the_client_chunked_on_a_kept_connection() {
@@ -266,33 +261,24 @@ async fn a_close_delimited_answer_reaches_the_client_chunked_on_a_kept_connectio
          {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}",
     )
     .await;
-    for direct in [true, false] {
-        let proxy = Proxy::start(config(&format!("http://{addr}/mcp"), direct)).await;
+    {
+        let proxy = Proxy::start(config(&format!("http://{addr}/mcp"))).await;
         let mut conn = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
         for round in 0..2 {
             let answer = raw_exchange(&mut conn, &raw_post(proxy.addr, "")).await;
-            assert!(
-                answer.starts_with("http/1.1 200"),
-                "direct={direct} {round}: {answer}"
-            );
-            assert!(
-                answer.contains("transfer-encoding: chunked"),
-                "direct={direct}: {answer}"
-            );
-            assert!(
-                !answer.contains("connection: close"),
-                "direct={direct}: {answer}"
-            );
+            assert!(answer.starts_with("http/1.1 200"), "{round}: {answer}");
+            assert!(answer.contains("transfer-encoding: chunked"), "{answer}");
+            assert!(!answer.contains("connection: close"), "{answer}");
         }
     }
 }
 
-/// Regression (review of the direct exchange): a client that left while the upstream was
+/// Regression (review of the upstream exchange): a client that left while the upstream was
 /// still working went unnoticed until the answer (or the response deadline), so the upstream
 /// could not stop the work and the request counted as in flight.
 #[tokio::test]
 async fn a_client_that_leaves_before_the_answer_closes_the_upstream_request() {
-    for direct in [true, false] {
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
@@ -308,7 +294,7 @@ async fn a_client_that_leaves_before_the_answer_closes_the_upstream_request() {
             }
             let _ = closed_tx.send(());
         });
-        let proxy = Proxy::start(config(&format!("http://{addr}/mcp"), direct)).await;
+        let proxy = Proxy::start(config(&format!("http://{addr}/mcp"))).await;
         let mut conn = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
         conn.write_all(raw_post(proxy.addr, "").as_bytes())
             .await
@@ -317,35 +303,32 @@ async fn a_client_that_leaves_before_the_answer_closes_the_upstream_request() {
         drop(conn);
         tokio::time::timeout(Duration::from_secs(5), closed_rx)
             .await
-            .unwrap_or_else(|_| panic!("direct={direct}: upstream request still open 5 s after"))
+            .unwrap_or_else(|_| panic!("upstream request still open 5 s after"))
             .unwrap();
     }
 }
 
-/// Regression (review of the direct exchange): a client's bad `Connection` header was answered
+/// Regression (review of the upstream exchange): a client's bad `Connection` header was answered
 /// as an upstream failure (502, counted against the upstream) instead of the client's (400).
 #[tokio::test]
-async fn a_connection_header_naming_host_is_the_clients_error_on_both_paths() {
+async fn a_connection_header_naming_host_is_the_clients_error() {
     let upstream =
         MockUpstream::start(|_| Reply::json(json!({"jsonrpc":"2.0","id":2,"result":{}}))).await;
-    for direct in [true, false] {
-        let proxy = Proxy::start(config(&upstream.url(), direct)).await;
+    {
+        let proxy = Proxy::start(config(&upstream.url())).await;
         let mut conn = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
         let answer = raw_exchange(&mut conn, &raw_post(proxy.addr, "connection: host\r\n")).await;
-        assert!(
-            answer.starts_with("http/1.1 400"),
-            "direct={direct}: {answer}"
-        );
+        assert!(answer.starts_with("http/1.1 400"), "{answer}");
         let metrics = proxy.metrics().await;
         assert!(
             !metrics.contains("shadowcat_upstream_errors_total{"),
-            "direct={direct}: not the upstream's fault: {metrics}"
+            "not the upstream's fault: {metrics}"
         );
     }
     assert!(upstream.received().is_empty(), "never sent upstream");
 }
 
-/// Regression (found reviewing the direct exchange): Pingora's loop runs `response_filter` on
+/// Regression (found reviewing the upstream exchange): Pingora's loop runs `response_filter` on
 /// a 103 head too, which took the place held for an `initialize`'s session, so the final
 /// answer's session id never reached the client.
 #[tokio::test]
@@ -357,17 +340,17 @@ async fn an_informational_head_before_an_initialize_answer_keeps_its_session() {
     )
     .await;
     let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}});
-    for direct in [true, false] {
-        let proxy = Proxy::start(config(&format!("http://{addr}/mcp"), direct)).await;
+    {
+        let proxy = Proxy::start(config(&format!("http://{addr}/mcp"))).await;
         let (seen, issued) = post_in(&proxy, &init, None).await;
-        assert_eq!(seen.status, 200, "direct={direct}: {}", seen.body);
-        let issued = issued.unwrap_or_else(|| panic!("direct={direct}: no session id"));
+        assert_eq!(seen.status, 200, "{}", seen.body);
+        let issued = issued.unwrap_or_else(|| panic!("no session id"));
         assert_ne!(issued, "up-9");
     }
 }
 
 #[tokio::test]
-async fn get_streams_and_delete_answer_the_same_on_both_paths() {
+async fn get_streams_and_delete_pass_through() {
     let upstream = MockUpstream::start(|req| match req.method.as_str() {
         "GET" => Reply::sse(
             &["data: {\"n\":1}\n\n", "data: {\"n\":2}\n\n"],
@@ -388,8 +371,8 @@ async fn get_streams_and_delete_answer_the_same_on_both_paths() {
     })
     .await;
     let mut seen = Vec::new();
-    for direct in [true, false] {
-        let proxy = Proxy::start(config(&upstream.url(), direct)).await;
+    {
+        let proxy = Proxy::start(config(&upstream.url())).await;
         let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}});
         let (_, issued) = post_in(&proxy, &init, None).await;
         let id = issued.expect("session id");
@@ -420,7 +403,6 @@ async fn get_streams_and_delete_answer_the_same_on_both_paths() {
         let after = post_in(&proxy, &call(3, "echo"), Some(&id)).await.0.status;
         seen.push((status, payloads, deleted, after));
     }
-    assert_eq!(seen[0], seen[1], "direct exchange vs Pingora's proxy loop");
     assert_eq!(seen[0].0, 200);
     assert_eq!(seen[0].1, "data: {\"n\":1}|data: {\"n\":2}");
     assert_eq!(seen[0].2, 200, "DELETE passes to the upstream");
@@ -430,11 +412,11 @@ async fn get_streams_and_delete_answer_the_same_on_both_paths() {
         .iter()
         .filter(|r| r.method == "DELETE")
         .count();
-    assert_eq!(deletes, 2, "one DELETE upstream per path");
+    assert_eq!(deletes, 1, "the DELETE goes upstream");
 }
 
-/// Regression (review): once interim heads skipped `response_filter`, Pingora's path forwarded
-/// a 103 carrying the upstream's own session id to the client.
+/// Regression (review): once interim heads skipped `response_filter`, a 103 carrying the
+/// upstream's own session id reached the client.
 #[tokio::test]
 async fn an_interim_head_never_carries_the_upstream_session_id() {
     let addr = raw_upstream(
@@ -443,35 +425,29 @@ async fn an_interim_head_never_carries_the_upstream_session_id() {
          content-length: 36\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}",
     )
     .await;
-    for direct in [true, false] {
-        let answer = one_raw_post(addr, direct).await;
-        assert!(answer.contains("200 ok"), "direct={direct}: {answer}");
-        assert!(!answer.contains("up-secret"), "direct={direct}: {answer}");
+    {
+        let answer = one_raw_post(addr).await;
+        assert!(answer.contains("200 ok"), "{answer}");
+        assert!(!answer.contains("up-secret"), "{answer}");
     }
 }
 
-/// Regression: the direct exchange dropped interim heads, which a proxy forwards when it did
-/// not ask for them (RFC 9110, 15.2); Pingora's loop forwards them.
+/// Regression: the upstream exchange dropped interim heads, which a proxy forwards when it did
+/// not ask for them (RFC 9110, 15.2).
 #[tokio::test]
-async fn interim_heads_reach_the_client_on_both_paths() {
+async fn interim_heads_reach_the_client() {
     let addr = raw_upstream(
         "HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n\
          HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
          content-length: 36\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}",
     )
     .await;
-    for direct in [true, false] {
-        let answer = one_raw_post(addr, direct).await;
+    {
+        let answer = one_raw_post(addr).await;
         let hints = answer.find("103 early hints");
         let ok = answer.find("200 ok");
-        assert!(hints.is_some() && hints < ok, "direct={direct}: {answer}");
-        assert!(
-            answer.contains("link: </a.css>; rel=preload"),
-            "direct={direct}: {answer}"
-        );
-        assert!(
-            answer.ends_with("\"result\":{}}"),
-            "direct={direct}: {answer}"
-        );
+        assert!(hints.is_some() && hints < ok, "{answer}");
+        assert!(answer.contains("link: </a.css>; rel=preload"), "{answer}");
+        assert!(answer.ends_with("\"result\":{}}"), "{answer}");
     }
 }

@@ -23,3 +23,4 @@ mod streams;
 mod tls;
 mod tls_mtls;
 mod tls_reload;
+mod upstream_engine;

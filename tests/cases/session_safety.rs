@@ -76,7 +76,7 @@ async fn assert_refused(resp: reqwest::Response, id: Value, not: &[&str]) {
 /// upstream session id made the proxy hand B client A's proxy id.
 #[tokio::test]
 async fn regression_an_upstream_cannot_give_a_client_another_clients_session() {
-    for direct in [true, false] {
+    {
         // `initialize` gets up-0, up-1, ...; every other answer carries up-0, the first
         // client's id, as JSON or (tool `sse`) as an SSE stream.
         let next = Arc::new(AtomicUsize::new(0));
@@ -99,8 +99,7 @@ async fn regression_an_upstream_cannot_give_a_client_another_clients_session() {
             )
         })
         .await;
-        let mut config = config_for(&upstream.url());
-        config.direct_exchange = direct;
+        let config = config_for(&upstream.url());
         let proxy = Proxy::start(config).await;
         let (client, url) = (client(), proxy.url());
         let a = initialize(&client, &url, Some("Bearer alice")).await;
@@ -145,7 +144,7 @@ async fn regression_an_upstream_cannot_give_a_client_another_clients_session() {
 /// id moved that upstream session to the new client and ended the old client's.
 #[tokio::test]
 async fn regression_initialize_never_takes_over_another_clients_upstream_session() {
-    for direct in [true, false] {
+    {
         let upstream = MockUpstream::start(|req| {
             let body = req.json();
             json_reply(
@@ -154,8 +153,7 @@ async fn regression_initialize_never_takes_over_another_clients_upstream_session
             )
         })
         .await;
-        let mut config = config_for(&upstream.url());
-        config.direct_exchange = direct;
+        let config = config_for(&upstream.url());
         let proxy = Proxy::start(config).await;
         let (client, url) = (client(), proxy.url());
         let a = initialize(&client, &url, Some("Bearer alice")).await;

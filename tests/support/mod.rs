@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod access_log;
+pub mod http_upstream;
 pub mod mcp_server;
 pub mod mock;
 pub mod tls;
@@ -31,6 +32,8 @@ pub fn config_for(upstream_url: &str) -> Config {
             weight: 1,
             forward_authorization: false,
             headers: Vec::new(),
+            tls: Default::default(),
+            http2: Default::default(),
         }],
         ..Config::default()
     }

@@ -88,6 +88,27 @@ impl Certs {
         self.write(file, &cert.pem(), &key.serialize_pem())
     }
 
+    /// A server pair for `names` whose validity ended in 2021.
+    pub fn server_expired(&self, file: &str, names: &[&str], ca: &Ca) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let cert = params.signed_by(&key, &ca.issuer).unwrap();
+        self.write(file, &cert.pem(), &key.serialize_pem())
+    }
+
+    /// A client certificate and its key as two files (`{file}.crt`, `{file}.key`), as the
+    /// proxy's `upstreams[].tls.cert_file` / `key_file` read them.
+    pub fn client_files(&self, file: &str, cn: &str, ca: &Ca) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let cert = params.signed_by(&key, &ca.issuer).unwrap();
+        self.write(file, &cert.pem(), &key.serialize_pem())
+    }
+
     /// A client certificate with common name `cn`: its PEM (certificate and key together, as
     /// reqwest's `Identity` reads it).
     pub fn client(&self, cn: &str, ca: &Ca) -> String {

@@ -238,17 +238,14 @@ impl McpProxy {
     }
 
     /// The error for a response that would give this client another client's session. The
-    /// other session keeps its mapping; this response's body is never read (the stream slot
-    /// is declined), and `fail_to_proxy` answers 502 and counts the upstream error.
+    /// other session keeps its mapping; this response's body is never read, and
+    /// `fail_to_proxy` answers 502 and counts the upstream error.
     fn session_conflict(&self, ctx: &mut RequestCtx) -> Box<Error> {
         tracing::warn!(
             upstream = self.upstream_name(ctx),
             in_session = ctx.session.is_some(),
             "refused an upstream response that carries another session's id"
         );
-        if let Some(slot) = &ctx.slot {
-            slot.claim(None);
-        }
         let mut e = Error::explain(
             SESSION_CONFLICT,
             "upstream answered with another session's id",

@@ -19,12 +19,10 @@ pub struct RequestCtx {
     pub version: ProtocolVersion,
     /// `mcp_method` label: the JSON-RPC method, `GET`, `DELETE`, or `unknown`/`invalid`.
     pub method_label: &'static str,
-    /// The request body, when the proxy holds it (pre-read, or collected while streaming).
+    /// The request body (every body is read whole before the upstream is contacted).
     pub body: Option<Bytes>,
     /// Where the single request's `id` sits in `body`, to echo it in a JSON-RPC error.
     id_range: Option<Range<usize>>,
-    /// Request body bytes seen while streaming it upstream (bodies not pre-read).
-    pub streamed: StreamedBody,
     pub upstream: Option<usize>,
     pub status: u16,
     pub sse: Option<SseStream>,
@@ -42,9 +40,6 @@ pub struct RequestCtx {
     pub identity: Option<crate::auth::Identity>,
     /// Why the body cannot be judged (the peek refused it), refused when policy is on.
     pub unjudgeable: Option<judge::Refusal>,
-    /// The body was read whole but outgrew Pingora's retry buffer: only the direct exchange
-    /// can send it.
-    pub body_unreplayable: bool,
     pub is_delete: bool,
     /// The live session this request belongs to.
     pub session: Option<Arc<Session>>,
@@ -61,21 +56,11 @@ pub struct RequestCtx {
     pub cache: Option<Box<super::cache::Pending>>,
     /// Interceptor state; `None` when no rule is configured (interception costs nothing).
     pub intercept: Option<Box<super::interceptor::Intercept>>,
-    /// Where the upstream socket hands over an SSE body (resumable session requests).
-    pub slot: Option<Arc<crate::transport::stream_slot::StreamSlot>>,
     /// The session stream this response feeds and drains.
     pub live: Option<Arc<super::streams::LiveStream>>,
     /// What a GET with `Last-Event-ID` resumes.
     pub resume: Option<super::resume::Resume>,
     _in_flight: InFlight,
-}
-
-/// A large or chunked body on its way upstream, kept (as refcounted chunks) up to the body
-/// limit so it can be peeked at the end.
-#[derive(Debug, Default)]
-pub struct StreamedBody {
-    pub len: u64,
-    pub chunks: Vec<Bytes>,
 }
 
 // === impl RequestCtx ===
@@ -88,7 +73,6 @@ impl RequestCtx {
             method_label: "unknown",
             body: None,
             id_range: None,
-            streamed: StreamedBody::default(),
             upstream: None,
             status: 0,
             sse: None,
@@ -98,7 +82,6 @@ impl RequestCtx {
             want_calls: false,
             identity: None,
             unjudgeable: None,
-            body_unreplayable: false,
             is_delete: false,
             session: None,
             new_session: None,
@@ -108,7 +91,6 @@ impl RequestCtx {
             session_active: None,
             cache: None,
             intercept: None,
-            slot: None,
             live: None,
             resume: None,
             _in_flight: InFlight::enter(in_flight),

@@ -1,144 +1,149 @@
-//! The direct exchange: a POST whose body the proxy already holds, or a GET or DELETE without
-//! one, goes upstream from `request_filter`, over the same watchdog socket and pool, through
-//! the same phases.
+//! The upstream exchange: every request the proxy passes on goes upstream from
+//! `request_filter`, through one HTTP client (`crate::upstream_client`: hyper-util's pooled
+//! client over rustls, HTTP/1.1 or HTTP/2), and its response comes back through the same
+//! phase functions Pingora's proxy loop would call.
 //!
-//! Pingora's proxy path costs most of a JSON exchange's CPU here: for each request it builds a
-//! peer and asks its connector, runs a fresh upstream HTTP session, and moves every response
-//! piece between two futures over a channel. Measured side by side (loadtest/results,
-//! 2026-12-02), the smallest Pingora proxy took 59–84 µs of CPU per JSON request against
-//! nginx's 42–50, and Pingora's downstream session with the upstream exchange done in
-//! `request_filter` took 44–48. So this path keeps Pingora's downstream session (parsing,
-//! keep-alive, response writing, HTTP/2) and its HTTP/1 client for the upstream, and drives
-//! them itself:
+//! Why not Pingora's proxy loop: it drops the upstream the moment the client leaves (a session
+//! SSE stream must be read on for `sse.detached_grace`, into the replay buffer), it cannot
+//! resume an upstream stream whose connection died under a response in progress, and it has no
+//! timer between body reads (`response_body_filter` runs only when the upstream sends, so there
+//! is no place for the idle limit or a keep-alive). Owning the exchange gives all three a plain
+//! home: a loop over the upstream body with tokio timers. Pingora keeps the downstream side
+//! (parsing, keep-alive, response writing, HTTP/2, TLS) and `upstream_peer` is never reached.
 //!
-//! 1. the head prepared as Pingora prepares it (`upstream_head`) and through
-//!    `upstream_request_filter`, the body through `request_body_filter`, both written (the head
-//!    cork sends them in one segment);
-//! 2. the response read task by task with Pingora's client (`read_response_task`: chunked and
-//!    close-delimited bodies decoded); a head without a length becomes chunked, as Pingora's
-//!    loop makes it, so the client connection stays open; the head through `response_filter`
-//!    and each body piece through `response_body_filter`, then written with
-//!    `write_response_tasks`, the call Pingora's loop makes. Interim (1xx) heads go to the
-//!    client as Pingora's loop sends them: through `response_filter` (which removes an
-//!    upstream session id), then written (HTTP/1; Pingora's HTTP/2 session drops them);
-//! 3. the client watched from the connect to the last body byte (`read_body_or_idle`, as
-//!    Pingora does): a client that leaves ends the exchange at once, so the upstream sees the
-//!    close (and can stop a long tool call), and an SSE stream detaches.
+//! 1. the head: the client's, prepared (`upstream_head`) and through `upstream_request_filter`
+//!    (target, `Host`, session id, credentials, forwarding headers); the body: the one held
+//!    (`json.rs`) or the one a rule rewrote, framed by the client;
+//! 2. sent, within `timeouts.request` for the response head; interim (1xx) heads forwarded
+//!    through `response_filter` as they come (HTTP/1.1 upstreams; HTTP/2 ones carry none
+//!    that matter here); a connect or TLS failure marks the upstream down and, for a request
+//!    not pinned to a session, tries the next one (nothing was sent);
+//! 3. the head through `response_filter`, then each upstream read through
+//!    `response_body_filter` and written downstream before the next is read; during silence
+//!    on an SSE stream, `: keepalive` (`sse.keepalive`) at event boundaries; nothing for
+//!    `timeouts.idle_stream` ends the body;
+//! 4. the client watched throughout (`read_body_or_idle`, as Pingora does): when it leaves,
+//!    the upstream body is dropped (the upstream sees the close or an HTTP/2 `RST_STREAM`),
+//!    except a session SSE stream, which a task keeps reading for its grace period.
 //!
-//! Failures keep their meaning: a connect failure goes through `connect_failed` (the upstream
-//! marked down, another one tried for requests without a session); a request once written is
-//! never sent again. Errors are returned from `request_filter`, so Pingora answers them with
-//! `fail_to_proxy` and logs them with `logging`, as on its own path. Everything else (bodies
-//! streamed because they are large or of unknown length, `Expect`, `Upgrade`, other methods)
-//! takes Pingora's proxy path; `direct_exchange: false` sends every request there.
-
-use std::future::Future;
+//! Errors are returned from `request_filter`, so Pingora answers them with `fail_to_proxy`
+//! and logs them with `logging`, as on its own path.
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::protocols::http::v1::client::HttpSession as UpstreamSession;
 use pingora::protocols::http::HttpTask;
-use pingora::protocols::http::ServerSession;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
+use tokio::sync::mpsc;
 
-use super::{upstream_head, McpProxy, RequestCtx};
+use super::{failure, upstream_head, McpProxy, RequestCtx};
+use crate::transport::sse::KEEPALIVE;
+use crate::transport::upstream_body::{Piece, UpstreamBody};
+use crate::transport::upstream_timeout::UpstreamTimeout;
+use crate::upstream_client::full_body;
 
 /// Connection attempts per request at most (each upstream is tried once).
 const MAX_ATTEMPTS: usize = 16;
 
-impl McpProxy {
-    /// Whether this request goes upstream by the direct exchange: a POST whose body the proxy
-    /// holds, or a GET or DELETE without a body.
-    pub(super) fn takes_direct_exchange(&self, session: &mut Session, ctx: &RequestCtx) -> bool {
-        // A body read whole past Pingora's 64 KiB retry buffer (policy on) cannot be replayed
-        // by Pingora's proxy loop: this path sends it, whatever `direct_exchange` says.
-        if ctx.body_unreplayable {
-            return true;
-        }
-        if !self.config.direct_exchange {
-            return false;
-        }
-        let req = session.req_header();
-        if req.headers.contains_key(http::header::EXPECT)
-            || req.headers.contains_key(http::header::UPGRADE)
-        {
-            return false;
-        }
-        match req.method {
-            http::Method::POST => ctx.body.is_some(),
-            http::Method::GET | http::Method::DELETE => session.is_body_empty(),
-            _ => false,
-        }
-    }
+/// What a wait on the upstream ended with.
+enum Waited<T> {
+    Done(T),
+    Interim(Box<ResponseHeader>),
+    /// The client sent bytes of a pipelined request (Pingora keeps them): stop watching.
+    ClientBusy,
+}
 
+impl McpProxy {
     /// Proxies the request and its response; `Ok(true)` as from `request_filter` (answered).
-    pub(super) async fn direct_exchange(
+    pub(super) async fn exchange(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
-        let mut watch = Watch::default();
-        let mut upstream = self.send_request(session, ctx, &mut watch).await?;
-        self.relay_response(session, &mut upstream, ctx, &mut watch)
+        let mut watching = true;
+        let response = self.send_request(session, ctx, &mut watching).await?;
+        self.relay_response(session, response, ctx, watching)
             .await?;
-        upstream.respect_keepalive();
-        // A connection that cannot be kept is shut here; one that can goes back to the pool
-        // when its socket drops (the socket decides: only between clean responses).
-        drop(upstream.reuse().await);
         Ok(true)
     }
 
-    /// Connects (with failover) and sends the request; returns the session with the final
-    /// response head read, or the error `fail_to_proxy` answers.
+    /// Sends the request (with failover before anything was sent); returns the final response
+    /// head, or the error `fail_to_proxy` answers.
     async fn send_request(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-        watch: &mut Watch,
-    ) -> Result<UpstreamSession> {
+        watching: &mut bool,
+    ) -> Result<http::Response<hyper::body::Incoming>> {
         let mut last = None;
         for _ in 0..MAX_ATTEMPTS {
             let upstream = match self.choose_upstream(ctx) {
                 Ok(u) => u,
                 Err(e) => return Err(last.unwrap_or(e)),
             };
-            // Per attempt: the head names the upstream (`Host`, target).
             let head = self.upstream_head(session, ctx).await?;
-            let slot = self.stream_slot(ctx);
-            let connected = watch.run(&mut session.downstream_session, upstream.open(slot));
-            let stream = match connected.await? {
-                Ok(s) => s,
-                Err(e) => {
-                    let e = self.connect_failed(ctx, e);
+            let mut body = ctx.body.clone();
+            self.intercept_body(&mut body, true, ctx);
+            let uri = upstream.absolute_uri(&head.uri);
+            let mut parts: http::request::Parts = (*head).into();
+            parts.uri = uri;
+            parts.version = http::Version::HTTP_11;
+            let mut request = http::Request::from_parts(parts, full_body(body.unwrap_or_default()));
+            let (interim_tx, mut interim) = mpsc::unbounded_channel();
+            hyper::ext::on_informational(&mut request, move |r| {
+                let _ = interim_tx.send((r.status(), r.headers().clone()));
+            });
+            let client = upstream.client.clone();
+            let deadline = self.config.timeouts.request;
+            let sent = tokio::time::timeout(deadline, client.send(request));
+            let mut sent = std::pin::pin!(sent);
+            let result = loop {
+                let waited = tokio::select! {
+                    biased;
+                    r = &mut sent => Waited::Done(r),
+                    Some((status, headers)) = interim.recv() => {
+                        Waited::Interim(interim_head(status, headers)?)
+                    }
+                    idle = session.downstream_session.read_body_or_idle(true), if *watching => {
+                        match idle {
+                            Err(e) => return Err(e.into_down()),
+                            Ok(_) => Waited::ClientBusy,
+                        }
+                    }
+                };
+                match waited {
+                    Waited::Done(r) => break r,
+                    Waited::Interim(head) => self.forward_interim(session, head, ctx).await?,
+                    Waited::ClientBusy => *watching = false,
+                }
+            };
+            // Interim heads that came with the final one go first.
+            while let Ok((status, headers)) = interim.try_recv() {
+                let head = interim_head(status, headers)?;
+                self.forward_interim(session, head, ctx).await?;
+            }
+            match result {
+                Ok(Ok(response)) => return Ok(response),
+                Err(_elapsed) => {
+                    return Err(Error::because(
+                        ErrorType::ReadTimedout,
+                        "waiting for the upstream's response head",
+                        UpstreamTimeout::ResponseHeader,
+                    )
+                    .into_up())
+                }
+                Ok(Err(e)) if e.is_connect() => {
+                    // Nothing was sent: another upstream may take it.
+                    let e = self.connect_failed(ctx, failure::upstream_error(e));
                     if !e.retry() {
                         return Err(e);
                     }
                     last = Some(e);
-                    continue;
                 }
-            };
-            let mut body = ctx.body.clone();
-            self.request_body_filter(session, &mut body, true, ctx)
-                .await?;
-            let mut up = UpstreamSession::new(Box::new(stream));
-            // Once the request is written it is not sent again: the upstream may have acted
-            // on it (a `tools/call` is not idempotent), as on Pingora's path here.
-            let sent = exchange_head(&mut up, head, body);
-            watch
-                .run(&mut session.downstream_session, sent)
-                .await?
-                .map_err(|e| e.into_up())?;
-            while up.get_status().is_some_and(is_interim) {
-                self.forward_interim(session, &up, ctx).await?;
-                let next = up.read_response();
-                watch
-                    .run(&mut session.downstream_session, next)
-                    .await?
-                    .map_err(|e| e.into_up())?;
+                // The request may have reached the upstream (a `tools/call` is not
+                // idempotent): never sent again.
+                Ok(Err(e)) => return Err(failure::upstream_error(e)),
             }
-            return Ok(up);
         }
         Err(last.unwrap_or_else(|| Error::explain(ErrorType::ConnectError, "too many attempts")))
     }
@@ -150,25 +155,21 @@ impl McpProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Box<RequestHeader>> {
         let mut head = Box::new(session.req_header().clone());
-        upstream_head::prepare(&mut head, ctx.body.as_ref().map_or(0, Bytes::len))?;
+        upstream_head::prepare(&mut head)?;
         self.upstream_request_filter(session, &mut head, ctx)
             .await?;
         Ok(head)
     }
 
     /// An interim head, downstream, as Pingora's loop forwards one: `response_filter` (which
-    /// removes an upstream session id from it), then written. A 1xx the client asked for
-    /// (`Expect`) never comes here: such requests take Pingora's path.
+    /// removes an upstream session id from it), then written (HTTP/1.1 clients; Pingora's
+    /// HTTP/2 session drops them).
     async fn forward_interim(
         &self,
         session: &mut Session,
-        up: &UpstreamSession,
+        mut head: Box<ResponseHeader>,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let Some(head) = up.resp_header() else {
-            return Ok(());
-        };
-        let mut head = Box::new(head.clone());
         self.response_filter(session, &mut head, ctx).await?;
         session
             .write_response_header(head, false)
@@ -180,152 +181,202 @@ impl McpProxy {
     async fn relay_response(
         &self,
         session: &mut Session,
-        up: &mut UpstreamSession,
+        response: http::Response<hyper::body::Incoming>,
         ctx: &mut RequestCtx,
-        watch: &mut Watch,
+        mut watching: bool,
     ) -> Result<()> {
-        let mut head = Box::new(
-            up.resp_header()
-                .ok_or_else(|| Error::explain(ErrorType::InvalidHTTPHeader, "no response head"))?
-                .clone(),
-        );
-        if head.status == http::StatusCode::SWITCHING_PROTOCOLS {
-            // As `response_filter` refuses it on Pingora's path: MCP has no upgrade.
-            return Error::e_explain(super::failure::UPSTREAM_UPGRADE, "upstream answered 101")
+        let (parts, body) = response.into_parts();
+        if parts.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            // MCP has no upgrade, and a tunnel would carry the client past every check.
+            return Error::e_explain(failure::UPSTREAM_UPGRADE, "upstream answered 101")
                 .map_err(|e| e.into_up());
         }
-        let mut done = up.is_body_done();
-        chunk_unframed(&mut head, done)?;
+        let mut body = UpstreamBody::new(body, self.config.timeouts.idle_stream);
+        let mut done = body.is_end();
+        let mut head = response_head(parts);
         self.response_filter(session, &mut head, ctx).await?;
-        let mut tasks = vec![HttpTask::Header(head, done)];
-        // A JSON response usually arrives with its head: send both in one write. (Unconstrained:
-        // a task out of tokio's budget would see a ready read as pending.)
-        let early = match done {
-            true => None,
-            false => tokio::task::unconstrained(up.read_response_task()).now_or_never(),
-        };
-        let mut failed = None;
-        match early {
-            Some(Ok(task)) => {
-                let (body, end) = self.filter_body(session, Ok(task), ctx).await?;
-                done = end;
-                tasks.push(HttpTask::Body(body, end));
+        frame_for_downstream(&mut head, done, session.is_http2())?;
+        if let Some(stream) = ctx.live.clone() {
+            self.prepare_reopen(session, ctx).await?;
+            if let Some(upstream) = ctx.upstream.and_then(|i| self.upstreams.get(i)) {
+                body = body.resumable(upstream.client.clone(), stream);
             }
-            // The head goes out first, as on Pingora's path (the client may hold a session
-            // id from it); the error then ends the response.
-            Some(Err(e)) => failed = Some(e.into_up()),
-            None => {}
         }
-        session
-            .write_response_tasks(tasks)
-            .await
-            .map_err(|e| e.into_down())?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        while !done {
-            let task = watch
-                .run(&mut session.downstream_session, up.read_response_task())
-                .await?;
-            let (body, end) = self.filter_body(session, task, ctx).await?;
+        let mut tasks = vec![HttpTask::Header(head, done)];
+        // What the proxy queued on a session stream (a rule's answers) goes with the head; a
+        // JSON response usually arrives with its head: both in one write.
+        let first = match done {
+            true => None,
+            false if ctx.live.is_some() => Some(None),
+            false => body.ready().map(Some),
+        };
+        if let Some(piece) = first {
+            let (out, end) = self.filter_piece(session, piece, ctx).await?;
             done = end;
-            session
-                .write_response_tasks(vec![HttpTask::Body(body, end)])
+            if out.is_some() || end {
+                tasks.push(HttpTask::Body(out, end));
+            }
+        }
+        if let Err(e) = session.write_response_tasks(tasks).await {
+            return Err(self.client_left(body, done, ctx, e));
+        }
+        let keepalive = self.config.sse.keepalive.filter(|k| !k.is_zero());
+        while !done {
+            let piece = {
+                let mut next = std::pin::pin!(body.next());
+                loop {
+                    let quiet = async {
+                        match keepalive.filter(|_| self.at_event_boundary(ctx)) {
+                            Some(k) => tokio::time::sleep(k).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        biased;
+                        piece = &mut next => break Ok(piece),
+                        idle = session.downstream_session.read_body_or_idle(true), if watching => {
+                            match idle {
+                                Err(e) => break Err(e.into_down()),
+                                Ok(_) => watching = false,
+                            }
+                        }
+                        () = quiet => {
+                            let ka = HttpTask::Body(Some(Bytes::from_static(KEEPALIVE)), false);
+                            if let Err(e) = session.write_response_tasks(vec![ka]).await {
+                                break Err(e.into_down());
+                            }
+                        }
+                    }
+                }
+            };
+            let piece = match piece {
+                Ok(piece) => piece,
+                Err(e) => return Err(self.client_left(body, false, ctx, e)),
+            };
+            let (out, end) = self.filter_piece(session, Some(piece), ctx).await?;
+            done = end;
+            if out.is_none() && !end {
+                continue;
+            }
+            if let Err(e) = session
+                .write_response_tasks(vec![HttpTask::Body(out, end)])
                 .await
-                .map_err(|e| e.into_down())?;
+            {
+                return Err(self.client_left(body, done, ctx, e));
+            }
         }
         Ok(())
     }
 
-    /// One upstream task through `response_body_filter`: the body to send and whether it ends.
-    async fn filter_body(
+    /// One upstream piece (or `None`: nothing read, only what the proxy queued) through
+    /// `response_body_filter`: the body to write and whether the response ends with it.
+    async fn filter_piece(
         &self,
         session: &mut Session,
-        task: Result<HttpTask>,
+        piece: Option<Piece>,
         ctx: &mut RequestCtx,
     ) -> Result<(Option<Bytes>, bool)> {
-        let (mut body, end) = match task.map_err(|e| e.into_up())? {
-            HttpTask::Body(body, end) => (body, end),
-            HttpTask::Done => (None, true),
-            other => {
-                return Error::e_explain(
-                    ErrorType::InvalidHTTPHeader,
-                    format!("unexpected upstream response part: {}", other.type_str()),
-                )
-                .map_err(|e| e.into_up())
+        let (mut body, end) = match piece {
+            None => (None, false),
+            Some(Piece::Data(data)) => (Some(data), false),
+            Some(Piece::End) => {
+                if let Some(stream) = &ctx.live {
+                    stream.body_end(true);
+                }
+                (None, true)
             }
+            Some(Piece::Idle) => {
+                if let Some(stream) = &ctx.live {
+                    stream.body_end(false);
+                }
+                return Err(Error::because(
+                    ErrorType::ReadTimedout,
+                    "upstream body",
+                    UpstreamTimeout::IdleStream,
+                )
+                .into_up());
+            }
+            Some(Piece::Failed(why)) => match &ctx.live {
+                // The session stream ends cleanly for the client, with the hint to reconnect
+                // (`body_end`); its reconnect resumes it.
+                Some(stream) => {
+                    tracing::debug!(error = %why, "upstream SSE stream failed; client told to retry");
+                    stream.body_end(false);
+                    (None, true)
+                }
+                None => {
+                    return Err(Error::explain(ErrorType::ReadError, why).into_up());
+                }
+            },
         };
         if let Some(pause) = self.response_body_filter(session, &mut body, end, ctx)? {
             tokio::time::sleep(pause).await;
         }
-        Ok((body, end))
+        // Nothing to write is no write: an empty piece must not reach the chunk encoder.
+        Ok((body.filter(|b| !b.is_empty()), end))
+    }
+
+    /// Is the client's copy of this SSE response between events (a keep-alive comment there
+    /// cannot split one)?
+    fn at_event_boundary(&self, ctx: &RequestCtx) -> bool {
+        match (&ctx.live, &ctx.sse) {
+            // A session stream hands the client whole events only.
+            (Some(_), _) => true,
+            (None, Some(sse)) => sse.at_event_boundary(),
+            (None, None) => false,
+        }
+    }
+
+    /// The client went away (or its write failed) with the upstream body not done: a session
+    /// stream is read on for its grace period (into its replay buffer); any other body is
+    /// dropped here, which closes the upstream connection or resets the HTTP/2 stream.
+    fn client_left(
+        &self,
+        body: UpstreamBody,
+        done: bool,
+        ctx: &mut RequestCtx,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        if let (Some(stream), false) = (ctx.live.clone(), done) {
+            stream.detach();
+            super::detached::read_on(body, stream);
+        }
+        e.into_down()
     }
 }
 
-/// Writes the request and reads the first response head (an interim one, maybe).
-async fn exchange_head(
-    up: &mut UpstreamSession,
-    head: Box<RequestHeader>,
-    body: Option<Bytes>,
-) -> Result<()> {
-    up.write_request_header(head).await?;
-    if let Some(body) = body.filter(|b| !b.is_empty()) {
-        up.write_body(&body).await?;
-    }
-    up.finish_body().await?;
-    up.read_response().await?;
-    Ok(())
-}
-
-/// An interim head: 1xx but 101 (which ends HTTP; the direct exchange never sees it, as it
-/// takes no `Upgrade`).
+/// An interim head: 1xx but 101 (which ends HTTP: refused, as MCP has no upgrade).
 pub(super) fn is_interim(status: http::StatusCode) -> bool {
     status.is_informational() && status != http::StatusCode::SWITCHING_PROTOCOLS
 }
 
-/// A response that ends only when the upstream closes is sent chunked (HTTP/1.1), as Pingora's
-/// proxy loop sends it, so the client's connection can be kept.
-fn chunk_unframed(head: &mut ResponseHeader, done: bool) -> Result<()> {
-    let no_body = matches!(head.status.as_u16(), 204 | 304) || head.status.is_informational();
-    let framed = head.headers.contains_key(http::header::TRANSFER_ENCODING)
-        || head.headers.contains_key(http::header::CONTENT_LENGTH);
-    if !no_body && !framed && !done {
-        head.set_version(http::Version::HTTP_11);
+/// A Pingora response head from the client's: HTTP/1.1 for the downstream writer, hop-by-hop
+/// headers removed.
+fn response_head(parts: http::response::Parts) -> Box<ResponseHeader> {
+    let mut head = Box::new(ResponseHeader::from(parts));
+    head.set_version(http::Version::HTTP_11);
+    upstream_head::strip_response_hop_by_hop(&mut head);
+    head
+}
+
+/// After the response phases: a body without a length goes chunked to an HTTP/1.1 client (as
+/// Pingora's loop sends it), so its connection can be kept.
+fn frame_for_downstream(head: &mut ResponseHeader, done: bool, h2_downstream: bool) -> Result<()> {
+    let status = head.status.as_u16();
+    let no_body = matches!(status, 204 | 304) || head.status.is_informational();
+    let framed = head.headers.contains_key(http::header::CONTENT_LENGTH);
+    if !no_body && !framed && !done && !h2_downstream {
         head.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
     }
     Ok(())
 }
 
-/// Watches the client while the exchange waits on the upstream, as Pingora's loop does.
-#[derive(Debug)]
-struct Watch {
-    /// Off once the client sent bytes of a pipelined request (Pingora keeps them).
-    on: bool,
-}
-
-impl Default for Watch {
-    fn default() -> Self {
-        Self { on: true }
+/// An interim head from the client's callback.
+fn interim_head(status: http::StatusCode, headers: http::HeaderMap) -> Result<Box<ResponseHeader>> {
+    let mut head = Box::new(ResponseHeader::build(status, Some(headers.len()))?);
+    for (name, value) in &headers {
+        head.append_header(name.clone(), value.clone())?;
     }
-}
-
-impl Watch {
-    /// Runs `work` to its end, unless the client goes away first (its error, downstream).
-    async fn run<T>(
-        &mut self,
-        downstream: &mut ServerSession,
-        work: impl Future<Output = T>,
-    ) -> Result<T> {
-        let mut work = std::pin::pin!(work);
-        loop {
-            tokio::select! {
-                biased;
-                done = &mut work => return Ok(done),
-                idle = downstream.read_body_or_idle(true), if self.on => match idle {
-                    Err(e) => return Err(e.into_down()),
-                    Ok(_) => self.on = false,
-                },
-            }
-        }
-    }
+    upstream_head::strip_response_hop_by_hop(&mut head);
+    Ok(head)
 }

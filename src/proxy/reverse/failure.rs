@@ -4,7 +4,8 @@
 use pingora::{Error, ErrorSource, ErrorType};
 
 use crate::mcp::ErrorCode;
-use crate::transport::upstream_conn::UpstreamTimeout;
+use crate::transport::upstream_timeout::UpstreamTimeout;
+use crate::upstream_client::UpstreamError;
 
 /// Custom error type for an SSE event over `limits.max_sse_event`.
 pub const SSE_EVENT_TOO_LARGE: ErrorType = ErrorType::Custom("sse_event_too_large");
@@ -74,10 +75,59 @@ impl Failure {
     }
 }
 
+/// The HTTP client's error as the exchange reports it: the `ErrorType` Pingora's own
+/// connectors would give, the client's error kept as the cause (for `classify`).
+pub fn upstream_error(e: UpstreamError) -> Box<Error> {
+    let etype = match e.kind() {
+        "connect_refused" => ErrorType::ConnectRefused,
+        "connect_timeout" => ErrorType::ConnectTimedout,
+        "connect_error" => ErrorType::ConnectError,
+        k if k.starts_with("tls_") => ErrorType::TLSHandshakeFailure,
+        "protocol" => ErrorType::InvalidHTTPHeader,
+        _ => ErrorType::ReadError,
+    };
+    Error::because(etype, "upstream", e).into_up()
+}
+
+/// The HTTP client's error in `e`'s cause, if that is what failed.
+fn client_error(e: &Error) -> Option<&UpstreamError> {
+    e.cause.as_deref()?.downcast_ref::<UpstreamError>()
+}
+
+/// A timeout of the exchange's (`timeouts.request`, `timeouts.idle_stream`) in `e`'s causes.
+pub fn timeout_of(e: &Error) -> Option<UpstreamTimeout> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = e.cause.as_deref().map(|c| c as _);
+    while let Some(c) = cause {
+        if let Some(t) = c.downcast_ref::<UpstreamTimeout>() {
+            return Some(*t);
+        }
+        // A Pingora error wrapping another arrives boxed (`Box<Error>` is the cause type).
+        if let Some(pe) = c.downcast_ref::<Box<Error>>() {
+            return timeout_of(pe);
+        }
+        cause = c.source();
+    }
+    None
+}
+
+/// What the client is told when the upstream's TLS handshake failed, by `UpstreamError::kind`.
+fn tls_message(kind: &str) -> &'static str {
+    match kind {
+        "tls_unknown_ca" => "upstream TLS: certificate not trusted (unknown issuer)",
+        "tls_expired" => "upstream TLS: certificate expired or not yet valid",
+        "tls_name_mismatch" => "upstream TLS: certificate not valid for the upstream's name",
+        "tls_client_cert" => "upstream TLS: client certificate required or refused",
+        _ => "upstream TLS handshake failed",
+    }
+}
+
 /// The proxy itself ran out of descriptors, socket buffers or memory (`EMFILE`, `ENFILE`,
 /// `ENOBUFS`, `ENOMEM`): its own limit, not the upstream's fault.
 pub fn out_of_resources(e: &Error) -> bool {
     use rustix::io::Errno;
+    if let Some(client) = client_error(e) {
+        return client.is_out_of_resources();
+    }
     let Some(os) = e
         .root_cause()
         .downcast_ref::<std::io::Error>()
@@ -101,7 +151,7 @@ pub fn classify(e: &Error) -> Failure {
             upstream_fault: false,
         };
     }
-    match UpstreamTimeout::from_pingora_error(e) {
+    match timeout_of(e) {
         Some(UpstreamTimeout::ResponseHeader) => {
             return Failure::upstream(
                 504,
@@ -121,6 +171,21 @@ pub fn classify(e: &Error) -> Failure {
         None => {}
     }
     const UNREACHABLE: &str = "upstream unreachable";
+    if let Some(client) = client_error(e) {
+        let kind = client.kind();
+        if client.is_tls() {
+            return Failure::upstream(502, ErrorCode::UpstreamUnavailable, tls_message(kind), kind);
+        }
+        if !client.is_connect() {
+            return Failure::upstream(
+                502,
+                ErrorCode::UpstreamUnavailable,
+                "upstream failed before answering",
+                kind,
+            );
+        }
+        // Connect failures: by their ErrorType, below.
+    }
     match e.etype() {
         ErrorType::ConnectRefused => Failure::upstream(
             502,
@@ -244,11 +309,11 @@ mod tests {
         let mut gone = Error::explain(ErrorType::ConnectionClosed, "x");
         gone.esource = ErrorSource::Downstream;
         assert_eq!(classify(&gone).status, 0);
-        let io = std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
+        let mut timeout = Error::because(
+            ErrorType::ReadTimedout,
+            "reading",
             UpstreamTimeout::ResponseHeader,
         );
-        let mut timeout = Error::because(ErrorType::ReadError, "reading", io);
         timeout.esource = ErrorSource::Upstream;
         assert_eq!(classify(&timeout).status, 504);
         let sse = Error::explain(SSE_EVENT_TOO_LARGE, "x");

@@ -10,7 +10,7 @@ use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
 
 use super::ctx::RequestCtx;
-use super::upstream_head::{remove, single_content_length};
+use super::upstream_head::remove;
 use super::McpProxy;
 
 /// Request headers the proxy removes before going upstream (Pingora handles the standard
@@ -85,25 +85,10 @@ impl McpProxy {
             upstream_request.insert_header(X_FORWARDED_FOR, xff)?;
         }
         upstream_request.insert_header(X_FORWARDED_PROTO, HTTP.clone())?;
-        single_content_length(upstream_request)?;
-        // A body held whole goes with its own length, whatever framing the client used (with
-        // both `Content-Length` and `Transfer-Encoding`, Pingora framed it by the latter and
-        // the former would not match; RFC 9112 section 6.1). A streamed one keeps
-        // `Transfer-Encoding` alone.
-        let te = &http::header::TRANSFER_ENCODING;
-        if let Some(body) = &ctx.body {
-            upstream_request.remove_header(te);
-            upstream_request.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
-        } else if upstream_request.headers.contains_key(te) {
-            upstream_request.remove_header(&http::header::CONTENT_LENGTH);
-        }
-        if let Some(ic) = &ctx.intercept {
-            if let Some(len) = ic.body_len() {
-                // The rewritten body has a length of its own, whatever framing the client used.
-                upstream_request.remove_header(&http::header::TRANSFER_ENCODING);
-                upstream_request.insert_header(http::header::CONTENT_LENGTH, len.to_string())?;
-            }
-        }
+        // The body's length is the client's to set from the body it sends (the held body, or
+        // the one a rule rewrote): whatever framing the client used, none of it travels.
+        remove(upstream_request, &http::header::CONTENT_LENGTH);
+        remove(upstream_request, &http::header::TRANSFER_ENCODING);
         Ok(())
     }
 }

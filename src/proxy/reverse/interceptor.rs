@@ -185,9 +185,8 @@ impl McpProxy {
         })
     }
 
-    /// The request body on its way upstream (`request_body_filter`): the pre-read body,
-    /// replayed from the retry buffer or sent by the direct exchange, is swapped for the
-    /// rewritten one.
+    /// The request body on its way upstream (the exchange sends what this leaves): the held
+    /// body is swapped for the one a rule rewrote.
     pub(super) fn intercept_body(
         &self,
         body: &mut Option<Bytes>,

@@ -8,6 +8,7 @@ mod affinity;
 mod authn;
 mod cache;
 mod ctx;
+mod detached;
 mod edge_tls;
 mod exchange;
 pub mod failure;
@@ -242,23 +243,24 @@ impl ProxyHttp for McpProxy {
         if route == Route::Post && self.cache_lookup(session, ctx).await? {
             return Ok(true);
         }
-        if self.takes_direct_exchange(session, ctx) {
-            return self.direct_exchange(session, ctx).await;
-        }
-        Ok(false)
+        self.exchange(session, ctx).await
     }
 
+    /// Never reached: `request_filter` answers every request, through the upstream exchange
+    /// (`exchange.rs`) when it goes upstream, so Pingora's proxy loop never runs.
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        ctx: &mut RequestCtx,
+        _ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let upstream = self.choose_upstream(ctx)?;
-        let slot = self.stream_slot(ctx);
-        Ok(upstream.peer(self.config.timeouts.connect, slot))
+        Error::e_explain(
+            pingora::ErrorType::InternalError,
+            "upstream_peer: requests go upstream by the exchange",
+        )
     }
 
-    /// Points the request at the upstream's endpoint and removes what must not travel.
+    /// Points the request at the upstream's endpoint and removes what must not travel (the
+    /// exchange calls it for every upstream request, the stream resumption's included).
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
@@ -266,22 +268,6 @@ impl ProxyHttp for McpProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         self.rewrite_upstream_request(session, upstream_request, ctx)
-    }
-
-    /// Streamed (not pre-read) POST bodies are counted against the limit and peeked at the end.
-    async fn request_body_filter(
-        &self,
-        _session: &mut Session,
-        body: &mut Option<Bytes>,
-        end_of_stream: bool,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        // Only bodies no policy needs stream (see `json`); they are peeked for metrics.
-        if ctx.body.is_none() {
-            json::on_streamed_chunk(ctx, body, end_of_stream, self.config.limits.max_body)?;
-        }
-        self.intercept_body(body, end_of_stream, ctx);
-        Ok(())
     }
 
     async fn response_filter(
@@ -309,7 +295,7 @@ impl ProxyHttp for McpProxy {
             self.metrics.sse_streams_active.inc();
         }
         self.cache_response_header(upstream_response, is_sse, ctx);
-        self.claim_stream(session.req_header(), upstream_response, is_sse, ctx);
+        self.claim_stream(upstream_response, is_sse, ctx);
         self.intercept_response_header(upstream_response, is_sse, session.is_http2(), ctx)
     }
 
@@ -353,34 +339,6 @@ impl ProxyHttp for McpProxy {
             stream.finish();
         }
         Ok(None)
-    }
-
-    fn fail_to_connect(
-        &self,
-        _session: &mut Session,
-        _peer: &HttpPeer,
-        ctx: &mut RequestCtx,
-        e: Box<Error>,
-    ) -> Box<Error> {
-        self.connect_failed(ctx, e)
-    }
-
-    /// Pingora reports each watchdog socket as a fresh connection (its own pool is off), so an
-    /// error after the request was written is not retried: the upstream may have acted on it.
-    fn error_while_proxy(
-        &self,
-        peer: &HttpPeer,
-        session: &mut Session,
-        e: Box<Error>,
-        ctx: &mut RequestCtx,
-        client_reused: bool,
-    ) -> Box<Error> {
-        self.decide_retry(
-            session,
-            e.more_context(format!("peer: {peer}")),
-            ctx,
-            client_reused,
-        )
     }
 
     /// Writes the classified error (a JSON-RPC error with the request's id) if the client is

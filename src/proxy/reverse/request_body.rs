@@ -14,7 +14,7 @@ use pingora::{Error, ErrorType, Result};
 
 use super::ctx::RequestCtx;
 use super::handlers::{Rejection, Route};
-use super::json::{self, BodyPlan};
+use super::json;
 use super::{failure, respond, McpProxy};
 use crate::mcp::{judge, ErrorCode, ProtocolVersion, METHOD, NAME};
 
@@ -37,13 +37,14 @@ impl McpProxy {
         policy: bool,
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
-        if route != Route::Post {
-            if policy && !session.is_body_empty() {
-                return self.reject(session, ctx, UNEXPECTED_BODY).await;
-            }
+        let post = route == Route::Post;
+        if !post && session.is_body_empty() {
             return Ok(false);
         }
-        if policy {
+        if !post && policy {
+            return self.reject(session, ctx, UNEXPECTED_BODY).await;
+        }
+        if post && policy {
             let headers = &session.req_header().headers;
             let values = |name| headers.get_all(name).into_iter().map(|v| v.as_bytes());
             let refused = judge::content_type_refusal(values(http::header::CONTENT_TYPE))
@@ -53,22 +54,16 @@ impl McpProxy {
             }
         }
         let max_body = self.config.limits.max_body;
-        match json::plan(json::content_length(session), max_body, policy) {
-            BodyPlan::PreRead | BodyPlan::ReadWhole => {
-                let total = self.config.limits.body_total_timeout;
-                json::read_whole(session, ctx, max_body, total).await?
-            }
-            BodyPlan::Stream => return Ok(false),
-            BodyPlan::TooLarge => {
-                let f = failure::classify(&Error::explain(ErrorType::HTTPStatus(413), ""));
-                respond::jsonrpc_error(session, f.status, None, f.code, f.message, &[], true)
-                    .await?;
-                ctx.status = f.status;
-                ctx.failure = Some(f.kind);
-                return Ok(true);
-            }
+        if json::declared_too_large(json::content_length(session), max_body) {
+            let f = failure::classify(&Error::explain(ErrorType::HTTPStatus(413), ""));
+            respond::jsonrpc_error(session, f.status, None, f.code, f.message, &[], true).await?;
+            ctx.status = f.status;
+            ctx.failure = Some(f.kind);
+            return Ok(true);
         }
-        if !policy {
+        let total = self.config.limits.body_total_timeout;
+        json::read_whole(session, ctx, max_body, total, post).await?;
+        if !policy || !post {
             return Ok(false);
         }
         let mut refused = ctx.unjudgeable.map(Rejection::from);

@@ -1,10 +1,11 @@
 //! Resumable SSE in the proxy phases (sessions, MCP 2025-03-26 to 2025-11-25); the design is in
 //! `README.md` beside this file.
 //!
-//! * `upstream_peer`: a session request gets its own [`StreamSlot`], through which the upstream
-//!   socket hands over an SSE body's payload as it is read.
-//! * `response_filter`: an SSE response claims the slot for a [`LiveStream`] of the session (new,
-//!   or the one being resumed upstream); the response then drains what the stream queues.
+//! * `response_filter`: an SSE response on a session becomes a [`LiveStream`] of the session
+//!   (new, or the one being resumed upstream); `response_body_filter` then hands it each
+//!   upstream read and writes what the stream queued. The exchange builds the request that
+//!   resumes the stream upstream should its connection die ([`McpProxy::prepare_reopen`]),
+//!   through `upstream_request_filter` like every upstream request.
 //! * `request_filter`, GET with `Last-Event-ID`: the proxy id names the stream and the last
 //!   event seen. Events the buffer holds are replayed by the proxy, then the live stream
 //!   follows while the upstream is still read; a stream the upstream ended before answering
@@ -16,17 +17,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::proxy::Session;
+use pingora::proxy::{ProxyHttp, Session};
 use pingora::Result;
 
 use super::ctx::RequestCtx;
 use super::sse;
-use super::streams::{LiveStream, StreamConfig};
+use super::streams::{LiveStream, Reopen, StreamConfig};
 use super::McpProxy;
 use crate::interceptor::calls_of;
 use crate::mcp::{peek, LAST_EVENT_ID};
 use crate::transport::sse::{EventId, ReplayLimits, KEEPALIVE};
-use crate::transport::stream_slot::{PayloadSink, StreamSlot};
 
 /// What a GET with `Last-Event-ID` gets.
 #[derive(Debug)]
@@ -73,14 +73,6 @@ impl McpProxy {
     /// Does this request's SSE response belong to a stream the proxy holds?
     pub(super) fn resumable(&self, ctx: &RequestCtx) -> bool {
         ctx.session.is_some() && !ctx.version.is_sessionless() && !ctx.is_delete
-    }
-
-    /// The slot for `upstream_peer` (one per resumable request).
-    pub(super) fn stream_slot(&self, ctx: &mut RequestCtx) -> Option<Arc<StreamSlot>> {
-        if !self.resumable(ctx) {
-            return None;
-        }
-        Some(ctx.slot.get_or_insert_with(StreamSlot::new).clone())
     }
 
     /// GET with `Last-Event-ID` on a session: `Ok(true)` when served here.
@@ -265,22 +257,14 @@ impl McpProxy {
 
     /// The upstream's response: an SSE body on a resumable request becomes (or continues) a
     /// stream of the session.
-    pub(super) fn claim_stream(
-        &self,
-        req: &RequestHeader,
-        resp: &ResponseHeader,
-        is_sse: bool,
-        ctx: &mut RequestCtx,
-    ) {
-        let Some(slot) = ctx.slot.clone() else {
+    pub(super) fn claim_stream(&self, resp: &ResponseHeader, is_sse: bool, ctx: &mut RequestCtx) {
+        if !self.resumable(ctx) {
             return;
-        };
+        }
         let (Some(s), true, true) = (ctx.session.clone(), is_sse, resp.status.is_success()) else {
-            slot.claim(None);
             return;
         };
         if self.config.sse.replay_buffer == 0 && ctx.resume.is_none() {
-            slot.claim(None);
             return;
         }
         let upstream = self.upstream_name(ctx).to_owned();
@@ -307,59 +291,53 @@ impl McpProxy {
             }
         };
         for answer in answers {
-            stream.payload(&sse::message_event(&answer));
+            stream.payload(sse::message_event(&answer));
         }
-        if let Some(head) = self.reopen_head(req, &s, ctx) {
-            stream.set_reopen(head);
-        }
-        let sink: Arc<dyn PayloadSink> = stream.clone();
-        slot.claim(Some(sink));
         ctx.live = Some(stream);
     }
 
-    /// The upstream `GET` that resumes a session stream (the socket adds `Last-Event-ID`):
-    /// the upstream's path, host, session id and credentials, as for any upstream request.
-    fn reopen_head(
+    /// The upstream `GET` that resumes this response's session stream should its upstream
+    /// connection die (`transport::upstream_body`): the client's request as a bodiless
+    /// `GET` for `text/event-stream`, through `upstream_request_filter` like every upstream
+    /// request (target, `Host`, session id, credentials, forwarding headers); the upstream's
+    /// `Last-Event-ID` is added when it is sent.
+    pub(super) async fn prepare_reopen(
         &self,
-        req: &RequestHeader,
-        s: &super::session::Session,
-        ctx: &RequestCtx,
-    ) -> Option<String> {
-        let up = ctx.upstream.and_then(|i| self.upstreams.get(i))?;
-        let mut head = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nMcp-Session-Id: {}\r\n",
-            up.target(None),
-            up.authority,
-            s.upstream_id
-        );
-        if let Some(v) = req
-            .headers
-            .get(crate::mcp::PROTOCOL_VERSION)
-            .and_then(|v| v.to_str().ok())
-        {
-            head.push_str(&format!("MCP-Protocol-Version: {v}\r\n"));
-        }
-        let mut line = |name: &str, value: &http::HeaderValue| {
-            if let Ok(v) = value.to_str() {
-                head.push_str(&format!("{name}: {v}\r\n"));
-            }
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(stream) = ctx.live.clone() else {
+            return Ok(());
         };
-        if up.forward_authorization {
-            for name in ["authorization", "cookie"] {
-                if let Some(v) = req.headers.get(name) {
-                    line(name, v);
-                }
-            }
+        let Some(upstream) = ctx.upstream.and_then(|i| self.upstreams.get(i)) else {
+            return Ok(());
+        };
+        let mut head = Box::new(session.req_header().clone());
+        head.set_method(http::Method::GET);
+        for name in [
+            http::header::CONTENT_TYPE,
+            http::header::CONTENT_LENGTH,
+            http::header::CONTENT_ENCODING,
+            http::header::TRANSFER_ENCODING,
+        ] {
+            super::upstream_head::remove(&mut head, &name);
         }
-        for (name, value) in &up.headers {
-            line(name.as_str(), value);
-        }
-        Some(head)
+        head.insert_header(http::header::ACCEPT, "text/event-stream")?;
+        super::upstream_head::prepare(&mut head)?;
+        self.upstream_request_filter(session, &mut head, ctx)
+            .await?;
+        // Whatever the client's request resumed, the reopen names its own id.
+        head.remove_header(LAST_EVENT_ID);
+        stream.set_reopen(Reopen {
+            uri: upstream.absolute_uri(&head.uri),
+            headers: head.headers.clone(),
+        });
+        Ok(())
     }
 
-    /// A body chunk of a claimed stream: what the stream queued for the client replaces it.
-    /// Its events are counted here, for the metric and for this response's access-log line
-    /// (the response's own framer never sees them).
+    /// An upstream read of a session stream: the stream frames it (ids, rules, buffer) and
+    /// what it queued for this client replaces it, so the read leaves as one write. Its events
+    /// are counted here, for the metric and for this response's access-log line.
     pub(super) fn drain_stream(
         &self,
         body: &mut Option<Bytes>,
@@ -368,6 +346,9 @@ impl McpProxy {
         let Some(stream) = &ctx.live else {
             return Ok(false);
         };
+        if let Some(chunk) = body.take().filter(|c| !c.is_empty()) {
+            stream.payload(chunk);
+        }
         let drained = stream.drain().map_err(super::failure::sse_error)?;
         *body = Some(drained.output);
         self.count_events(ctx, drained.events);

@@ -54,6 +54,8 @@ pub struct SseStream {
     /// Where the event in progress stands (filtered streams).
     flow: Flow,
     pub events: u64,
+    /// Events go through the rules ([`Self::filter_chunk`]).
+    filtered: bool,
     /// The cache's view of the stream (invalidating notifications).
     watch: Option<super::cache::Watch>,
 }
@@ -66,6 +68,7 @@ impl SseStream {
             scanner: SseScanner::new(max_event),
             flow: Flow::Boundary,
             events: 0,
+            filtered: false,
             watch: None,
         }
     }
@@ -74,6 +77,16 @@ impl SseStream {
     pub fn watched(mut self, watch: Option<super::cache::Watch>) -> Self {
         self.watch = watch;
         self
+    }
+
+    /// Is what went downstream so far whole events (a keep-alive comment here splits none)?
+    /// Unfiltered, every upstream byte went on, so the scanner's place is the client's; filtered,
+    /// only an event let flow early has left in part.
+    pub fn at_event_boundary(&self) -> bool {
+        match self.filtered {
+            false => self.scanner.at_event_boundary(),
+            true => self.flow != Flow::Flowing,
+        }
     }
 
     /// Frames one upstream chunk (the chunk itself is forwarded unchanged by the caller).
@@ -103,6 +116,7 @@ impl SseStream {
         prefix: Vec<Bytes>,
         judge: &mut impl Judge,
     ) -> Result<Option<Bytes>, ScanError> {
+        self.filtered = true;
         let f = match &self.watch {
             Some(watch) => {
                 let mut judge = super::cache::Watching {

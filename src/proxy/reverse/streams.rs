@@ -2,10 +2,10 @@
 //! ids, the replay buffer, and the live tail that a resuming client follows. No Pingora here;
 //! see `README.md` beside this file for the whole design.
 //!
-//! A [`LiveStream`] takes the upstream's payload straight from the socket
-//! ([`PayloadSink`]), frames it, lets the interceptor rules judge each event, gives every event
+//! A [`LiveStream`] takes each upstream read of the body (from `response_body_filter`, or
+//! from the task that keeps reading after the client left), frames it, lets the interceptor rules judge each event, gives every event
 //! the proxy's id, buffers it, and queues it for the client attached to the stream (the
-//! response Pingora is proxying drains the queue). With nobody attached it only buffers, so a
+//! response drains the queue right after each read, so one upstream read leaves as one write). With nobody attached it only buffers, so a
 //! stream whose client went away keeps filling its buffer for the detached grace period.
 
 use std::collections::VecDeque;
@@ -21,7 +21,8 @@ use crate::mcp::sniff::sniff;
 use crate::transport::sse::{
     verdict, with_id, EventId, Evicted, ReplayBuffer, ReplayLimits, ScanError, SseScanner, Verdict,
 };
-use crate::transport::stream_slot::PayloadSink;
+use crate::transport::upstream_body::Resumable;
+use crate::upstream_client::{empty_body, RequestBody};
 
 /// The reconnect hint a client gets when the upstream failed under its stream.
 pub const RETRY_HINT: &[u8] = b"retry: 1000\n\n";
@@ -88,9 +89,9 @@ pub struct LiveStream {
 struct Inner {
     scanner: SseScanner,
     max_event: usize,
-    /// The upstream request that resumes this stream, but for its `Last-Event-ID` line and
-    /// the blank line (see [`LiveStream::set_reopen`]).
-    reopen: Option<String>,
+    /// The upstream request that resumes this stream, but for its `Last-Event-ID` (see
+    /// [`LiveStream::set_reopen`]).
+    reopen: Option<Reopen>,
     buffer: ReplayBuffer,
     total_cap: usize,
     /// What the attached client has yet to get; `None` with nobody attached.
@@ -108,6 +109,14 @@ struct Inner {
     error: Option<ScanError>,
     /// Events queued for the client since the last count.
     events: u64,
+}
+
+/// The upstream `GET` that resumes a stream, as `upstream_request_filter` built it: the
+/// absolute target and the headers, without `Last-Event-ID`.
+#[derive(Debug, Clone)]
+pub struct Reopen {
+    pub uri: http::Uri,
+    pub headers: http::HeaderMap,
 }
 
 /// What [`LiveStream::drain`] hands the response.
@@ -186,9 +195,8 @@ impl LiveStream {
         }
     }
 
-    /// How to resume this stream upstream: the request head without its `Last-Event-ID` and
-    /// final blank line (`GET <path> HTTP/1.1\r\nHost: ...\r\n...`).
-    pub fn set_reopen(&self, head: String) {
+    /// How to resume this stream upstream (its `Last-Event-ID` is added at the time).
+    pub fn set_reopen(&self, head: Reopen) {
         if let Ok(mut inner) = self.inner.lock() {
             inner.reopen = Some(head);
         }
@@ -265,8 +273,9 @@ impl LiveStream {
         self.changed.notified()
     }
 
-    /// Frames upstream payload and handles every event it completes.
-    fn ingest(&self, payload: &[u8]) {
+    /// One upstream read: framed, and every event it completes handled (judged, numbered,
+    /// buffered, queued for the attached client).
+    pub fn payload(&self, chunk: Bytes) {
         let Ok(mut guard) = self.inner.lock() else {
             return;
         };
@@ -275,7 +284,6 @@ impl LiveStream {
             return;
         }
         let no = self.no;
-        let chunk = Bytes::copy_from_slice(payload);
         let Inner {
             scanner,
             buffer,
@@ -343,12 +351,9 @@ impl LiveStream {
     }
 }
 
-impl PayloadSink for LiveStream {
-    fn payload(&self, bytes: &[u8]) {
-        self.ingest(bytes);
-    }
-
-    fn body_end(&self, clean: bool) {
+impl LiveStream {
+    /// The upstream body ended: `clean` when the upstream finished it, not when it failed.
+    pub fn body_end(&self, clean: bool) {
         if let Ok(mut inner) = self.inner.lock() {
             inner.ended = true;
             // No response will come on this body now: the key's flight ends.
@@ -363,19 +368,25 @@ impl PayloadSink for LiveStream {
         self.changed.notify_waiters();
     }
 
-    fn detached_grace(&self) -> Duration {
+    /// How long the stream is still read after its client went away.
+    pub fn detached_grace(&self) -> Duration {
         self.grace
     }
+}
 
+impl Resumable for LiveStream {
     /// Resumable when the last event the proxy numbered carried the upstream's id.
-    fn reopen_request(&self) -> Option<Vec<u8>> {
+    fn reopen_request(&self) -> Option<http::Request<RequestBody>> {
         let inner = self.inner.lock().ok()?;
-        let head = inner.reopen.as_ref()?;
+        let reopen = inner.reopen.as_ref()?;
         let id = inner.buffer.upstream_id(inner.buffer.last_seq())?;
-        if id.bytes().any(|b| b.is_ascii_control()) {
-            return None;
-        }
-        Some(format!("{head}Last-Event-ID: {id}\r\n\r\n").into_bytes())
+        // An id that is no header value (control bytes) cannot be sent back.
+        let id = http::HeaderValue::from_str(id).ok()?;
+        let mut request = http::Request::new(empty_body());
+        *request.uri_mut() = reopen.uri.clone();
+        *request.headers_mut() = reopen.headers.clone();
+        request.headers_mut().insert(crate::mcp::LAST_EVENT_ID, id);
+        Some(request)
     }
 
     fn discard_partial(&self) {

@@ -18,16 +18,18 @@ fn events_get_proxy_ids_and_are_buffered_whether_or_not_a_client_is_attached() {
     let hub = StreamHub::default();
     let s = hub.open(&config(16), vec!["7".into()], None);
     s.attach(&[]);
-    s.payload(
+    s.payload(Bytes::from_static(
         b"id: up-1\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n: ka\n\n",
-    );
+    ));
     assert_eq!(
         &s.drain().unwrap().output[..],
         &b"id: 1-1\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n: ka\n\n"
             [..]
     );
     s.detach();
-    s.payload(b"data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}\n\n");
+    s.payload(Bytes::from_static(
+        b"data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}\n\n",
+    ));
     s.body_end(true);
     assert!(
         s.drain().unwrap().output.is_empty(),
@@ -63,7 +65,7 @@ fn a_thousand_full_streams_stay_within_the_configured_bounds() {
         .collect();
     for s in &streams {
         for _ in 0..100 {
-            s.payload(event.as_bytes());
+            s.payload(Bytes::from(event.clone()));
         }
     }
     let used = total.load(Ordering::Relaxed) as usize;
@@ -88,12 +90,12 @@ fn a_thousand_full_streams_stay_within_the_configured_bounds() {
 fn regression_a_resumed_client_is_counted_the_events_it_gets() {
     let s = StreamHub::default().open(&config(16), Vec::new(), None);
     s.attach(&[]);
-    s.payload(b"data: a\n\n");
+    s.payload(Bytes::from_static(b"data: a\n\n"));
     s.detach();
-    s.payload(b"data: b\n\n: keepalive\n\n");
+    s.payload(Bytes::from_static(b"data: b\n\n: keepalive\n\n"));
     let missed = s.replay_after(0).unwrap().events;
     s.attach(&missed);
-    s.payload(b"data: c\n\n");
+    s.payload(Bytes::from_static(b"data: c\n\n"));
     let d = s.drain().unwrap();
     assert_eq!(d.output.windows(6).filter(|w| w == b"data: ").count(), 3);
     assert_eq!(d.events, 3, "a and b missed, c live");
@@ -104,7 +106,7 @@ fn regression_a_resumed_client_is_counted_the_events_it_gets() {
 fn a_failed_upstream_tells_the_attached_client_to_reconnect() {
     let s = StreamHub::default().open(&config(16), Vec::new(), None);
     s.attach(&[]);
-    s.payload(b"data: a\n\ndata: partial");
+    s.payload(Bytes::from_static(b"data: a\n\ndata: partial"));
     s.body_end(false);
     assert_eq!(
         &s.drain().unwrap().output[..],

@@ -1,7 +1,8 @@
 //! The upstream set: resolved addresses, request targets, selection and passive health.
 //!
-//! Names are resolved once at start-up: Pingora's `HttpPeer::new` resolves synchronously and
-//! panics on failure, so a bad name must be a start-up error, not a request-time panic.
+//! Names are checked once at start-up (a name that does not resolve is a start-up error);
+//! each upstream has its own HTTP client (`crate::upstream_client`: pooled connections, TLS,
+//! HTTP/1.1 or HTTP/2), which resolves the name again for every new connection.
 //!
 //! Selection applies to new sessions and sessionless requests only; a session stays on the
 //! upstream that created it. An upstream that fails to connect is marked down for
@@ -10,14 +11,12 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use pingora::upstreams::peer::HttpPeer;
 use tokio::time::Instant;
 
 use crate::config::{Config, LoadBalancing, UpstreamConfig};
-use crate::transport::upstream_conn::{ConnPolicy, SlotConnector, WatchdogConnector};
+use crate::upstream_client::{ClientSettings, UpstreamClient};
 
 /// One upstream MCP server.
 #[derive(Debug)]
@@ -31,12 +30,16 @@ pub struct Upstream {
     /// `path_and_query` and `authority`, parsed once (not per request).
     uri: http::Uri,
     host: http::HeaderValue,
+    /// `http` or `https`, and the authority: the absolute URI the client is given.
+    scheme: http::uri::Scheme,
+    uri_authority: http::uri::Authority,
     pub weight: u32,
     /// Pass the client's `Authorization` and `Cookie` on (off by default).
     pub forward_authorization: bool,
     /// The upstream's own credentials and extra headers.
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    connector: Arc<WatchdogConnector>,
+    /// The upstream's HTTP client (its own pool, TLS settings and HTTP version).
+    pub client: UpstreamClient,
     /// Milliseconds (since the set's origin) until which the upstream counts as down.
     down_until: AtomicU64,
 }
@@ -58,16 +61,10 @@ pub struct UpstreamSet {
 impl UpstreamSet {
     /// Resolves every upstream; the error names the upstream that failed.
     pub fn resolve(config: &Config) -> Result<Self, String> {
-        let policy = ConnPolicy {
-            connect: config.timeouts.connect,
-            request: config.timeouts.request,
-            idle_stream: config.timeouts.idle_stream,
-            keepalive: config.sse.keepalive,
-        };
         let upstreams = config
             .upstreams
             .iter()
-            .map(|u| Upstream::resolve(u, policy))
+            .map(|u| Upstream::resolve(u, config.timeouts.connect))
             .collect::<Result<Vec<_>, _>>()?;
         let weights: Vec<u32> = upstreams.iter().map(|u| u.weight).collect();
         Ok(Self {
@@ -162,7 +159,7 @@ fn smooth_wheel(weights: &[u32]) -> Vec<usize> {
 // === impl Upstream ===
 
 impl Upstream {
-    fn resolve(config: &UpstreamConfig, policy: ConnPolicy) -> Result<Self, String> {
+    fn resolve(config: &UpstreamConfig, connect: Duration) -> Result<Self, String> {
         let url = &config.url;
         let addr = (url.host.as_str(), url.port)
             .to_socket_addrs()
@@ -180,6 +177,10 @@ impl Upstream {
             .map_err(|e| format!("upstream {:?}: path: {e}", config.name))?;
         let host = http::HeaderValue::try_from(url.authority())
             .map_err(|e| format!("upstream {:?}: host: {e}", config.name))?;
+        let uri_authority = http::uri::Authority::try_from(url.authority())
+            .map_err(|e| format!("upstream {:?}: host: {e}", config.name))?;
+        let client = UpstreamClient::new(&ClientSettings::from_config(config, connect))
+            .map_err(|e| format!("upstream {:?}: {e}", config.name))?;
         Ok(Self {
             name: config.name.clone(),
             addr,
@@ -187,47 +188,27 @@ impl Upstream {
             path_and_query: url.path_and_query.clone(),
             uri,
             host,
+            scheme: match url.https {
+                true => http::uri::Scheme::HTTPS,
+                false => http::uri::Scheme::HTTP,
+            },
+            uri_authority,
             weight: config.weight,
             forward_authorization: config.forward_authorization,
             headers: config.headers.clone(),
-            connector: Arc::new(WatchdogConnector::new(policy)),
+            client,
             down_until: AtomicU64::new(0),
         })
     }
 
-    /// The peer for one request. Pingora's own read timeout stays off: it is per read and would
-    /// cut quiet SSE streams; the connector enforces the response deadline and the SSE idle
-    /// limit, and writes keep-alives, itself.
-    pub fn peer(
-        &self,
-        connect_timeout: Duration,
-        slot: Option<Arc<crate::transport::stream_slot::StreamSlot>>,
-    ) -> Box<HttpPeer> {
-        let mut peer = HttpPeer::new(self.addr, false, String::new());
-        peer.options.connection_timeout = Some(connect_timeout);
-        peer.options.total_connection_timeout = Some(connect_timeout);
-        peer.options.read_timeout = None;
-        // Pingora cannot pool virtual sockets (it checks the fd); the connector's own idle
-        // pool does (see transport::idle_pool), so Pingora's is switched off.
-        peer.options.idle_timeout = Some(Duration::ZERO);
-        peer.options.custom_l4 = Some(match slot {
-            Some(slot) => Arc::new(SlotConnector {
-                inner: self.connector.clone(),
-                slot,
-            }),
-            None => self.connector.clone(),
-        });
-        Box::new(peer)
-    }
-
-    /// A connection for the direct exchange (`proxy::reverse::exchange`): the same watchdog
-    /// socket and pool the peer's connector hands Pingora.
-    pub async fn open(
-        &self,
-        slot: Option<Arc<crate::transport::stream_slot::StreamSlot>>,
-    ) -> pingora::Result<pingora::protocols::l4::stream::Stream> {
-        let addr = pingora::protocols::l4::socket::SocketAddr::Inet(self.addr);
-        self.connector.open(&addr, slot).await
+    /// The absolute URI of `target` (a path and query) on this upstream, as the HTTP client
+    /// takes it.
+    pub fn absolute_uri(&self, target: &http::Uri) -> http::Uri {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.uri_authority.clone());
+        parts.path_and_query = target.path_and_query().cloned();
+        http::Uri::from_parts(parts).unwrap_or_else(|_| target.clone())
     }
 
     /// [`Self::target`] as a URI; without a downstream query, the one parsed at start-up.
@@ -283,24 +264,6 @@ impl super::McpProxy {
         })
     }
 
-    /// Whether an error on Pingora's path to the upstream is retried: only before any response,
-    /// with the body held, and when Pingora reports the connection as reused.
-    pub(super) fn decide_retry(
-        &self,
-        session: &pingora::proxy::Session,
-        mut e: Box<pingora::Error>,
-        ctx: &super::RequestCtx,
-        reused: bool,
-    ) -> Box<pingora::Error> {
-        let replayable = ctx.body.is_some() && !session.as_ref().retry_buffer_truncated();
-        if ctx.status == 0 && replayable {
-            e.retry.decide_reuse(reused);
-        } else {
-            e.set_retry(false);
-        }
-        e
-    }
-
     /// Passive health, when a connect fails: the upstream is marked down, and a request not
     /// pinned to a session tries the next upstream; a pinned one fails (502): a session is
     /// never moved. A connect that failed on the proxy's own limit (open files, memory) marks
@@ -350,6 +313,8 @@ mod tests {
                     weight: *w,
                     forward_authorization: false,
                     headers: Vec::new(),
+                    tls: Default::default(),
+                    http2: Default::default(),
                 })
                 .collect(),
             load_balancing: strategy,

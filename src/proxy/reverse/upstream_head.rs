@@ -1,13 +1,13 @@
-//! The HTTP/1.1 request head the direct exchange sends upstream, prepared as Pingora's proxy
-//! loop prepares it (its helpers for this are crate-private in pingora-proxy 0.9): HTTP/1.1,
+//! The request head the exchange sends upstream, prepared before `upstream_request_filter`:
 //! headers the client's `Connection` names removed (never `Host` or the `X-Forwarded-*` the
-//! proxy sets: such a request is refused), the standard hop-by-hop headers removed, and a
-//! length for a body that has none. `upstream_request_filter` then sets `Host`, the target and
-//! the forwarding headers, as on Pingora's path.
+//! proxy sets: such a request is refused) and the standard hop-by-hop headers removed. The
+//! body's framing is the HTTP client's: it sends the held body with its own length (HTTP/1.1)
+//! or as DATA frames (HTTP/2). `upstream_request_filter` then sets `Host`, the target and the
+//! forwarding headers.
 
 use http::header;
 use http::HeaderName;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::{Error, ErrorType, Result};
 
 /// Most `Connection` options followed (Pingora's bound: more is refused).
@@ -69,39 +69,36 @@ pub fn drop_upgrade(req: &mut RequestHeader) {
     }
 }
 
-/// One `Content-Length` value for the upstream. Pingora's parser accepts a length repeated
-/// with the same value (`40, 40`, or two lines of `40`) and frames the body by it, but would
-/// forward the header as the client wrote it: an upstream (or a cache between) that reads such
-/// a list its own way could frame the body differently. Values that disagree never get here
-/// (Pingora refuses them); should one, it is refused too.
-pub fn single_content_length(req: &mut RequestHeader) -> Result<()> {
-    let mut values = req.headers.get_all(header::CONTENT_LENGTH).iter();
-    let (Some(first), second) = (values.next(), values.next()) else {
-        return Ok(());
-    };
-    if second.is_none() && !first.as_bytes().contains(&b',') {
-        return Ok(());
-    }
-    let mut length: Option<u64> = None;
-    let lists = req.headers.get_all(header::CONTENT_LENGTH).iter();
-    for item in lists.flat_map(|v| v.as_bytes().split(|b| *b == b',')) {
-        let n = std::str::from_utf8(item.trim_ascii())
-            .ok()
-            .and_then(|t| t.parse::<u64>().ok())
-            .ok_or_else(|| refuse("invalid Content-Length"))?;
-        if length.is_some_and(|l| l != n) {
-            return Err(refuse("conflicting Content-Length values"));
+/// Hop-by-hop headers of an upstream response, removed before it goes downstream (the
+/// response's framing is the downstream writer's: a length, or chunks).
+static RESPONSE_HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes an upstream response's hop-by-hop headers, and those its `Connection` names.
+pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
+    let named: Vec<HeaderName> = resp
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
+        .collect();
+    for name in named.iter().chain(&RESPONSE_HOP_BY_HOP) {
+        if resp.headers.contains_key(name) {
+            resp.remove_header(name);
         }
-        length = Some(n);
-    }
-    match length {
-        Some(n) => req.insert_header(header::CONTENT_LENGTH, n),
-        None => Err(refuse("invalid Content-Length")),
     }
 }
 
 /// Prepares `req` (a copy of the client's head) before `upstream_request_filter`.
-pub fn prepare(req: &mut RequestHeader, body_len: usize) -> Result<()> {
+pub fn prepare(req: &mut RequestHeader) -> Result<()> {
     req.set_version(http::Version::HTTP_11);
     let mut named: Vec<HeaderName> = Vec::new();
     let tokens = req
@@ -136,9 +133,6 @@ pub fn prepare(req: &mut RequestHeader, body_len: usize) -> Result<()> {
     for name in &HOP_BY_HOP {
         remove(req, name);
     }
-    if body_len > 0 && !req.headers.contains_key(header::CONTENT_LENGTH) {
-        req.insert_header(header::CONTENT_LENGTH, body_len)?;
-    }
     Ok(())
 }
 
@@ -165,7 +159,7 @@ mod tests {
             ("content-length", "2"),
             ("mcp-session-id", "s"),
         ]);
-        prepare(&mut req, 2).unwrap();
+        prepare(&mut req).unwrap();
         assert_eq!(req.version, http::Version::HTTP_11);
         for gone in ["connection", "x-secret", "keep-alive", "te"] {
             assert!(!req.headers.contains_key(gone), "{gone}");
@@ -200,46 +194,8 @@ mod tests {
     fn protected_malformed_or_too_many_nominations_are_refused() {
         for value in ["host", "X-Forwarded-For", "\"x-a\"", "a,b,c,d,e,f,g,h,i,j"] {
             let mut req = head(&[("connection", value)]);
-            let e = prepare(&mut req, 0).unwrap_err();
+            let e = prepare(&mut req).unwrap_err();
             assert_eq!(e.etype(), &ErrorType::InvalidHTTPHeader, "{value}");
         }
-    }
-
-    /// Regression: `Content-Length: 40, 40` (or two lines of it) went upstream as sent.
-    #[test]
-    fn repeated_content_length_goes_upstream_as_one_value() {
-        for sent in [&["40, 40"][..], &["40", "40"], &["40,40", " 40 "]] {
-            let mut req = head(
-                &sent
-                    .iter()
-                    .map(|v| ("content-length", *v))
-                    .collect::<Vec<_>>(),
-            );
-            single_content_length(&mut req).unwrap();
-            let got: Vec<_> = req.headers.get_all("content-length").iter().collect();
-            assert_eq!(got, ["40"], "{sent:?}");
-        }
-        let mut one = head(&[("content-length", "7")]);
-        single_content_length(&mut one).unwrap();
-        assert_eq!(one.headers["content-length"], "7");
-        for bad in [&["40, 41"][..], &["40", "4"], &["40, x"], &[","]] {
-            let mut req = head(
-                &bad.iter()
-                    .map(|v| ("content-length", *v))
-                    .collect::<Vec<_>>(),
-            );
-            let e = single_content_length(&mut req).unwrap_err();
-            assert_eq!(e.etype(), &ErrorType::InvalidHTTPHeader, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn a_body_without_a_length_gets_one() {
-        let mut req = head(&[]);
-        prepare(&mut req, 5).unwrap();
-        assert_eq!(req.headers["content-length"], "5");
-        let mut empty = head(&[]);
-        prepare(&mut empty, 0).unwrap();
-        assert!(!empty.headers.contains_key("content-length"));
     }
 }
