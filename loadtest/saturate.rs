@@ -140,6 +140,8 @@ struct Clock {
 struct Tally {
     /// Responses in the measured window (any status), and their latencies in µs.
     done: u64,
+    /// Responses in the whole run, warm-up included (for CPU per request).
+    all: u64,
     samples: Vec<u32>,
     non_2xx: u64,
     /// Connect, handshake, send, read failures and timeouts (any time in the run).
@@ -277,6 +279,7 @@ async fn run_connection(args: &Args, clock: Clock) -> Tally {
                     continue 'reconnect;
                 }
                 Outcome::Response(status, is_sse, event, latency) if counted => {
+                    t.all += 1;
                     t.done += 1;
                     if !status.is_success() {
                         t.non_2xx += 1;
@@ -292,7 +295,7 @@ async fn run_connection(args: &Args, clock: Clock) -> Tally {
                             .push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
                     }
                 }
-                Outcome::Response(..) => {}
+                Outcome::Response(..) => t.all += 1,
             }
         }
     }
@@ -334,6 +337,7 @@ fn main() {
             match timeout_at(clock.hard, task).await {
                 Ok(Ok(t)) => {
                     total.done += t.done;
+                    total.all += t.all;
                     total.non_2xx += t.non_2xx;
                     total.errors += t.errors;
                     total.sse += t.sse;
@@ -358,6 +362,7 @@ fn main() {
         "connections": args.connections,
         "duration_s": args.duration.as_secs_f64(),
         "requests": total.done,
+        "all_requests": total.all,
         "rps": (total.done as f64 / args.duration.as_secs_f64()).round(),
         "p50_ms": pct(0.50),
         "p95_ms": pct(0.95),
