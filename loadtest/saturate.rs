@@ -14,8 +14,10 @@
 //! scenarios and stateful MCP clients do); `--no-initialize` skips that.
 //!
 //! Everything is bounded: each request by the run's hard deadline (warm-up + duration + 10 s),
-//! reconnects after an error by a 20 ms pause, recorded latencies by `MAX_SAMPLES` per
-//! connection. Prints one JSON line; exits 1 when no request succeeded in the measured window.
+//! reconnects after an error by a 20 ms pause (a connection the server closes between two
+//! exchanges is reopened at once and counted apart, not as an error), recorded latencies by
+//! `MAX_SAMPLES` per connection. Prints one JSON line; exits 1 when no request succeeded in
+//! the measured window.
 //!
 //! Usage: shadowcat-saturate --url http://127.0.0.1:8080/mcp [--target NAME] [--connections 64]
 //!        [--duration-s 8] [--warmup-s 2] [--header 'x-mock-mode: sse']... [--body JSON]
@@ -146,6 +148,8 @@ struct Tally {
     non_2xx: u64,
     /// Connect, handshake, send, read failures and timeouts (any time in the run).
     errors: u64,
+    /// Connections the server closed between two exchanges (then reopened).
+    reconnects: u64,
     /// Event-stream responses in the window, and those of them that ended with no event.
     sse: u64,
     no_event: u64,
@@ -263,9 +267,18 @@ async fn run_connection(args: &Args, clock: Clock) -> Tally {
             }
         }
         while Instant::now() < clock.measure_to {
-            if !matches!(timeout_at(clock.hard, sender.ready()).await, Ok(Ok(()))) {
-                t.errors += 1;
-                continue 'reconnect;
+            match timeout_at(clock.hard, sender.ready()).await {
+                Ok(Ok(())) => {}
+                // The server closed the connection after a complete response (nginx does
+                // after `keepalive_requests`): not an error, open another.
+                Ok(Err(_)) => {
+                    t.reconnects += 1;
+                    continue 'reconnect;
+                }
+                Err(_) => {
+                    t.errors += 1;
+                    continue 'reconnect;
+                }
             }
             let started = Instant::now();
             let req = request(args, args.body.clone(), session.as_ref());
@@ -340,6 +353,7 @@ fn main() {
                     total.all += t.all;
                     total.non_2xx += t.non_2xx;
                     total.errors += t.errors;
+                    total.reconnects += t.reconnects;
                     total.sse += t.sse;
                     total.no_event += t.no_event;
                     total.samples.extend(t.samples);
@@ -370,6 +384,7 @@ fn main() {
         "max_ms": d.last().map_or(0.0, |&us| f64::from(us) / 1000.0),
         "errors": total.errors,
         "non_2xx": total.non_2xx,
+        "reconnects": total.reconnects,
         "sse": total.sse,
         "sse_without_event": total.no_event,
         "timed_out": timed_out,
