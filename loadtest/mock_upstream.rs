@@ -10,7 +10,9 @@
 //! GET /mcp opens a stream sending `{"sent_us":<unix µs>}` every x-mock-spacing-ms (default
 //! 1000), so a client can measure per-event delivery delay.
 //!
-//! Usage: shadowcat-mock-upstream 127.0.0.1:PORT
+//! Usage: shadowcat-mock-upstream 127.0.0.1:PORT [--threads N] [--tls CERT.pem KEY.pem]
+//!        (`--threads`: tokio workers, one per core by default; `--tls`: serve HTTPS,
+//!        HTTP/1.1 by ALPN, with rustls, so a proxy's TLS upstream path can be measured)
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -159,21 +161,111 @@ fn tools_list(id: serde_json::Value) -> String {
         .to_string()
 }
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:3901".into());
-    let listener = TcpListener::bind(&addr).await?;
-    eprintln!("mock upstream on {addr}");
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(async move {
-            let _ = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service_fn(handle))
-                .await;
-        });
+/// The command line: `ADDR [--threads N] [--tls CERT.pem KEY.pem]`.
+struct Args {
+    addr: String,
+    threads: Option<usize>,
+    tls: Option<(String, String)>,
+}
+
+fn args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let mut a = Args {
+        addr: "127.0.0.1:3901".into(),
+        threads: None,
+        tls: None,
+    };
+    let mut positional = false;
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--threads" => {
+                let n = it.next().and_then(|v| v.parse().ok()).filter(|&n| n > 0);
+                a.threads = Some(n.ok_or("--threads needs a number above 0")?);
+            }
+            "--tls" => {
+                let (cert, key) = (it.next(), it.next());
+                a.tls = Some(cert.zip(key).ok_or("--tls needs CERT.pem KEY.pem")?);
+            }
+            _ if !positional && !arg.starts_with('-') => {
+                a.addr = arg;
+                positional = true;
+            }
+            _ => return Err(format!("unknown argument {arg}")),
+        }
+    }
+    Ok(a)
+}
+
+/// A TLS acceptor for a PEM certificate chain and key (rustls, ring, HTTP/1.1 only).
+fn tls_acceptor(cert: &str, key: &str) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{cert}: {e}"))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{key}: {e}"))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut conf = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
+        .map_err(|e| format!("TLS: {e}"))?;
+    conf.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(conf)))
+}
+
+fn serve<I>(io: I)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _ = http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(io), service_fn(handle))
+            .await;
+    });
+}
+
+fn main() {
+    let args = args().unwrap_or_else(|e| {
+        eprintln!("shadowcat-mock-upstream: {e}");
+        std::process::exit(64);
+    });
+    let tls = args.tls.as_ref().map(|(c, k)| {
+        tls_acceptor(c, k).unwrap_or_else(|e| {
+            eprintln!("shadowcat-mock-upstream: {e}");
+            std::process::exit(66);
+        })
+    });
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.threads {
+        rt.worker_threads(n);
+    }
+    let rt = rt.enable_all().build().unwrap_or_else(|e| {
+        eprintln!("shadowcat-mock-upstream: runtime: {e}");
+        std::process::exit(70);
+    });
+    let result: std::io::Result<()> = rt.block_on(async move {
+        let listener = TcpListener::bind(&args.addr).await?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        eprintln!("mock upstream on {scheme}://{}", args.addr);
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let _ = stream.set_nodelay(true);
+            match &tls {
+                None => serve(stream),
+                Some(acceptor) => {
+                    let accept = acceptor.accept(stream);
+                    tokio::spawn(async move {
+                        if let Ok(stream) = accept.await {
+                            serve(stream);
+                        }
+                    });
+                }
+            }
+        }
+    });
+    if let Err(e) = result {
+        eprintln!("shadowcat-mock-upstream: {e}");
+        std::process::exit(1);
     }
 }
