@@ -58,6 +58,25 @@ impl McpProxy {
         if !batch && !cache::METHODS.contains(&ctx.method_label) {
             return Ok(false);
         }
+        if batch {
+            let (cache, body) = (cache.clone(), body.clone());
+            if self.cache_batch(session, ctx, &cache, body.clone()).await? {
+                return Ok(true);
+            }
+            // Split (the intercept state carries it): nothing more to look up here.
+            if ctx
+                .intercept
+                .as_ref()
+                .is_some_and(|ic| !ic.forwards_as_is())
+            {
+                return Ok(false);
+            }
+            // Not split: counted as a bypass, as before.
+            if let Plan::Bypass { method, .. } = cache::request::plan(&body) {
+                self.count(method, "bypass");
+            }
+            return Ok(false);
+        }
         let request = match cache::request::plan(body) {
             Plan::NotCacheable => return Ok(false),
             Plan::Bypass { method, why } => {
@@ -109,7 +128,7 @@ impl McpProxy {
     }
 
     /// A fresh answer: this principal's private entry, else the public one.
-    fn find(
+    pub(super) fn find(
         &self,
         cache: &Cache,
         public: &Key,
@@ -289,7 +308,7 @@ impl McpProxy {
         })
     }
 
-    fn count(&self, method: &str, result: &str) {
+    pub(super) fn count(&self, method: &str, result: &str) {
         self.metrics
             .cache_requests
             .with_label_values(&[method, result])

@@ -9,6 +9,7 @@ mod admission;
 mod authn;
 pub mod body_read;
 mod cache;
+mod cache_batch;
 mod cache_taps;
 mod ctx;
 mod detached;
