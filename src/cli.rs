@@ -29,7 +29,7 @@ pub enum Command {
     /// no file is needed: one upstream, every other key at its default. Each flag overrides
     /// the key named in its help; the file sets the rest (`auth`, `interceptors`,
     /// `rate_limits`, `limits`, `timeouts`, `sse`, `sessions`, `security`, ...). Logs go to
-    /// stderr, at the level set by RUST_LOG.
+    /// stderr, at the level set by RUST_LOG, as text or JSON (`log.format`).
     #[command(after_help = CONFIG_KEYS)]
     Reverse(ReverseArgs),
     /// Validate a config file without binding any port: exit 0 when valid, otherwise one line
@@ -83,6 +83,9 @@ pub struct ReverseArgs {
     /// Worker threads for the proxy (overrides `threads`; default: one per CPU core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Log lines as `text` or `json`, one object per line (overrides `format` under `log`).
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
 }
 
 /// Exit code for a bad config or bad flags (EX_USAGE from sysexits.h).

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use shadowcat::cli::{Cli, Command, ReverseArgs, EXIT_CONFIG, EXIT_START};
-use shadowcat::config::{self, Overrides};
+use shadowcat::config::{self, LogFormat, Overrides};
 
 /// jemalloc instead of glibc's malloc. Profiled under load (`perf`, the json_max scenario), the
 /// allocator went from ~14.5% of the proxy's CPU (glibc) to ~2.3% (jemalloc); mimalloc gave
@@ -35,7 +35,6 @@ fn main() -> ExitCode {
 }
 
 fn reverse(args: ReverseArgs) -> ExitCode {
-    init_logging();
     let overrides = Overrides {
         listen: args.bind,
         tls_cert: args.tls_cert.map(|p| p.display().to_string()),
@@ -44,7 +43,10 @@ fn reverse(args: ReverseArgs) -> ExitCode {
         upstream: args.upstream,
         upstream_command: args.upstream_command.then_some(args.command),
         threads: args.threads,
+        log_format: args.log_format,
     };
+    // The config says how to log, so it is read first; its errors are plain lines on stderr
+    // (nothing is logged before this point).
     let config = match config::load_with(args.config.as_deref(), &overrides) {
         Ok(c) => c,
         Err(e) => {
@@ -52,6 +54,7 @@ fn reverse(args: ReverseArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };
+    init_logging(config.log.format);
     let upstream = config
         .upstreams
         .first()
@@ -75,14 +78,24 @@ fn reverse(args: ReverseArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Logs go to stderr (stdout stays free for `check-config`), colored only on a terminal.
-fn init_logging() {
+/// Logs go to stderr (stdout stays free for `check-config`). Text is colored only on a
+/// terminal; JSON is one object per line with each event's fields as top-level keys (the
+/// access line's `method`, `status`, `ms`, ... beside `timestamp`, `level`, `target`), so a log
+/// pipeline reads them without parsing a message.
+fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
 }

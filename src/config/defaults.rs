@@ -67,6 +67,7 @@ impl Default for Config {
                 rules: Vec::new(),
             }),
             stdio: Vec::new(),
+            log: Default::default(),
         }
     }
 }

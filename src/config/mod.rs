@@ -63,6 +63,35 @@ pub struct Config {
     /// in `upstreams` (same name) whose URL is a placeholder until the server starts that
     /// upstream's bridge and points the URL at it (`crate::upstream::stdio`).
     pub stdio: Vec<StdioUpstream>,
+    /// `log:` how log lines are written.
+    pub log: LogConfig,
+}
+
+/// `log:` how the proxy writes its log lines (to stderr).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// `log.format`: human-readable lines, or one JSON object per line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// tracing's text format: `timestamp LEVEL target: message key=value ...`.
+    #[default]
+    Text,
+    /// One JSON object per line; an event's fields are top-level keys.
+    Json,
+}
+
+impl LogFormat {
+    /// `text` or `json` (as written in the config and after `--log-format`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "text" => Some(Self::Text),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
 }
 
 /// `upstreams[]` with `command:`: an MCP server the proxy runs itself, as child processes
@@ -451,6 +480,8 @@ pub struct Overrides {
     /// Replaces the upstream list with one stdio upstream named `default`: program, args.
     pub upstream_command: Option<Vec<String>>,
     pub threads: Option<usize>,
+    /// `text` or `json` (replaces `log.format`).
+    pub log_format: Option<String>,
 }
 
 /// Reads, parses and validates a config file.

@@ -36,6 +36,16 @@ pub struct RawConfig {
     pub auth: Option<RawAuth>,
     pub interceptors: Option<RawInterceptors>,
     pub cache: Option<RawCache>,
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+/// `log:` — how log lines are written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// `text` (the default) or `json`.
+    pub format: Option<String>,
 }
 
 /// `cache:` (see `validate::cache`).

@@ -4,6 +4,7 @@ use super::*;
 
 mod admin;
 mod cache;
+mod log;
 mod stdio;
 mod upstream_tls;
 

@@ -17,8 +17,8 @@ mod upstreams;
 use super::raw::{RawConfig, RawRate, Scalar};
 use super::units::{parse_duration, parse_size};
 use super::{
-    Cidr, Config, ConfigError, Health, Limits, LoadBalancing, Overrides, Rate, RateLimits,
-    Security, Sessions, Shutdown, SseConfig, Timeouts,
+    Cidr, Config, ConfigError, Health, Limits, LoadBalancing, LogConfig, LogFormat, Overrides,
+    Rate, RateLimits, Security, Sessions, Shutdown, SseConfig, Timeouts,
 };
 use crate::authority::AuthorityPattern;
 use env::expand_env;
@@ -56,6 +56,7 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
         (None, None) => None,
     };
 
+    let log = log(raw.log.format.as_deref(), overrides)?;
     let (upstreams, stdio) = upstreams::validate(raw.upstreams.take(), overrides)?;
     let load_balancing = match raw.load_balancing.as_deref() {
         None | Some("round_robin") => LoadBalancing::RoundRobin,
@@ -332,7 +333,24 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
         interceptors,
         cache,
         stdio,
+        log,
     })
+}
+
+/// `log.format`, or `--log-format` in its place.
+fn log(raw: Option<&str>, overrides: &Overrides) -> Result<LogConfig, ConfigError> {
+    let (value, field) = match (overrides.log_format.as_deref(), raw) {
+        (Some(v), _) => (v, "--log-format"),
+        (None, Some(v)) => (v, "log.format"),
+        (None, None) => return Ok(LogConfig::default()),
+    };
+    let format = LogFormat::parse(value).ok_or_else(|| {
+        invalid(
+            field,
+            format!("unknown format {value:?} (use text or json)"),
+        )
+    })?;
+    Ok(LogConfig { format })
 }
 
 /// Pingora runs the proxy on this many tokio worker threads.
