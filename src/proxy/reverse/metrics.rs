@@ -5,6 +5,7 @@
 //! methods the MCP spec defines; anything else is counted as `other`), so a client cannot blow
 //! up the series count by inventing methods.
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -14,6 +15,8 @@ use prometheus::{
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// Every registered family's name, observed or not.
+    names: Vec<String>,
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
     pub sse_streams_active: IntGauge,
@@ -194,28 +197,36 @@ impl Metrics {
             ),
             &["name"],
         )?;
-        registry.register(Box::new(tls_handshake_failures.clone()))?;
-        registry.register(Box::new(tls_reloads.clone()))?;
-        registry.register(Box::new(tls_certificate_expiry.clone()))?;
-        registry.register(Box::new(connections_open.clone()))?;
-        registry.register(Box::new(connections_rejected.clone()))?;
-        registry.register(Box::new(cache_requests.clone()))?;
-        registry.register(Box::new(cache_bytes.clone()))?;
-        registry.register(Box::new(replay_buffer_bytes.clone()))?;
-        registry.register(Box::new(sse_replay_misses.clone()))?;
-        registry.register(Box::new(sse_resumes.clone()))?;
-        registry.register(Box::new(interceptor_actions.clone()))?;
-        registry.register(Box::new(rules_reload.clone()))?;
-        registry.register(Box::new(rate_limited.clone()))?;
-        registry.register(Box::new(sessions_active.clone()))?;
-        registry.register(Box::new(sessions.clone()))?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(request_duration.clone()))?;
-        registry.register(Box::new(sse_streams_active.clone()))?;
-        registry.register(Box::new(sse_events.clone()))?;
-        registry.register(Box::new(upstream_errors.clone()))?;
+        // Each family's name is kept as it is registered: `/metrics` lists a labelled family
+        // only once it has a series, so the registry's output cannot say what exists.
+        let mut names = Vec::new();
+        let mut register = |c: Box<dyn Collector>| -> Result<(), prometheus::Error> {
+            names.extend(c.desc().iter().map(|d| d.fq_name.clone()));
+            registry.register(c)
+        };
+        register(Box::new(tls_handshake_failures.clone()))?;
+        register(Box::new(tls_reloads.clone()))?;
+        register(Box::new(tls_certificate_expiry.clone()))?;
+        register(Box::new(connections_open.clone()))?;
+        register(Box::new(connections_rejected.clone()))?;
+        register(Box::new(cache_requests.clone()))?;
+        register(Box::new(cache_bytes.clone()))?;
+        register(Box::new(replay_buffer_bytes.clone()))?;
+        register(Box::new(sse_replay_misses.clone()))?;
+        register(Box::new(sse_resumes.clone()))?;
+        register(Box::new(interceptor_actions.clone()))?;
+        register(Box::new(rules_reload.clone()))?;
+        register(Box::new(rate_limited.clone()))?;
+        register(Box::new(sessions_active.clone()))?;
+        register(Box::new(sessions.clone()))?;
+        register(Box::new(requests.clone()))?;
+        register(Box::new(request_duration.clone()))?;
+        register(Box::new(sse_streams_active.clone()))?;
+        register(Box::new(sse_events.clone()))?;
+        register(Box::new(upstream_errors.clone()))?;
         Ok(Self {
             registry,
+            names,
             requests,
             request_duration,
             sse_streams_active,
@@ -245,6 +256,12 @@ impl Metrics {
     pub fn session_event(&self, outcome: &'static str, active: usize) {
         self.sessions.with_label_values(&[outcome]).inc();
         self.sessions_active.set(active as i64);
+    }
+
+    /// The name of every metric family this proxy exports, including labelled families with
+    /// no series yet (which `/metrics` leaves out until their first observation).
+    pub fn family_names(&self) -> &[String] {
+        &self.names
     }
 
     /// The Prometheus text exposition of every metric.
