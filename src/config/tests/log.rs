@@ -17,7 +17,7 @@ fn log_format_errors_name_the_field_or_flag() {
     assert_eq!(e.field(), "log.format", "{e}");
     assert!(e.to_string().contains("text or json"), "{e}");
     let e = err(&format!("{ONE}log: {{level: debug}}\n"));
-    assert_eq!(e.field(), "log", "{e}");
+    assert_eq!(e.field(), "log.level", "{e}");
     let o = Overrides {
         log_format: Some("yaml".into()),
         ..Overrides::default()
