@@ -220,7 +220,15 @@ async fn stdio_child_crash_mid_request_gives_an_error_and_ends_the_session() {
     let list = json!({"jsonrpc":"2.0","id":3,"method":"tools/list"});
     assert_eq!(post_in(&client, &url, &session, &list).await.status(), 404);
     let series = r#"shadowcat_stdio_exits_total{reason="crashed",upstream="fixture"}"#;
-    assert_eq!(proxy.settled(series, 1.0).await, Some(1.0));
+    let settled = proxy.settled(series, 1.0).await;
+    let exits: Vec<String> = proxy
+        .metrics()
+        .await
+        .lines()
+        .filter(|l| l.starts_with("shadowcat_stdio_exits_total"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(settled, Some(1.0), "{exits:?}");
     // A new session works.
     open_session(&client, &url).await;
 }

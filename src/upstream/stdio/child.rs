@@ -115,23 +115,35 @@ async fn supervise(
             Ok(s) if s.success() => ExitReason::Exited,
             _ => ExitReason::Crashed,
         },
-        Ok(reason) = stop => 'stopped: {
-            // A closed stdout is most often a child on its way out: its exit status, if it
-            // comes at once, says how it ended (a crash must not count as a closed stdout).
-            if reason == ExitReason::StdoutClosed {
-                if let Ok(Ok(status)) = tokio::time::timeout(STDOUT_DRAIN, child.wait()).await {
-                    break 'stopped match status.success() {
-                        true => ExitReason::Exited,
-                        false => ExitReason::Crashed,
-                    };
+        Ok(reason) = stop => {
+            // A closed stdout is most often a child on its way out: give it a moment.
+            let exited = match reason {
+                ExitReason::StdoutClosed => {
+                    tokio::time::timeout(STDOUT_DRAIN, child.wait()).await.ok()
                 }
+                _ => None,
+            };
+            let status = match exited {
+                Some(status) => status.ok(),
+                None => {
+                    signal_group(session.pid, Signal::TERM);
+                    match tokio::time::timeout(KILL_GRACE, child.wait()).await {
+                        Ok(status) => status.ok(),
+                        Err(_) => {
+                            signal_group(session.pid, Signal::KILL);
+                            child.wait().await.ok()
+                        }
+                    }
+                }
+            };
+            // A child whose stdout closed ends as its exit status says (a crash must not
+            // count as a closed stdout, however late its exit is seen); one ended by our
+            // signal keeps the reason it was stopped for.
+            match (reason, status.and_then(|s| s.code())) {
+                (ExitReason::StdoutClosed, Some(0)) => ExitReason::Exited,
+                (ExitReason::StdoutClosed, Some(_)) => ExitReason::Crashed,
+                _ => reason,
             }
-            signal_group(session.pid, Signal::TERM);
-            if tokio::time::timeout(KILL_GRACE, child.wait()).await.is_err() {
-                signal_group(session.pid, Signal::KILL);
-                let _ = child.wait().await;
-            }
-            reason
         }
     };
     // What the child wrote before it ended still reaches its streams.
