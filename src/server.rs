@@ -4,7 +4,7 @@
 //! would retry 30 s and then lose its listener silently), unresolvable upstream names (Pingora
 //! would panic per request), bad metric registrations.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,10 +29,12 @@ use crate::proxy::reverse::Metrics;
 use crate::proxy::McpProxy;
 use crate::tls::PeerIdentities;
 use crate::upstream::stdio::{self, Bridge, ProcessGroups, StdioMetrics, KILL_GRACE};
+use reserve::reserve_all;
 use tls::TlsEdge;
 use watch::{Reload, RulesReload, Watcher};
 
 mod accept;
+mod reserve;
 pub mod tls;
 mod watch;
 
@@ -258,40 +260,6 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
         grace: config.shutdown.grace_period,
         children: stdio.groups,
     })
-}
-
-/// Checks every listener and the admin address, turning port 0 into a concrete port. Every
-/// address is held until all are chosen: released one by one, a port 0 could be given the
-/// port just released for another listener, and Pingora would then open the second listener
-/// on the first one's socket (two owners of one descriptor: a double close, and one
-/// listener's connections served by the other).
-fn reserve_all(config: &mut Config) -> Result<(), StartError> {
-    let mut held = Vec::new();
-    for listener in &mut config.listeners {
-        let (addr, socket) = reserve(listener.addr, "listen")?;
-        listener.addr = addr;
-        held.push(socket);
-    }
-    if let Some(admin) = config.admin {
-        let (addr, socket) = reserve(admin, "admin")?;
-        config.admin = Some(addr);
-        held.push(socket);
-    }
-    Ok(())
-}
-
-/// Fails fast on an address in use; the socket is returned so the caller holds the port.
-fn reserve(addr: SocketAddr, what: &'static str) -> Result<(SocketAddr, TcpListener), StartError> {
-    match TcpListener::bind(addr) {
-        Ok(l) => l
-            .local_addr()
-            .map(|a| (a, l))
-            .map_err(|source| StartError::Bind { what, addr, source }),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            Err(StartError::AddrInUse { what, addr })
-        }
-        Err(source) => Err(StartError::Bind { what, addr, source }),
-    }
 }
 
 // === impl Shadowcat ===

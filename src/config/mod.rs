@@ -7,13 +7,15 @@
 
 mod defaults;
 mod listeners;
+mod log;
 mod raw;
 mod units;
+mod upstream;
 mod upstream_url;
 mod validate;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::authority::AuthorityPattern;
@@ -21,7 +23,12 @@ use crate::glob::Glob;
 pub use crate::ratelimit::{Cidr, Rate};
 
 pub use listeners::{CertPair, ClientAuth, Listener, SniCert, TlsConfig};
+pub use log::{LogConfig, LogFormat};
 pub use units::{format_duration, parse_duration, parse_size};
+pub use upstream::{
+    Http2Mode, StdioMode, StdioUpstream, UpstreamConfig, UpstreamTls, UpstreamUrl,
+    DEFAULT_MAX_CHILDREN,
+};
 
 /// Where the proxy listens when nothing says otherwise.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
@@ -66,64 +73,6 @@ pub struct Config {
     /// `log:` how log lines are written.
     pub log: LogConfig,
 }
-
-/// `log:` how the proxy writes its log lines (to stderr).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LogConfig {
-    pub format: LogFormat,
-}
-
-/// `log.format`: human-readable lines, or one JSON object per line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum LogFormat {
-    /// tracing's text format: `timestamp LEVEL target: message key=value ...`.
-    #[default]
-    Text,
-    /// One JSON object per line; an event's fields are top-level keys.
-    Json,
-}
-
-impl LogFormat {
-    /// `text` or `json` (as written in the config and after `--log-format`).
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "text" => Some(Self::Text),
-            "json" => Some(Self::Json),
-            _ => None,
-        }
-    }
-}
-
-/// `upstreams[]` with `command:`: an MCP server the proxy runs itself, as child processes
-/// speaking newline-delimited JSON-RPC on stdin/stdout, served to the proxy by an in-process
-/// Streamable HTTP bridge (see `crate::upstream::stdio`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StdioUpstream {
-    /// The upstream's name (as in `upstreams[].name`).
-    pub name: String,
-    /// The program: an absolute path, found at validation (on `PATH`, or the path written,
-    /// taken from the proxy's working directory).
-    pub program: PathBuf,
-    pub args: Vec<String>,
-    /// The children's whole environment besides `PATH` (values with `${VAR}` read).
-    pub env: Vec<(String, String)>,
-    /// The children's working directory (default: the proxy's).
-    pub cwd: Option<PathBuf>,
-    pub mode: StdioMode,
-    /// Children alive at once; an `initialize` past it gets 503.
-    pub max_children: usize,
-}
-
-/// `upstreams[].mode` of a stdio upstream.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum StdioMode {
-    /// One child per MCP session, started by its `initialize`.
-    #[default]
-    PerSession,
-}
-
-/// `upstreams[].max_children` when not given.
-pub const DEFAULT_MAX_CHILDREN: usize = 100;
 
 /// Interceptor rules (see `crate::interceptor`), validated with the config.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -225,52 +174,6 @@ impl Security {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamConfig {
-    pub name: String,
-    pub url: UpstreamUrl,
-    /// Share of new sessions and sessionless requests (round robin), 1 to 1000.
-    pub weight: u32,
-    /// Forward the client's `Authorization` and `Cookie` to this upstream. Off by default: the
-    /// MCP spec forbids token passthrough, and the upstream gets `headers` instead.
-    pub forward_authorization: bool,
-    /// Headers added to every request to this upstream (its own credentials). Values are marked
-    /// sensitive, so they never show in debug output.
-    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    /// `tls:` for an `https://` upstream (all empty for `http://`).
-    pub tls: UpstreamTls,
-    /// `http2:` which HTTP versions the proxy speaks to this upstream.
-    pub http2: Http2Mode,
-}
-
-/// `upstreams[].tls`: how the proxy checks an `https://` upstream, and proves itself to it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UpstreamTls {
-    /// The name sent as SNI and checked against the certificate, instead of the URL's host.
-    pub server_name: Option<String>,
-    /// Trust only the CAs in this PEM bundle (instead of the system's roots).
-    pub ca_file: Option<PathBuf>,
-    /// A client certificate chain (PEM) for upstreams that require mTLS; with `key_file`.
-    pub cert_file: Option<PathBuf>,
-    /// The client certificate's key (PEM: PKCS#8, PKCS#1 or SEC1).
-    pub key_file: Option<PathBuf>,
-    /// Accept any certificate (handshake signatures are still checked). Only when written out;
-    /// the server logs a warning at start.
-    pub insecure_skip_verify: bool,
-}
-
-/// `upstreams[].http2`: which HTTP versions to speak to an upstream.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Http2Mode {
-    /// https: offer h2 and http/1.1 by ALPN, the server picks; http://: HTTP/1.1.
-    #[default]
-    Auto,
-    /// https: h2 only by ALPN; http://: h2c with prior knowledge.
-    Always,
-    /// HTTP/1.1 only.
-    Never,
-}
-
 /// How new sessions and sessionless requests choose an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadBalancing {
@@ -306,19 +209,6 @@ pub struct Sessions {
 /// A thousand leaves them room, and makes filling the default `sessions.max` (100,000) take a
 /// hundred clients rather than one.
 pub const DEFAULT_SESSIONS_PER_CLIENT: usize = 1000;
-
-/// An upstream MCP endpoint URL (`http[s]://host[:port][/path][?query]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamUrl {
-    /// `https://` (TLS to the upstream); `false` for `http://`.
-    pub https: bool,
-    /// Host name or IP (IPv6 without brackets).
-    pub host: String,
-    pub port: u16,
-    /// Starts with `/`.
-    pub path_and_query: String,
-    pub original: String,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {

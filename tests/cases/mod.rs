@@ -1,6 +1,7 @@
 mod admin;
 mod auth;
 mod cache;
+mod cache_batch;
 mod cli;
 mod dashboards;
 mod errors;
