@@ -5,6 +5,18 @@ use base64::Engine;
 
 use super::peek;
 
+/// Do these headers say `Content-Type: text/event-stream` (parameters allowed)?
+pub fn is_event_stream(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .get(..17)
+                .is_some_and(|t| t.eq_ignore_ascii_case("text/event-stream"))
+        })
+}
+
 /// MCP 2026-07-28 header values may be written `=?base64?...?=`.
 pub fn decode_value(v: &str) -> String {
     v.strip_prefix("=?base64?")

@@ -177,14 +177,5 @@ impl UpstreamBody {
 
 /// `200` with `Content-Type: text/event-stream`.
 fn is_event_stream(resp: &http::Response<Incoming>) -> bool {
-    resp.status() == http::StatusCode::OK
-        && resp
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.trim_start()
-                    .get(..17)
-                    .is_some_and(|t| t.eq_ignore_ascii_case("text/event-stream"))
-            })
+    resp.status() == http::StatusCode::OK && crate::mcp::headers::is_event_stream(resp.headers())
 }

@@ -18,14 +18,7 @@ use crate::transport::sse::{cache_control, filter, Flow, Judge, ScanError, SseEv
 
 /// Is this response an SSE stream?
 pub fn is_event_stream(resp: &ResponseHeader) -> bool {
-    resp.headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .get(..17)
-                .is_some_and(|t| t.eq_ignore_ascii_case("text/event-stream"))
-        })
+    crate::mcp::headers::is_event_stream(&resp.headers)
 }
 
 /// Header changes for an SSE response: no length (the stream is open-ended), no caching, no
