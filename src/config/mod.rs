@@ -27,7 +27,7 @@ pub use log::{LogConfig, LogFormat};
 pub use units::{format_duration, parse_duration, parse_size};
 pub use upstream::{
     Http2Mode, StdioMode, StdioUpstream, UpstreamConfig, UpstreamTls, UpstreamUrl,
-    DEFAULT_MAX_CHILDREN,
+    DEFAULT_MAX_CHILDREN, DEFAULT_POOL_SIZE,
 };
 
 /// Where the proxy listens when nothing says otherwise.

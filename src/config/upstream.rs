@@ -81,6 +81,11 @@ pub struct StdioUpstream {
     pub mode: StdioMode,
     /// Children alive at once; an `initialize` past it gets 503.
     pub max_children: usize,
+    /// Children of the shared pool (`mode: shared`, and sessionless 2026-07-28 clients of a
+    /// `per_session` upstream), 1 to `max_children`.
+    pub pool_size: usize,
+    /// Child starts allowed (`None`: no limit); past it, 503 with `Retry-After`.
+    pub spawn_rate: Option<crate::ratelimit::Rate>,
 }
 
 /// `upstreams[].mode` of a stdio upstream.
@@ -89,7 +94,12 @@ pub enum StdioMode {
     /// One child per MCP session, started by its `initialize`.
     #[default]
     PerSession,
+    /// A pool of `pool_size` children the proxy initializes itself, serving every client,
+    /// request ids rewritten.
+    Shared,
 }
 
 /// `upstreams[].max_children` when not given.
 pub const DEFAULT_MAX_CHILDREN: usize = 100;
+/// `upstreams[].pool_size` when not given.
+pub const DEFAULT_POOL_SIZE: usize = 1;

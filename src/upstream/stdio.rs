@@ -45,23 +45,32 @@
 //! groups, signals), `lines` (NDJSON framing and the message peek), `metrics`.
 
 mod child;
+mod clients;
 mod http;
 mod lines;
 mod metrics;
+mod per_session;
+mod pool;
+mod pooled;
 mod process;
+mod replies;
+mod rewrite;
 mod session;
+mod shared;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
-use crate::config::{Config, StdioUpstream};
+use crate::config::{Config, StdioMode, StdioUpstream};
+use crate::ratelimit::Limiter;
 pub use metrics::StdioMetrics;
+use pool::Pool;
 pub use process::{ProcessGroups, KILL_GRACE};
 pub use session::ExitReason;
 use session::Session;
@@ -100,6 +109,12 @@ struct BridgeState {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     /// Children alive (started and not yet reaped), at most `max_children`.
     live: AtomicUsize,
+    /// `spawn_rate`: child starts allowed (one bucket for the upstream).
+    spawn_rate: Option<Limiter>,
+    /// The shared pool (`mode: shared`, and sessionless requests in any mode).
+    pool: Pool,
+    /// Shutdown has begun: no child starts any more.
+    closing: AtomicBool,
     metrics: StdioMetrics,
     groups: ProcessGroups,
 }
@@ -158,9 +173,12 @@ impl Bridge {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let state = Arc::new(BridgeState {
+            spawn_rate: settings.upstream.spawn_rate.map(Limiter::new),
+            pool: Pool::new(settings.upstream.pool_size),
             settings,
             sessions: Mutex::default(),
             live: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
             metrics,
             groups,
         });
@@ -187,6 +205,9 @@ impl Bridge {
             }
         };
         let sweeper = tokio::spawn(sweep_idle(self.state.clone()));
+        if self.state.settings.upstream.mode == StdioMode::Shared {
+            Pool::warm_all(&self.state);
+        }
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -205,13 +226,15 @@ impl Bridge {
         }
         sweeper.abort();
         let state = &self.state;
+        state.closing.store(true, Ordering::Release);
         for session in state.all() {
             session.stop(ExitReason::Shutdown);
         }
+        for child in state.pool.children() {
+            child.stop(ExitReason::Shutdown);
+        }
         let deadline = tokio::time::Instant::now() + KILL_GRACE + Duration::from_secs(1);
-        while state.live.load(std::sync::atomic::Ordering::Acquire) > 0
-            && tokio::time::Instant::now() < deadline
-        {
+        while state.live.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -247,5 +270,6 @@ async fn sweep_idle(state: Arc<BridgeState>) {
                 session.stop(ExitReason::Idle);
             }
         }
+        state.pool.clients.sweep(since);
     }
 }

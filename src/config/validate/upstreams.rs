@@ -30,10 +30,7 @@ pub(super) fn validate(
             let child = stdio::validate(
                 &name,
                 command,
-                Default::default(),
-                None,
-                None,
-                None,
+                stdio::StdioKeys::default(),
                 "--upstream-command",
             )?;
             (
@@ -115,6 +112,8 @@ fn one(i: usize, u: RawUpstream) -> Result<(UpstreamConfig, Option<StdioUpstream
                 ("cwd", u.cwd.is_some()),
                 ("mode", u.mode.is_some()),
                 ("max_children", u.max_children.is_some()),
+                ("pool_size", u.pool_size.is_some()),
+                ("spawn_rate", u.spawn_rate.is_some()),
             ];
             if let Some((key, _)) = stdio_only.iter().find(|(_, set)| *set) {
                 return Err(invalid(
@@ -135,15 +134,15 @@ fn one(i: usize, u: RawUpstream) -> Result<(UpstreamConfig, Option<StdioUpstream
                     "only for an HTTP upstream (`url`), not with `command`",
                 ));
             }
-            let child = stdio::validate(
-                &name,
-                &command,
-                u.env.unwrap_or_default(),
-                u.cwd.as_deref(),
-                u.mode.as_deref(),
-                u.max_children,
-                &format!("upstreams[{i}]"),
-            )?;
+            let keys = stdio::StdioKeys {
+                env: u.env.unwrap_or_default(),
+                cwd: u.cwd,
+                mode: u.mode,
+                max_children: u.max_children,
+                pool_size: u.pool_size,
+                spawn_rate: u.spawn_rate,
+            };
+            let child = stdio::validate(&name, &command, keys, &format!("upstreams[{i}]"))?;
             (stdio::placeholder_url(&name), Some(child))
         }
     };
