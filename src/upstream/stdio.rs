@@ -55,6 +55,7 @@ mod pooled;
 mod process;
 mod replies;
 mod rewrite;
+mod server_requests;
 mod session;
 mod shared;
 

@@ -38,6 +38,7 @@ fn result_json(msg: &Value) -> Value {
 fn check_slow_stream(msgs: &[Value], id: &Value, x: u64, token: &str) -> i64 {
     let (last, before) = msgs.split_last().expect("a response");
     assert_eq!(&last["id"], id, "{msgs:?}");
+    assert!(last["result"]["content"].is_array(), "{msgs:?}");
     let result = result_json(last);
     assert_eq!(result["args"]["x"], x, "its own answer: {msgs:?}");
     let progress: Vec<&Value> = before
@@ -77,6 +78,46 @@ async fn stdio_2026_clients_share_a_pool_with_interleaved_requests() {
         .contains(&json!("2026-07-28")));
     assert_eq!(result["serverInfo"]["name"], "fixture");
     assert!(result["capabilities"]["tools"].is_object(), "{result}");
+    let list = json!({"jsonrpc":"2.0","id":2,"method":"tools/list"});
+    let msgs = messages(post_2026(&client, &url, &list).await).await;
+    let result = &msgs[0]["result"];
+    assert_eq!(result["tools"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        (
+            &result["resultType"],
+            &result["ttlMs"],
+            &result["cacheScope"]
+        ),
+        (&json!("complete"), &json!(0), &json!("private")),
+        "cacheable 2026-07-28 results say how they may be cached"
+    );
+    // An unknown revision gets 400, as from an MCP server; so does a POST that cannot take SSE.
+    let resp = client
+        .post(&url)
+        .header("accept", ACCEPT_BOTH)
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "1999-01-01")
+        .body(list.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("Unsupported protocol version"));
+    let resp = client
+        .post(&url)
+        .header("accept", "application/json")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/list")
+        .body(list.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 406);
 
     // Sixteen sessionless clients at once, all with id 1 and progress token "tok"; the first
     // sent takes longest, so the answers come back in the reverse order, interleaved.
@@ -85,7 +126,10 @@ async fn stdio_2026_clients_share_a_pool_with_interleaved_requests() {
         tokio::spawn(async move {
             let resp = post_2026(&client, &url, &slow(json!(1), x, 40 * (16 - x), "tok")).await;
             assert_eq!(resp.status(), 200);
-            check_slow_stream(&messages(resp).await, &json!(1), x, "tok")
+            let msgs = messages(resp).await;
+            // A 2026-07-28 result, made from the older server's.
+            assert_eq!(msgs.last().unwrap()["result"]["resultType"], "complete");
+            check_slow_stream(&msgs, &json!(1), x, "tok")
         })
     });
     // A 2025-06-18 session on the same shared child meanwhile, also using id 1.
@@ -265,26 +309,23 @@ async fn stdio_spawn_rate_limit_gives_503_with_retry_after() {
         .contains("spawn_rate"));
 }
 
+/// A hundred sessions alive at once, each with its own child, all called at once. They are
+/// opened ten at a time: a hundred interpreters starting together on a busy 2-core CI machine
+/// would test the machine, not the proxy.
 #[tokio::test]
 async fn stdio_100_concurrent_sessions_each_get_their_own_child() {
     let proxy = Proxy::start(config(&[], "")).await;
     let (client, url) = (client(), proxy.url());
-    let runs = (0..100u64).map(|n| {
-        let (client, url) = (client.clone(), url.clone());
+    let opening = std::sync::Arc::new(tokio::sync::Semaphore::new(10));
+    let opened = (0..100).map(|_| {
+        let (client, url, opening) = (client.clone(), url.clone(), opening.clone());
         tokio::spawn(async move {
-            let (session, pid) = open_session(&client, &url).await;
-            let msgs =
-                messages(post_in(&client, &url, &session, &tool(n + 10, "echo", None)).await).await;
-            assert_eq!(msgs[0]["id"], n + 10);
-            assert_eq!(
-                msgs[0]["result"]["content"][0]["text"],
-                format!("{{\"x\": {}}}", n + 10)
-            );
-            (session, pid)
+            let _permit = opening.acquire().await.unwrap();
+            open_session(&client, &url).await
         })
     });
     let mut sessions = Vec::new();
-    for run in runs.collect::<Vec<_>>() {
+    for run in opened.collect::<Vec<_>>() {
         sessions.push(run.await.unwrap());
     }
     let mut pids: Vec<i32> = sessions.iter().map(|(_, p)| *p).collect();
@@ -293,6 +334,19 @@ async fn stdio_100_concurrent_sessions_each_get_their_own_child() {
     assert_eq!(pids.len(), 100, "one child per session");
     let children = r#"shadowcat_stdio_children{upstream="fixture"}"#;
     assert_eq!(proxy.settled(children, 100.0).await, Some(100.0));
+    // Every session called at once; each answer comes from its own child.
+    let calls = sessions.iter().enumerate().map(|(n, (session, pid))| {
+        let (client, url, session, pid) = (client.clone(), url.clone(), session.clone(), *pid);
+        tokio::spawn(async move {
+            let id = n as u64 + 10;
+            let resp = post_in(&client, &url, &session, &slow(json!(id), id, 100, "t")).await;
+            let child = check_slow_stream(&messages(resp).await, &json!(id), id, "t");
+            assert_eq!(child, i64::from(pid), "answered by its own child");
+        })
+    });
+    for call in calls.collect::<Vec<_>>() {
+        call.await.unwrap();
+    }
     // The 101st is refused (max_children 100), clearly.
     assert_eq!(post(&client, &url, &initialize(1)).await.status(), 503);
     for (session, _) in &sessions {

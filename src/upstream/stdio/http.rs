@@ -19,6 +19,37 @@ use crate::config::StdioMode;
 
 /// The path the bridge serves.
 pub(super) const PATH: &str = "/mcp";
+/// The revisions the bridge serves (`MCP-Protocol-Version`; 2026-07-28 by the shared pool).
+const VERSIONS: [&str; 5] = [
+    "2024-11-05",
+    "2025-03-26",
+    "2025-06-18",
+    "2025-11-25",
+    "2026-07-28",
+];
+
+/// 406 when the client cannot take what the bridge answers with: a POST must accept JSON and
+/// SSE, a GET SSE (as the SDKs' servers require).
+fn not_acceptable(method: &Method, headers: &http::HeaderMap) -> Option<Response<BridgeBody>> {
+    let accept: String = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    let (json, sse) = (
+        accept.contains("application/json"),
+        accept.contains("text/event-stream"),
+    );
+    let message = match *method {
+        Method::POST if !(json && sse) => {
+            "Not Acceptable: Client must accept both application/json and text/event-stream"
+        }
+        Method::GET if !sse => "Not Acceptable: Client must accept text/event-stream",
+        _ => return None,
+    };
+    Some(rpc_error(StatusCode::NOT_ACCEPTABLE, None, -32000, message))
+}
 
 /// The session a request names.
 enum Named {
@@ -40,12 +71,22 @@ pub(super) async fn handle(
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let sessionless_era = req
+    let version = req
         .headers()
         .get("mcp-protocol-version")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v >= "2026-07-28");
+        .map(|v| v.to_str().unwrap_or_default());
+    if let Some(v) = version.filter(|v| !VERSIONS.contains(v)) {
+        let message = format!(
+            "Bad Request: Unsupported protocol version {v:?} (supported versions: {})",
+            VERSIONS.join(", ")
+        );
+        return rpc_error(StatusCode::BAD_REQUEST, None, -32000, &message);
+    }
+    let sessionless_era = version == Some("2026-07-28");
     let method = req.method().clone();
+    if let Some(refusal) = not_acceptable(&method, req.headers()) {
+        return refusal;
+    }
     let session = match session_id.as_deref() {
         None => None,
         Some(id) => match (state.get(id), state.pool.clients.get(id)) {

@@ -22,8 +22,9 @@ use tokio::time::Instant;
 
 use super::child::{spawn, Sink, SpawnError};
 use super::clients::Clients;
+use super::server_requests::ServerRequests;
 use super::session::ExitReason;
-use super::shared::{InitError, OnEnd, ServerRequests, SharedChild};
+use super::shared::{InitError, OnEnd, SharedChild};
 use super::BridgeState;
 use crate::config::StdioMode;
 

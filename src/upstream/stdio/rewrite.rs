@@ -59,6 +59,45 @@ pub(super) fn with_id(line: &[u8], id: &str) -> Option<Bytes> {
     set(line, &["id"], id)
 }
 
+/// Methods whose 2026-07-28 results carry caching directives.
+pub(super) const CACHEABLE: [&str; 5] = [
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+];
+
+/// A response of an older server made a 2026-07-28 one: `result.resultType` (`complete`,
+/// which is what its absence means) and, for a cacheable method, `ttlMs: 0` and
+/// `cacheScope: "private"` (nothing may be cached that the server did not say could be),
+/// each only when missing. An error response, or a result that is not an object, is kept.
+pub(super) fn as_2026(line: &[u8], cacheable: bool) -> Option<Bytes> {
+    let text = std::str::from_utf8(line).ok()?;
+    let mut members: Members = serde_json::from_str(text).ok()?;
+    let Some(result) = members.get("result") else {
+        return Some(Bytes::copy_from_slice(line));
+    };
+    let Ok(mut fields) = serde_json::from_str::<Members>(result.get()) else {
+        return Some(Bytes::copy_from_slice(line));
+    };
+    let mut add = |key: &str, value: &str| {
+        if !fields.contains_key(key) {
+            if let Ok(raw) = RawValue::from_string(value.to_owned()) {
+                fields.insert(key.to_owned(), raw);
+            }
+        }
+    };
+    add("resultType", r#""complete""#);
+    if cacheable {
+        add("ttlMs", "0");
+        add("cacheScope", r#""private""#);
+    }
+    let result = RawValue::from_string(serde_json::to_string(&fields).ok()?).ok()?;
+    members.insert("result".to_owned(), result);
+    serde_json::to_string(&members).ok().map(Bytes::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +130,25 @@ mod tests {
         let note =
             br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"s3"}}"#;
         assert_eq!(get(note, CANCELLED_ID).as_deref(), Some(r#""s3""#));
+    }
+
+    #[test]
+    fn older_results_become_2026_results() {
+        let list = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#;
+        let v = parse(&as_2026(list, true).unwrap());
+        assert_eq!(
+            v["result"],
+            json!({"tools":[],"resultType":"complete","ttlMs":0,"cacheScope":"private"})
+        );
+        let call =
+            br#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"resultType":"x","ttlMs":5}}"#;
+        let v = parse(&as_2026(call, false).unwrap());
+        assert_eq!(
+            v["result"],
+            json!({"content":[],"resultType":"x","ttlMs":5})
+        );
+        let error = br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}}"#;
+        assert_eq!(&as_2026(error, true).unwrap()[..], &error[..]);
     }
 
     #[test]

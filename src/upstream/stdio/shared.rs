@@ -14,15 +14,16 @@
 //!   it is: a notification is dropped (never shown to a client it may not belong to), a
 //!   server request is answered with a JSON-RPC error.
 //! * **Server requests** reach a session with a bridge-wide id `"s<n>"`; its response, POSTed by
-//!   that session only, goes back to this child with the child's own id ([`ServerRequests`]).
+//!   that session only, goes back to this child with the child's own id
+//!   ([`ServerRequests`]).
 //!   A sessionless (2026-07-28) client cannot answer one (it never POSTs responses), so the
 //!   child gets an error at once.
 //! * A client that leaves a request's stream (in 2026-07-28 that cancels it) makes the bridge
 //!   send `notifications/cancelled` for it ([`SharedChild::abandon`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -33,6 +34,7 @@ use tokio::time::Instant;
 use super::clients::{ClientSession, Clients};
 use super::lines::{sse_event, Kind, Message};
 use super::rewrite::{self, CANCELLED_ID, NOTIFICATION_TOKEN, REQUEST_TOKEN};
+use super::server_requests::ServerRequests;
 use super::session::{ExitReason, StreamTx};
 
 /// The protocol revision the proxy asks a shared child for (the newest with `initialize`).
@@ -59,6 +61,9 @@ struct Pending {
     token: Option<String>,
     target: Target,
     owner: Option<Owner>,
+    /// A sessionless client's request: its answer is made a 2026-07-28 result (`Some`:
+    /// whether the method's result is cacheable).
+    modern: Option<bool>,
 }
 
 /// What the child answered to the proxy's `initialize`.
@@ -76,65 +81,6 @@ pub(super) enum InitError {
     Timeout,
     Exited,
     Refused(String),
-}
-
-/// Server-to-client requests in flight to sessions, by the id the client sees.
-#[derive(Default)]
-pub(super) struct ServerRequests {
-    map: Mutex<HashMap<String, ServerRequest>>,
-    next: AtomicU64,
-}
-
-struct ServerRequest {
-    child: Weak<SharedChild>,
-    /// The child's id for it (JSON text).
-    id: String,
-    owner: u64,
-}
-
-// === impl ServerRequests ===
-
-impl ServerRequests {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, ServerRequest>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn add(&self, child: &Arc<SharedChild>, id: String, owner: u64) -> String {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let public = format!("\"s{n}\"");
-        let request = ServerRequest {
-            child: Arc::downgrade(child),
-            id,
-            owner,
-        };
-        self.map().insert(public.clone(), request);
-        public
-    }
-
-    /// A client's response to a server request: back to its child with the child's id, when
-    /// `owner` is the session it was sent to. `false`: no such request (answered, or not this
-    /// session's); the response is dropped.
-    pub(super) async fn answer(&self, owner: u64, line: &Bytes, id: &str) -> bool {
-        let request = {
-            let mut map = self.map();
-            match map.get(id) {
-                Some(r) if r.owner == owner => map.remove(id),
-                _ => None,
-            }
-        };
-        let Some(request) = request else {
-            return false;
-        };
-        match (request.child.upgrade(), rewrite::with_id(line, &request.id)) {
-            (Some(child), Some(line)) => child.write(line).await,
-            _ => false,
-        }
-    }
-
-    fn forget(&self, child: &SharedChild) {
-        self.map()
-            .retain(|_, r| !std::ptr::eq(r.child.as_ptr(), child));
-    }
 }
 
 /// Called once when the child has ended: its pid, why, and how long it lived.
@@ -227,6 +173,7 @@ impl SharedChild {
                 token: None,
                 target: Target::Init(tx),
                 owner: None,
+                modern: None,
             };
             routes.pending.insert(n, pending);
         }
@@ -292,6 +239,10 @@ impl SharedChild {
                     token,
                     target: Target::Stream(tx.clone()),
                     owner: Some(owner.clone()),
+                    modern: owner.session.is_none().then(|| {
+                        let method = msg.method.as_deref().unwrap_or_default();
+                        rewrite::CACHEABLE.contains(&method)
+                    }),
                 };
                 routes.pending.insert(n, pending);
                 lines.push(out);
@@ -374,9 +325,15 @@ impl SharedChild {
             Some(Pending {
                 id,
                 target: Target::Stream(tx),
+                modern,
                 ..
             }) => {
-                if let Some(out) = rewrite::with_id(line, &id) {
+                let out = rewrite::with_id(line, &id);
+                let out = match modern {
+                    Some(cacheable) => out.and_then(|l| rewrite::as_2026(&l, cacheable)),
+                    None => out,
+                };
+                if let Some(out) = out {
                     let _ = tx.send(sse_event(&out)).await;
                 }
             }
@@ -447,7 +404,9 @@ impl SharedChild {
             (To::Request(tx, owner), _) => match owner.session {
                 Some(session) => {
                     let child_id = msg.id.clone().unwrap_or_default();
-                    let public = self.requests.add(self, child_id, session.key);
+                    let public = self
+                        .requests
+                        .add(self.pid, &self.stdin, child_id, session.key);
                     if let Some(out) = rewrite::with_id(line, &public) {
                         let _ = tx.send(sse_event(&out)).await;
                     }
@@ -484,7 +443,7 @@ impl SharedChild {
             routes.closed = true;
             std::mem::take(&mut routes.pending)
         };
-        self.requests.forget(self);
+        self.requests.forget(self.pid);
         for (_, p) in pending {
             if let Target::Stream(tx) = p.target {
                 let id: Value = serde_json::from_str(&p.id).unwrap_or(Value::Null);
