@@ -134,7 +134,13 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
         tracing::warn!(%warning, "configuration is valid but probably not meant");
     }
     fit_open_files(&mut config.limits, config.upstreams.len());
-    let metrics = Arc::new(Metrics::new()?);
+    let mut metrics = Metrics::new()?;
+    if let Some(stdio) = &stdio.metrics {
+        for family in stdio.collectors() {
+            metrics.register(family)?;
+        }
+    }
+    let metrics = Arc::new(metrics);
     let ready = Arc::new(AtomicBool::new(true));
     let threads = config
         .threads
@@ -241,8 +247,7 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
             "shadowcat admin".to_owned(),
             HttpServer::new_app(
                 AdminApp::new(metrics, ready.clone(), config.admin_bearer_token.clone())
-                    .with_cache(cache)
-                    .with_stdio_metrics(stdio.metrics),
+                    .with_cache(cache),
             ),
         );
         svc.threads = Some(1);

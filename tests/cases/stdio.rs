@@ -175,6 +175,9 @@ async fn stdio_max_children_gives_503() {
     let resp = post(&client, &url, &initialize(1)).await;
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers()["retry-after"], "1");
+    let series =
+        r#"shadowcat_stdio_spawns_refused_total{reason="max_children",upstream="fixture"}"#;
+    assert_eq!(proxy.settled(series, 1.0).await, Some(1.0));
 }
 
 /// The binary, started with `--upstream-command`: SIGTERM drains and exits, and the child

@@ -307,6 +307,8 @@ async fn stdio_spawn_rate_limit_gives_503_with_retry_after() {
         .as_str()
         .unwrap()
         .contains("spawn_rate"));
+    let series = r#"shadowcat_stdio_spawns_refused_total{reason="spawn_rate",upstream="fixture"}"#;
+    assert_eq!(proxy.settled(series, 1.0).await, Some(1.0));
 }
 
 /// A hundred sessions alive at once, each with its own child, all called at once. They are

@@ -108,12 +108,21 @@ pub(super) fn spawn(
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             (n < max).then_some(n + 1)
         })
-        .map_err(|_| SpawnError::AtCapacity)?;
+        .map_err(|_| {
+            let name = &state.settings.name;
+            state.metrics.spawn_refused(name, "max_children");
+            SpawnError::AtCapacity
+        })?;
     let allowed = match &state.spawn_rate {
         _ if state.closing.load(Ordering::Acquire) => Err(SpawnError::Io(std::io::Error::other(
             "the proxy is shutting down",
         ))),
-        Some(limiter) => limiter.check(&()).map_err(SpawnError::RateLimited),
+        Some(limiter) => limiter.check(&()).map_err(|wait| {
+            state
+                .metrics
+                .spawn_refused(&state.settings.name, "spawn_rate");
+            SpawnError::RateLimited(wait)
+        }),
         None => Ok(()),
     };
     if let Err(e) = allowed {
