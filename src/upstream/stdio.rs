@@ -16,7 +16,7 @@
 //! one code path for every upstream, so nothing can behave differently because a server
 //! happens to be a program.
 //!
-//! What the bridge does (`mode: per_session`, the only mode so far):
+//! What the bridge does with `mode: per_session` (one child per session):
 //! * `initialize` without a session starts a child ([`child`]), writes the request, and holds
 //!   the answer's head until the child's first message (at most `timeouts.request`: a child
 //!   that never answers gives 504 and is stopped). The answer carries the bridge's own
@@ -37,10 +37,16 @@
 //!   upstream's name, at most 20 a second per child.
 //! * Children get only the configured `env` plus `PATH`, never the proxy's environment.
 //!
-//! Not yet (refused clearly): `mode: shared` (a config error) and sessionless 2026-07-28
-//! requests (400 with a JSON-RPC error, on which the Python SDK falls back to `initialize`).
+//! The **shared pool** ([`pool`]) serves `mode: shared` sessions and sessionless 2026-07-28
+//! requests of any stdio upstream: children the proxy initializes itself, many clients per
+//! child, every id rewritten so nothing collides and every message reaches its own client
+//! ([`shared`] says how, and what cannot be attributed). Its slots restart after failures
+//! with a doubling backoff; `spawn_rate` bounds child starts of either kind.
 //!
-//! Files: `http` (the Streamable HTTP side), `session` (routing one session's messages),
+//! Files: `http` (dispatch), `per_session` and `pooled` (the answers of each kind), `replies`
+//! (SSE and error responses), `session` (routing one session's messages), `pool` (slots,
+//! choice, restarts), `shared` (one shared child's routing), `clients` (the pool's sessions),
+//! `server_requests` (server requests in flight to sessions), `rewrite` (id and token edits),
 //! `child` (starting and supervising a child, its pipes), `process` (the command, process
 //! groups, signals), `lines` (NDJSON framing and the message peek), `metrics`.
 
