@@ -364,3 +364,75 @@ async fn stdio_100_concurrent_sessions_each_get_their_own_child() {
         assert!(gone(pid).await, "child {pid} outlived its session");
     }
 }
+
+#[tokio::test]
+async fn stdio_pool_child_that_never_answers_initialize_gives_504_then_backs_off() {
+    let proxy = Proxy::start(config(&["--never-init"], "timeouts:\n  request: 1s\n")).await;
+    let (client, url) = (client(), proxy.url());
+    let list = json!({"jsonrpc":"2.0","id":1,"method":"tools/list"});
+    let started = std::time::Instant::now();
+    let resp = post_2026(&client, &url, &list).await;
+    assert_eq!(resp.status(), 504);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(messages(resp).await[0]["id"], 1);
+    // The failed start counts against the slot: the next request waits out the backoff.
+    let resp = post_2026(&client, &url, &list).await;
+    assert!(
+        [503, 504].contains(&resp.status().as_u16()),
+        "{}",
+        resp.status()
+    );
+    let series = r#"shadowcat_stdio_exits_total{reason="init_failed",upstream="fixture"}"#;
+    assert_eq!(
+        proxy
+            .settled_when(series, |v| v >= 1.0)
+            .await
+            .map(|v| v >= 1.0),
+        Some(true)
+    );
+    let children = r#"shadowcat_stdio_children{upstream="fixture"}"#;
+    assert_eq!(
+        proxy.settled(children, 0.0).await,
+        Some(0.0),
+        "no child left waiting"
+    );
+}
+
+#[tokio::test]
+async fn stdio_pool_child_writing_garbage_still_answers_its_clients() {
+    let proxy = Proxy::start(config(&["--garbage"], "    mode: shared\n")).await;
+    let (client, url) = (client(), proxy.url());
+    let (session, _) = open_session(&client, &url).await;
+    let msgs = messages(post_in(&client, &url, &session, &tool(2, "echo", None)).await).await;
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert_eq!(msgs[0]["result"]["content"][0]["text"], r#"{"x": 2}"#);
+    let msgs = messages(post_2026(&client, &url, &tool(3, "echo", None)).await).await;
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert_eq!(msgs[0]["id"], 3);
+}
+
+#[tokio::test]
+async fn stdio_proxy_shutdown_leaves_no_pool_child() {
+    let extra = "    mode: shared\n    pool_size: 2\n";
+    let proxy = Proxy::start(config(&[], extra)).await;
+    let (client, url) = (client(), proxy.url());
+    // Two requests at once: the second finds the first child busy and starts the other slot.
+    let calls = (0..2u64).map(|x| {
+        let (client, url) = (client.clone(), url.clone());
+        tokio::spawn(async move {
+            let resp = post_2026(&client, &url, &slow(json!(x), x, 400, "t")).await;
+            check_slow_stream(&messages(resp).await, &json!(x), x, "t") as i32
+        })
+    });
+    let mut pids = Vec::new();
+    for call in calls.collect::<Vec<_>>() {
+        pids.push(call.await.unwrap());
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    assert!(pids.iter().all(|p| running(*p)));
+    drop(proxy);
+    for pid in pids {
+        assert!(gone(pid).await, "pool child {pid} outlived the proxy");
+    }
+}

@@ -48,7 +48,7 @@ pub(super) enum PoolError {
 }
 
 pub(super) struct Pool {
-    slots: Vec<tokio::sync::Mutex<Slot>>,
+    slots: Vec<Arc<tokio::sync::Mutex<Slot>>>,
     pub clients: Arc<Clients>,
     pub requests: Arc<ServerRequests>,
 }
@@ -74,7 +74,7 @@ pub(super) fn backoff(failures: u32) -> Duration {
 impl Pool {
     pub(super) fn new(size: usize) -> Self {
         Self {
-            slots: (0..size.max(1)).map(|_| Default::default()).collect(),
+            slots: (0..size.max(1)).map(|_| Arc::default()).collect(),
             clients: Arc::default(),
             requests: Arc::default(),
         }
@@ -115,11 +115,18 @@ impl Pool {
         let Some((_, i)) = best else {
             return Err(PoolError::Backoff(wait.unwrap_or(BACKOFF_FIRST)));
         };
-        let mut slot = pool.slots[i].lock().await;
+        let mut slot = pool.slots[i].clone().lock_owned().await;
         if let Some(child) = slot.child.as_ref().filter(|c| c.is_open()) {
             return Ok(child.clone());
         }
-        start(state, i, &mut slot).await
+        // A task of its own: a client that leaves (the proxy's own deadline, say) must not
+        // cancel a start halfway, leaving a child no slot knows of.
+        let state = state.clone();
+        let starting = tokio::spawn(async move { start(&state, i, &mut slot).await });
+        match starting.await {
+            Ok(started) => started,
+            Err(e) => Err(PoolError::Spawn(std::io::Error::other(e.to_string()))),
+        }
     }
 
     /// Starts slot `i` if it is empty and may start (`mode: shared` keeps its pool running).
@@ -192,6 +199,10 @@ async fn start(
         (Ok(_), None) => return Err(PoolError::Spawn(std::io::Error::other("no child built"))),
     };
     match child.initialize(state.settings.init_timeout).await {
+        Ok(()) if state.closing.load(Ordering::Acquire) => {
+            child.stop(ExitReason::Shutdown);
+            Err(PoolError::Init(InitError::Exited))
+        }
         Ok(()) => {
             tracing::debug!(upstream = %state.settings.name, slot = i, pid = child.pid, "stdio: shared child ready");
             slot.child = Some(child.clone());
