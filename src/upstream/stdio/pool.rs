@@ -242,7 +242,7 @@ async fn restart_after_end(
     };
     let delay = {
         let mut slot = slot.lock().await;
-        if !slot.child.as_ref().is_some_and(|c| c.pid == pid) {
+        if slot.child.as_ref().is_none_or(|c| c.pid != pid) {
             return; // A child that never became ready: its start counted the failure.
         }
         slot.child = None;
