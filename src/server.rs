@@ -291,7 +291,7 @@ impl Shadowcat {
 }
 
 /// The stdio upstreams' bridges, bound before the upstreams are resolved: each stdio
-/// upstream's placeholder URL becomes its bridge's loopback URL here.
+/// upstream's target gets its bridge's loopback URL here.
 struct StdioBridges {
     bridges: Vec<Bridge>,
     metrics: Option<StdioMetrics>,
@@ -323,7 +323,7 @@ impl StdioBridges {
                 .iter_mut()
                 .find(|u| u.name == upstream.name)
             {
-                u.url = url;
+                u.target = crate::config::UpstreamTarget::Stdio { bridge: Some(url) };
             }
             bridges.push(bridge);
         }

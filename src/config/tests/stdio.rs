@@ -28,7 +28,13 @@ fn stdio_upstream_takes_a_command_env_cwd_and_max_children() {
     );
     assert_eq!(s.cwd.as_deref(), Some(std::path::Path::new("/")));
     assert_eq!((s.mode, s.max_children), (StdioMode::PerSession, 7));
-    assert_eq!(c.upstreams[0].url.original, "stdio:mem");
+    assert_eq!(
+        c.upstreams[0].target,
+        UpstreamTarget::Stdio { bridge: None },
+        "a stdio upstream is its own kind, with no URL until its bridge is bound"
+    );
+    assert_eq!(c.upstreams[0].url(), None);
+    assert_eq!(c.upstreams[0].describe(), "stdio:mem");
     assert_eq!(
         stdio("").unwrap().stdio[0].max_children,
         DEFAULT_MAX_CHILDREN

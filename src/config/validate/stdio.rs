@@ -9,7 +9,7 @@ use super::env::expand_env;
 use super::{invalid, rate};
 use crate::config::raw::RawRate;
 use crate::config::{
-    ConfigError, StdioMode, StdioUpstream, UpstreamUrl, DEFAULT_MAX_CHILDREN, DEFAULT_POOL_SIZE,
+    ConfigError, StdioMode, StdioUpstream, DEFAULT_MAX_CHILDREN, DEFAULT_POOL_SIZE,
 };
 
 /// The optional keys of a stdio upstream, as written.
@@ -21,17 +21,6 @@ pub(super) struct StdioKeys {
     pub max_children: Option<u32>,
     pub pool_size: Option<u32>,
     pub spawn_rate: Option<RawRate>,
-}
-
-/// The URL a stdio upstream has until its bridge listens (the server then replaces it).
-pub(super) fn placeholder_url(name: &str) -> UpstreamUrl {
-    UpstreamUrl {
-        https: false,
-        host: "127.0.0.1".into(),
-        port: 0,
-        path_and_query: "/mcp".into(),
-        original: format!("stdio:{name}"),
-    }
 }
 
 /// `field` is `upstreams[i]` (keys are appended) or the flag `--upstream-command`.
