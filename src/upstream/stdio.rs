@@ -278,5 +278,14 @@ async fn sweep_idle(state: Arc<BridgeState>) {
             }
         }
         state.pool.clients.sweep(since);
+        // A per_session upstream's pool serves only sessionless clients: an unused child goes
+        // (the next request starts one). `mode: shared` keeps its pool running.
+        if state.settings.upstream.mode == StdioMode::PerSession {
+            for child in state.pool.children() {
+                if child.idle_since(since) {
+                    child.stop(ExitReason::Idle);
+                }
+            }
+        }
     }
 }

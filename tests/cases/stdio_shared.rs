@@ -436,3 +436,19 @@ async fn stdio_proxy_shutdown_leaves_no_pool_child() {
         assert!(gone(pid).await, "pool child {pid} outlived the proxy");
     }
 }
+
+/// A per_session upstream's pool serves only sessionless clients: its unused child goes after
+/// `sessions.idle_timeout`, and the next request starts another.
+#[tokio::test]
+async fn stdio_idle_pool_child_of_a_per_session_upstream_is_stopped() {
+    let proxy = Proxy::start(config(&[], "sessions:\n  idle_timeout: 1s\n")).await;
+    let (client, url) = (client(), proxy.url());
+    let resp = post_2026(&client, &url, &slow(json!(1), 1, 0, "t")).await;
+    let pid = check_slow_stream(&messages(resp).await, &json!(1), 1, "t") as i32;
+    assert!(gone(pid).await, "the idle pool child was stopped");
+    let series = r#"shadowcat_stdio_exits_total{reason="idle",upstream="fixture"}"#;
+    assert_eq!(proxy.settled(series, 1.0).await, Some(1.0));
+    let resp = post_2026(&client, &url, &slow(json!(2), 2, 0, "t")).await;
+    let again = check_slow_stream(&messages(resp).await, &json!(2), 2, "t") as i32;
+    assert_ne!(again, pid, "a new child");
+}

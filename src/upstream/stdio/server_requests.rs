@@ -11,6 +11,10 @@ use tokio::sync::mpsc;
 
 use super::rewrite;
 
+/// Server requests waiting for a session's answer, per bridge; past it, new ones are refused
+/// to the child (a client that never answers cannot grow the table).
+const MAX_WAITING: usize = 4096;
+
 #[derive(Default)]
 pub(super) struct ServerRequests {
     map: Mutex<HashMap<String, ServerRequest>>,
@@ -34,14 +38,14 @@ impl ServerRequests {
     }
 
     /// Records a request of child `pid` (its id `id`) to session `owner`; the id the
-    /// session sees.
+    /// session sees, or `None` when [`MAX_WAITING`] wait already.
     pub(super) fn add(
         &self,
         pid: i32,
         stdin: &mpsc::Sender<Bytes>,
         id: String,
         owner: u64,
-    ) -> String {
+    ) -> Option<String> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let public = format!("\"s{n}\"");
         let request = ServerRequest {
@@ -50,8 +54,12 @@ impl ServerRequests {
             id,
             owner,
         };
-        self.map().insert(public.clone(), request);
-        public
+        let mut map = self.map();
+        if map.len() >= MAX_WAITING {
+            return None;
+        }
+        map.insert(public.clone(), request);
+        Some(public)
     }
 
     /// A client's response to a server request: back to its child with the child's id, when

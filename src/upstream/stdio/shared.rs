@@ -20,6 +20,9 @@
 //!   child gets an error at once.
 //! * A client that leaves a request's stream (in 2026-07-28 that cancels it) makes the bridge
 //!   send `notifications/cancelled` for it ([`SharedChild::abandon`]).
+//! * One reader serves the child's stdout, and it waits while the stream a message is bound
+//!   for is full (64 events): a client that does not read slows the child's other clients
+//!   rather than make the proxy buffer without bound.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,6 +92,8 @@ pub(super) type OnEnd = Box<dyn FnOnce(i32, ExitReason, Duration) + Send>;
 pub(super) struct SharedChild {
     pub pid: i32,
     started: Instant,
+    /// When the last request was sent (for the idle sweep).
+    last_used: Mutex<Instant>,
     stdin: mpsc::Sender<Bytes>,
     clients: Arc<Clients>,
     requests: Arc<ServerRequests>,
@@ -120,6 +125,7 @@ impl SharedChild {
         Self {
             pid,
             started: Instant::now(),
+            last_used: Mutex::new(Instant::now()),
             stdin,
             clients,
             requests,
@@ -138,6 +144,11 @@ impl SharedChild {
     /// Requests waiting for their response.
     pub(super) fn in_flight(&self) -> usize {
         self.routes().pending.len()
+    }
+
+    /// No request since `since`, and none in flight.
+    pub(super) fn idle_since(&self, since: Instant) -> bool {
+        *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) < since && self.in_flight() == 0
     }
 
     pub(super) fn is_open(&self) -> bool {
@@ -215,6 +226,7 @@ impl SharedChild {
         tx: &StreamTx,
         owner: &Owner,
     ) -> Option<Vec<u64>> {
+        *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         let mut lines = Vec::with_capacity(requests.len());
         let mut ids = Vec::with_capacity(requests.len());
         {
@@ -404,13 +416,18 @@ impl SharedChild {
             (To::Request(tx, owner), _) => match owner.session {
                 Some(session) => {
                     let child_id = msg.id.clone().unwrap_or_default();
-                    let public = self
+                    match self
                         .requests
-                        .add(self.pid, &self.stdin, child_id, session.key);
-                    if let Some(out) = rewrite::with_id(line, &public) {
-                        let _ = tx.send(sse_event(&out)).await;
+                        .add(self.pid, &self.stdin, child_id, session.key)
+                    {
+                        Some(public) => {
+                            if let Some(out) = rewrite::with_id(line, &public) {
+                                let _ = tx.send(sse_event(&out)).await;
+                            }
+                            return;
+                        }
+                        None => "too many server requests wait for their clients' answers",
                     }
-                    return;
                 }
                 None => "a sessionless (2026-07-28) client cannot answer server requests",
             },
