@@ -41,7 +41,8 @@ HZ=$(getconf CLK_TCK)
 ACCEPT='accept: application/json, text/event-stream'
 CALL='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}'
 
-# start TARGET PORT: the bridge on PROXY_CPU; prints the pid that is measured.
+# start TARGET PORT: the bridge on PROXY_CPU; sets PID, the process measured (not called in
+# $(...), so the exit trap knows every pid).
 start() {
   case $1 in
     shadowcat)
@@ -57,7 +58,7 @@ start() {
       ;;
   esac
   PIDS+=($!)
-  echo $!
+  PID=$!
 }
 
 # session URL: initialize, then notifications/initialized; prints the session id.
@@ -74,7 +75,8 @@ session() {
 for round in $(seq "$ROUNDS"); do
   for target in shadowcat supergateway; do
     port=$(free_port)
-    pid=$(start "$target" "$port")
+    start "$target" "$port"
+    pid=$PID
     wait_port "$port" || { echo "$target did not start"; tail "$OUT/$target.log"; exit 1; }
     url="http://127.0.0.1:$port/mcp"
     sid=$(session "$url")

@@ -30,10 +30,11 @@ wait_port() { for _ in $(seq 200); do curl -s -o /dev/null --max-time 1 "http://
 
 WORK=$(mktemp -d)
 PIDS=()
-trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill "${PIDS[@]}" 2>/dev/null || true; wait "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 LOG=$WORK/proxy.log
 
-# start_proxy NAME UPSTREAM-YAML: a proxy with one stdio upstream; prints its URL.
+# start_proxy NAME UPSTREAM-YAML: a proxy with one stdio upstream; sets URL. (Not called in
+# $(...): a subshell would keep the pid from the trap that stops the proxy.)
 start_proxy() {
   local port conf
   port=$(free_port)
@@ -42,17 +43,17 @@ start_proxy() {
   RUST_LOG=${RUST_LOG:-warn} "$SHADOWCAT" reverse --config "$conf" >>"$LOG" 2>&1 &
   PIDS+=($!)
   wait_port "$port" || { cat "$LOG" >&2; exit 1; }
-  echo "http://127.0.0.1:$port/mcp"
+  URL="http://127.0.0.1:$port/mcp"
 }
 
 fail=0
 BASELINE=$WORK/baseline.yml
 grep -v 'dns-rebinding-protection' "$SHARED/conformance-baseline.server-everything.yml" >"$BASELINE"
 for mode in per_session shared; do
-  URL=$(start_proxy "everything-$mode" "  - name: everything
+  start_proxy "everything-$mode" "  - name: everything
     command: [node, $EVERYTHING, stdio]
     mode: $mode
-    pool_size: 2")
+    pool_size: 2"
   echo "--- stdio server-everything ($mode) through the proxy: run-all.sh"
   "$SHARED/run-all.sh" "$URL" "$BASELINE" | tee "$WORK/runall-$mode" || fail=1
   grep -qx "4 passed, 0 failed" "$WORK/runall-$mode" || fail=1
@@ -65,9 +66,9 @@ for mode in per_session shared; do
 done
 
 MEMORY_FILE=$WORK/memory.jsonl
-URL=$(start_proxy memory "  - name: memory
+start_proxy memory "  - name: memory
     command: [node, $MEMORY]
-    env: {MEMORY_FILE_PATH: $MEMORY_FILE}")
+    env: {MEMORY_FILE_PATH: $MEMORY_FILE}"
 echo "--- server-memory: direct stdio and through the proxy give equal results"
 NODE_PATH="$H/node_modules" node "$ROOT/tests/harness/stdio_compare.cjs" memory "$URL" "$MEMORY_FILE" || fail=1
 for v in 1.30.0 2.3.0; do
@@ -76,8 +77,8 @@ done
 
 FOLDER=$WORK/files
 mkdir -p "$FOLDER"
-URL=$(start_proxy filesystem "  - name: files
-    command: [node, $FILESYSTEM, $FOLDER]")
+start_proxy filesystem "  - name: files
+    command: [node, $FILESYSTEM, $FOLDER]"
 echo "--- server-filesystem on a temporary folder: direct stdio and through the proxy give equal results"
 NODE_PATH="$H/node_modules" node "$ROOT/tests/harness/stdio_compare.cjs" filesystem "$URL" "$FOLDER" || fail=1
 for v in 1.30.0 2.3.0; do
