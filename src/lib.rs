@@ -7,6 +7,7 @@
 //! * [`tls`] — TLS termination settings: certificates by SNI, reload, client certificates.
 //! * [`upstream::stdio`] — stdio MCP servers as child processes, behind a Streamable HTTP bridge.
 //! * [`upstream_client`] — the HTTP client to upstreams (hyper-util pool, rustls, h1/h2/h2c).
+//! * [`sealed_id`] — sealed session ids (AEAD tokens any replica with the keys opens).
 //! * [`server`] — builds and runs the Pingora server; [`admin`] serves metrics and health.
 
 pub mod admin;
@@ -22,6 +23,7 @@ pub mod interceptor;
 pub mod mcp;
 pub mod proxy;
 pub mod ratelimit;
+pub mod sealed_id;
 pub mod server;
 pub mod tls;
 pub mod transport;

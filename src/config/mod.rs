@@ -191,7 +191,7 @@ pub struct Health {
 }
 
 /// Proxy-owned sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sessions {
     /// A session unused this long is forgotten (its id then gets 404).
     pub idle_timeout: Duration,
@@ -202,6 +202,41 @@ pub struct Sessions {
     /// At most this many sessions per client network (an IPv4 address, an IPv6 /64) for
     /// clients the proxy does not authenticate (no `auth:`); past it 429. At most `max`.
     pub max_per_ip: usize,
+    /// With `keys`: a sealed id older than this gets 404 on every replica.
+    pub max_age: Duration,
+    /// Keys that seal session ids (the first seals, all open); empty: random ids held in
+    /// this process only.
+    pub keys: Vec<SessionKey>,
+}
+
+/// One `sessions.keys` entry: its id (in every token it seals) and its secret, `${VAR}` read.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionKey {
+    pub id: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("SessionKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sessions {
+    /// The sealer for `keys`, `None` without keys (validated with the config, so it builds).
+    pub fn sealer(&self) -> Option<crate::sealed_id::Sealer> {
+        if self.keys.is_empty() {
+            return None;
+        }
+        let keys = self
+            .keys
+            .iter()
+            .map(|k| (k.id.as_str(), k.secret.as_bytes()));
+        crate::sealed_id::Sealer::new(keys, self.max_age).ok()
+    }
 }
 
 /// The default per-client session cap (`sessions.max_per_principal` and `max_per_ip`).

@@ -295,6 +295,18 @@ pub struct RawSessions {
     pub max: Option<u64>,
     pub max_per_principal: Option<u32>,
     pub max_per_ip: Option<u32>,
+    /// `[{id, secret}]`: seal session ids (the first key seals, all open).
+    pub keys: Option<Vec<RawSessionKey>>,
+    /// How long a sealed id is accepted after it was issued.
+    pub max_age: Option<Scalar>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSessionKey {
+    pub id: String,
+    /// `${VAR}` is read from the environment.
+    pub secret: String,
 }
 
 /// A unit value as written: `5s` is a string to YAML, `0` or `1024` a number. Negative and

@@ -10,6 +10,7 @@ mod cache;
 mod env;
 mod interceptors;
 mod listeners;
+mod session_keys;
 mod stdio;
 mod upstream_tls;
 mod upstreams;
@@ -94,6 +95,12 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
             max,
         )?,
         max_per_ip: per_client(raw.sessions.max_per_ip, "sessions.max_per_ip", max)?,
+        max_age: positive(
+            raw.sessions.max_age,
+            "sessions.max_age",
+            defaults.sessions.max_age,
+        )?,
+        keys: session_keys::keys(raw.sessions.keys)?,
     };
 
     let timeouts = Timeouts {

@@ -29,6 +29,7 @@ mod request_log;
 mod respond;
 pub mod resume;
 pub mod session;
+pub mod session_ended;
 mod session_keys;
 mod session_plan;
 pub mod session_quota;
@@ -60,6 +61,10 @@ pub struct McpProxy {
     config: Arc<Config>,
     upstreams: UpstreamSet,
     sessions: Arc<SessionTable>,
+    /// Seals session ids (`sessions.keys`); `None`: random ids this process alone knows.
+    sealer: Option<Arc<crate::sealed_id::Sealer>>,
+    /// Sealed ids that ended here, refused until they expire.
+    ended: Arc<session_ended::EndedIds>,
     throttle: Throttle,
     auth: Option<Arc<Authenticator>>,
     interceptors: Arc<Interceptors>,
@@ -89,6 +94,7 @@ impl McpProxy {
                 .with_caps(caps.max_per_principal, caps.max_per_ip),
         );
         Self {
+            sealer: config.sessions.sealer().map(Arc::new),
             throttle: Throttle::new(&config.rate_limits),
             auth,
             interceptors,
@@ -97,6 +103,7 @@ impl McpProxy {
             config,
             upstreams,
             sessions,
+            ended: Arc::default(),
             in_flight: Arc::new(AtomicUsize::new(0)),
             metrics,
             peers: None,
