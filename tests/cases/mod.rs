@@ -14,6 +14,7 @@ mod interceptors;
 mod json;
 mod json_logs;
 mod rebinding;
+mod replicas;
 mod resume;
 mod security;
 mod session_caps;
