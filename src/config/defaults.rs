@@ -70,6 +70,7 @@ impl Default for Config {
             }),
             stdio: Vec::new(),
             log: Default::default(),
+            store: Default::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ mod defaults;
 mod listeners;
 mod log;
 mod raw;
+mod replicas;
 mod units;
 mod upstream;
 mod upstream_url;
@@ -24,6 +25,7 @@ pub use crate::ratelimit::{Cidr, Rate};
 
 pub use listeners::{CertPair, ClientAuth, Listener, SniCert, TlsConfig};
 pub use log::{LogConfig, LogFormat};
+pub use replicas::{OnStoreError, SessionKey, StoreConfig, StoreKind};
 pub use units::{format_duration, parse_duration, parse_size};
 pub use upstream::{
     Http2Mode, StdioMode, StdioUpstream, UpstreamConfig, UpstreamTls, UpstreamUrl,
@@ -72,6 +74,8 @@ pub struct Config {
     pub stdio: Vec<StdioUpstream>,
     /// `log:` how log lines are written.
     pub log: LogConfig,
+    /// `store:` where replicas share state (`memory`: each process alone).
+    pub store: StoreConfig,
 }
 
 /// Interceptor rules (see `crate::interceptor`), validated with the config.
@@ -207,36 +211,6 @@ pub struct Sessions {
     /// Keys that seal session ids (the first seals, all open); empty: random ids held in
     /// this process only.
     pub keys: Vec<SessionKey>,
-}
-
-/// One `sessions.keys` entry: its id (in every token it seals) and its secret, `${VAR}` read.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SessionKey {
-    pub id: String,
-    pub secret: String,
-}
-
-impl std::fmt::Debug for SessionKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the secret.
-        f.debug_struct("SessionKey")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Sessions {
-    /// The sealer for `keys`, `None` without keys (validated with the config, so it builds).
-    pub fn sealer(&self) -> Option<crate::sealed_id::Sealer> {
-        if self.keys.is_empty() {
-            return None;
-        }
-        let keys = self
-            .keys
-            .iter()
-            .map(|k| (k.id.as_str(), k.secret.as_bytes()));
-        crate::sealed_id::Sealer::new(keys, self.max_age).ok()
-    }
 }
 
 /// The default per-client session cap (`sessions.max_per_principal` and `max_per_ip`).

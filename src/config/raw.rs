@@ -38,6 +38,7 @@ pub struct RawConfig {
     pub cache: Option<RawCache>,
     #[serde(default)]
     pub log: RawLog,
+    pub store: Option<RawStore>,
 }
 
 /// `log:` — how log lines are written.
@@ -368,4 +369,14 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(de).map(Some)
+}
+
+/// `store:` (see `config::StoreConfig`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub kind: Option<String>,
+    pub url: Option<String>,
+    pub prefix: Option<String>,
+    pub on_error: Option<String>,
 }

@@ -5,7 +5,7 @@ use super::*;
 mod admin;
 mod cache;
 mod log;
-mod session_keys;
+mod replicas;
 mod stdio;
 mod upstream_tls;
 

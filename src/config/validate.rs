@@ -12,6 +12,7 @@ mod interceptors;
 mod listeners;
 mod session_keys;
 mod stdio;
+mod store;
 mod upstream_tls;
 mod upstreams;
 
@@ -58,6 +59,7 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
     };
 
     let log = log(raw.log.format.as_deref(), overrides)?;
+    let store = store::store(raw.store.take())?;
     let (upstreams, stdio) = upstreams::validate(raw.upstreams.take(), overrides)?;
     let load_balancing = match raw.load_balancing.as_deref() {
         None | Some("round_robin") => LoadBalancing::RoundRobin,
@@ -341,6 +343,7 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
         cache,
         stdio,
         log,
+        store,
     })
 }
 

@@ -119,7 +119,10 @@ async fn a_session_made_on_one_replica_is_routed_by_another() {
     let s2 = initialize(&client, &one.url()).await;
     for (sid, upstream) in [(&s1, "a"), (&s2, "b")] {
         assert!(sid.len() < 200, "{} bytes", sid.len());
-        assert!(!sid.contains(&format!("{upstream}-0")), "the upstream id is hidden");
+        assert!(
+            !sid.contains(&format!("{upstream}-0")),
+            "the upstream id is hidden"
+        );
         for replica in [&one, &two] {
             let (status, body) = call_in(&client, &replica.url(), sid).await;
             assert_eq!(status, 200, "{body}");
@@ -141,13 +144,24 @@ async fn a_session_made_on_one_replica_is_routed_by_another() {
     drop(get);
     // DELETE through replica two ends it: two refuses it at once (404 without upstream
     // contact), and one learns it from the upstream's 404.
-    let del = send(&client, reqwest::Method::DELETE, &two.url(), Some(&s1), None).await;
+    let del = send(
+        &client,
+        reqwest::Method::DELETE,
+        &two.url(),
+        Some(&s1),
+        None,
+    )
+    .await;
     assert_eq!(del.status(), 200);
     assert_eq!(server_a.live(), 0);
     let seen = up_a.received().len();
     let (status, body) = call_in(&client, &two.url(), &s1).await;
     assert_eq!((status, &body["error"]["code"]), (404, &json!(-32001)));
-    assert_eq!(up_a.received().len(), seen, "refused without upstream contact");
+    assert_eq!(
+        up_a.received().len(),
+        seen,
+        "refused without upstream contact"
+    );
     let (status, _) = call_in(&client, &one.url(), &s1).await;
     assert_eq!(status, 404);
     // And then without upstream contact on one too.
@@ -161,11 +175,7 @@ async fn keys_rotate_first_seals_all_open() {
     let (_server, up) = SessionServer::start("r", false).await;
     let url = up.url();
     let old = Proxy::start(replica(&[("u", &url)], vec![key("k1", K1)])).await;
-    let rotating = Proxy::start(replica(
-        &[("u", &url)],
-        vec![key("k2", K2), key("k1", K1)],
-    ))
-    .await;
+    let rotating = Proxy::start(replica(&[("u", &url)], vec![key("k2", K2), key("k1", K1)])).await;
     let new = Proxy::start(replica(&[("u", &url)], vec![key("k2", K2)])).await;
     let client = client();
     let by_old = initialize(&client, &old.url()).await;
@@ -174,10 +184,22 @@ async fn keys_rotate_first_seals_all_open() {
         let (client, url) = (client.clone(), proxy.url());
         async move { call_in(&client, &url, &sid).await.0 }
     };
-    assert_eq!(status(by_old.clone(), &rotating).await, 200, "old keys still open");
-    assert_eq!(status(by_old.clone(), &new).await, 404, "k1 dropped: unknown key");
+    assert_eq!(
+        status(by_old.clone(), &rotating).await,
+        200,
+        "old keys still open"
+    );
+    assert_eq!(
+        status(by_old.clone(), &new).await,
+        404,
+        "k1 dropped: unknown key"
+    );
     assert_eq!(status(by_rotating.clone(), &new).await, 200, "k2 seals");
-    assert_eq!(status(by_rotating.clone(), &old).await, 404, "k2 unknown to the old");
+    assert_eq!(
+        status(by_rotating.clone(), &old).await,
+        404,
+        "k2 unknown to the old"
+    );
     assert_eq!(status(by_rotating, &rotating).await, 200);
 }
 
@@ -204,7 +226,10 @@ async fn tampered_foreign_expired_stolen_and_random_ids_get_404_everywhere() {
     let foreign_key = Sealer::new([("k9", K1.as_bytes())], max_age).unwrap();
     // Sanity: the same claims sealed with our key, now, are a working id.
     let forged_ok = ours.seal(&claims(now)).unwrap();
-    assert_eq!(call_in(&client, &replicas[1].url(), &forged_ok).await.0, 200);
+    assert_eq!(
+        call_in(&client, &replicas[1].url(), &forged_ok).await.0,
+        200
+    );
     let mut tampered = sid.clone().into_bytes();
     let i = tampered.len() / 2;
     tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
@@ -213,7 +238,10 @@ async fn tampered_foreign_expired_stolen_and_random_ids_get_404_everywhere() {
         ("other secret", foreign_secret.seal(&claims(now)).unwrap()),
         ("unknown key", foreign_key.seal(&claims(now)).unwrap()),
         ("expired", ours.seal(&claims(now - 3601)).unwrap()),
-        ("random", "q8b3WJ4o3cC1I5m2dG6gkVx0bqk2wq3uJm1yXnL9aZc".to_owned()),
+        (
+            "random",
+            "q8b3WJ4o3cC1I5m2dG6gkVx0bqk2wq3uJm1yXnL9aZc".to_owned(),
+        ),
         ("too long", "A".repeat(300)),
     ];
     let seen = up.received().len();
@@ -237,7 +265,11 @@ async fn tampered_foreign_expired_stolen_and_random_ids_get_404_everywhere() {
             .unwrap();
         assert_eq!(stolen.status(), 404);
     }
-    assert_eq!(up.received().len(), seen, "no upstream contact for any of them");
+    assert_eq!(
+        up.received().len(),
+        seen,
+        "no upstream contact for any of them"
+    );
 }
 
 fn sha256(text: &str) -> [u8; 32] {

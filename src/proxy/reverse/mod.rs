@@ -36,6 +36,7 @@ pub mod session_quota;
 mod session_routing;
 pub mod sse;
 mod sse_relay;
+mod store_checks;
 pub mod streams;
 mod throttle;
 pub mod upstream;
@@ -65,6 +66,8 @@ pub struct McpProxy {
     sealer: Option<Arc<crate::sealed_id::Sealer>>,
     /// Sealed ids that ended here, refused until they expire.
     ended: Arc<session_ended::EndedIds>,
+    /// The shared store (`store:`): ended sessions and rate-limit buckets across replicas.
+    store: Arc<crate::store::Store>,
     throttle: Throttle,
     auth: Option<Arc<Authenticator>>,
     interceptors: Arc<Interceptors>,
@@ -93,7 +96,9 @@ impl McpProxy {
             SessionTable::new(caps.max, upstreams.len())
                 .with_caps(caps.max_per_principal, caps.max_per_ip),
         );
+        let store = crate::store::Store::new(&config.store, metrics.store_errors.clone());
         Self {
+            store,
             sealer: config.sessions.sealer().map(Arc::new),
             throttle: Throttle::new(&config.rate_limits),
             auth,
@@ -130,6 +135,11 @@ impl McpProxy {
         ctx.upstream
             .and_then(|i| self.upstreams.get(i))
             .map_or("none", |u| u.name.as_str())
+    }
+
+    /// The shared store (`/readyz` reports it; its monitor pings it).
+    pub fn store(&self) -> Arc<crate::store::Store> {
+        self.store.clone()
     }
 
     /// The session table (the sweeper expires idle sessions in it).

@@ -188,15 +188,15 @@ impl McpProxy {
         }
     }
 
-    /// Remembers an ended sealed id until it would expire, so this replica refuses it.
-    fn end_sealed(&self, id: &str) {
-        if let Some(sealer) = &self.sealer {
-            let now = unix_now();
-            if let Ok(claims) = sealer.open(id, now) {
-                let until = u64::from(claims.issued) + sealer.max_age().as_secs();
-                self.ended.end(id, until, now);
-            }
-        }
+    /// Remembers an ended sealed id until it would expire, so this replica refuses it;
+    /// returns how long that is (`None`: not a sealed id that opens).
+    pub(super) fn end_sealed(&self, id: &str) -> Option<Duration> {
+        let sealer = self.sealer.as_ref()?;
+        let now = unix_now();
+        let claims = sealer.open(id, now).ok()?;
+        let until = u64::from(claims.issued) + sealer.max_age().as_secs();
+        self.ended.end(id, until, now);
+        Some(Duration::from_secs(until.saturating_sub(now)))
     }
 
     /// Who a new session counts against: its principal, and its client's network when the
@@ -310,7 +310,8 @@ impl McpProxy {
                 _ => None,
             };
             if let Some(outcome) = ended {
-                self.end_sealed(&s.id);
+                // Refused here at once; the store tells the others (`share_ended`).
+                ctx.ended = self.end_sealed(&s.id).map(|ttl| (s.id.clone(), ttl));
                 if self.sessions.remove(&s.id).is_some() {
                     self.metrics.session_event(outcome, self.sessions.len());
                 }

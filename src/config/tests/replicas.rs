@@ -1,4 +1,4 @@
-//! `sessions.keys` and `sessions.max_age`: secrets from the environment, errors that name the
+//! `sessions.keys`, `sessions.max_age` and `store:`: secrets from the environment, errors that name the
 //! entry, and no secret in debug output.
 
 use super::*;
@@ -67,6 +67,71 @@ fn session_key_errors_name_the_entry() {
     ];
     for (text, field, needle) in cases {
         let e = err(&format!("{ONE}sessions:\n  {text}\n"));
+        assert_eq!(e.field(), field, "{text:?}: {e}");
+        assert!(e.to_string().contains(needle), "{text:?}: {e}");
+    }
+}
+
+#[test]
+fn store_memory_by_default_redis_with_a_url() {
+    let plain = from_yaml_str(ONE).unwrap();
+    assert_eq!(plain.store.kind, StoreKind::Memory);
+    std::env::set_var("SHADOWCAT_TEST_STORE_PASS", "hunter2hunter2");
+    let c = from_yaml_str(&format!(
+        "{ONE}store:\n  kind: redis\n  url: 'redis://:${{SHADOWCAT_TEST_STORE_PASS}}@127.0.0.1:6379/0'\n  prefix: 'prod:'\n  on_error: deny\n"
+    ))
+    .unwrap();
+    assert_eq!(c.store.kind, StoreKind::Redis);
+    assert_eq!(c.store.url, "redis://:hunter2hunter2@127.0.0.1:6379/0");
+    assert_eq!(c.store.prefix, "prod:");
+    assert_eq!(c.store.on_error, OnStoreError::Deny);
+    assert!(
+        !format!("{c:?}").contains("hunter2"),
+        "no password in debug output"
+    );
+    let d = from_yaml_str(&format!(
+        "{ONE}store: {{kind: redis, url: 'redis://h:1'}}\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        (d.store.prefix.as_str(), d.store.on_error),
+        ("shadowcat:", OnStoreError::Allow)
+    );
+}
+
+#[test]
+fn store_errors_name_the_field() {
+    let cases = [
+        ("store: {kind: etcd}", "store.kind", "unknown kind"),
+        ("store: {kind: redis}", "store.url", "required"),
+        (
+            "store: {kind: memory, url: 'redis://h:1'}",
+            "store.url",
+            "only with kind: redis",
+        ),
+        (
+            "store: {kind: redis, url: 'http://h:1'}",
+            "store.url",
+            "redis://",
+        ),
+        (
+            "store: {kind: redis, url: 'redis://h:1', on_error: maybe}",
+            "store.on_error",
+            "allow or deny",
+        ),
+        (
+            "store: {kind: redis, url: 'redis://h:1', prefix: 'a b'}",
+            "store.prefix",
+            "visible ASCII",
+        ),
+        (
+            "store: {kind: redis, url: 'redis://h:1', pool: 3}",
+            "store.pool",
+            "unknown field",
+        ),
+    ];
+    for (text, field, needle) in cases {
+        let e = err(&format!("{ONE}{text}\n"));
         assert_eq!(e.field(), field, "{text:?}: {e}");
         assert!(e.to_string().contains(needle), "{text:?}: {e}");
     }
