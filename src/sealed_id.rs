@@ -3,14 +3,16 @@
 //!
 //! A token holds the upstream's name, the upstream's own session id, a hash of the principal
 //! (16 bytes of its SHA-256), the issue time and the key id; the upstream's id is encrypted
-//! (never readable by the client) and every bit is authenticated. XChaCha20-Poly1305
-//! (RustCrypto): its 192-bit nonces are safe to draw at random on every replica, which
-//! AES-GCM's 96-bit ones are not past a few billion tokens per key.
+//! (never readable by the client) and every bit is authenticated. AES-256-GCM (RustCrypto,
+//! AES-NI and carry-less multiply detected at run time): about ten times faster than
+//! XChaCha20-Poly1305 here at this size (measured: `benches/README.md`). Its 96-bit nonces
+//! are drawn at random on every replica, safe up to 2^32 tokens per key (NIST SP 800-38D),
+//! a billion sessions a year for four years; keys rotate long before.
 //!
 //! Layout, base64url without padding (visible ASCII, as MCP requires of session ids):
 //!
 //! ```text
-//! version (1) | key id length (1) | key id | nonce (24) | ciphertext | tag (16)
+//! version (1) | key id length (1) | key id | nonce (12) | ciphertext | tag (16)
 //! plaintext: issued, Unix seconds (u32 BE) | flags (1) | principal hash (16)
 //!            | upstream name length (1) | name | upstream id length (1) | id
 //! ```
@@ -23,9 +25,9 @@
 
 use std::time::Duration;
 
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::{Aes256Gcm, Key, Nonce, Tag};
 use base64::Engine;
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{Key as AeadKey, Tag, XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
 
 /// The longest token sealed or opened (characters): session ids stay under 200 bytes.
@@ -36,7 +38,7 @@ pub const MAX_KEY_ID_LEN: usize = 8;
 pub const MIN_SECRET_LEN: usize = 32;
 
 const VERSION: u8 = 1;
-const NONCE_LEN: usize = 24;
+const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 /// Bytes of the principal's SHA-256 kept in a token.
 pub const PRINCIPAL_HASH_LEN: usize = 16;
@@ -100,7 +102,7 @@ pub enum KeyError {
 
 struct SealKey {
     id: Box<[u8]>,
-    cipher: XChaCha20Poly1305,
+    cipher: Aes256Gcm,
 }
 
 impl std::fmt::Debug for SealKey {
@@ -121,7 +123,7 @@ pub struct Sealer {
 
 /// The 256-bit key for a secret: SHA-256 over a domain label and the secret, so the same
 /// secret used elsewhere (another product, another purpose) gives another key.
-fn derive_key(secret: &[u8]) -> AeadKey {
+fn derive_key(secret: &[u8]) -> Key<Aes256Gcm> {
     let mut h = Sha256::new();
     h.update(b"shadowcat sealed session id v1\0");
     h.update(secret);
@@ -160,7 +162,7 @@ impl Sealer {
             }
             out.push(SealKey {
                 id: id.as_bytes().into(),
-                cipher: XChaCha20Poly1305::new(&derive_key(secret)),
+                cipher: Aes256Gcm::new(&derive_key(secret)),
             });
         }
         if out.is_empty() {
@@ -211,7 +213,7 @@ impl Sealer {
         let (head, rest) = raw.split_at_mut(body);
         let tag = key
             .cipher
-            .encrypt_in_place_detached(XNonce::from_slice(&nonce), &head[..header_len], rest)
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &head[..header_len], rest)
             .map_err(|_| SealError::TooLong)?;
         raw.extend_from_slice(&tag);
         Ok(B64.encode(&raw))
@@ -244,7 +246,7 @@ impl Sealer {
         let (nonce, rest) = rest.split_at_mut(NONCE_LEN);
         let (body, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
         key.cipher
-            .decrypt_in_place_detached(XNonce::from_slice(nonce), head, body, Tag::from_slice(tag))
+            .decrypt_in_place_detached(Nonce::from_slice(nonce), head, body, Tag::from_slice(tag))
             .map_err(|_| OpenError::Tampered)?;
         let claims = parse_plain(body).ok_or(OpenError::Malformed)?;
         if now.saturating_sub(u64::from(claims.issued)) >= self.max_age.as_secs() {
