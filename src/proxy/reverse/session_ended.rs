@@ -12,10 +12,13 @@ const SHARDS: usize = 16;
 /// Every this many ends, expired entries are dropped (amortized; no sweeper needed).
 const PRUNE_EVERY: usize = 1024;
 
+/// Ids of one shard, each with the Unix second it would expire.
+type Shard = Mutex<HashMap<Box<str>, u64>>;
+
 /// Ended sealed ids, each until the Unix second its token would expire anyway.
 #[derive(Debug)]
 pub struct EndedIds {
-    shards: Box<[Mutex<HashMap<Box<str>, u64>>]>,
+    shards: Box<[Shard]>,
     hasher: RandomState,
     ends: AtomicUsize,
 }

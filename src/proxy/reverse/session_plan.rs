@@ -209,11 +209,12 @@ mod tests {
         let sealer = Sealer::new([("k1", secret)], Duration::from_secs(3600)).unwrap();
         let ended = EndedIds::default();
         let now = 1_796_000_000;
-        let sealing = Some(Sealing {
+        let base = Sealing {
             sealer: &sealer,
             ended: &ended,
             now,
-        });
+        };
+        let sealing = Some(base);
         let table = Arc::new(SessionTable::new(10, 1));
         let alice = principal_of(Some(b"Bearer alice"));
         let claims = Claims {
@@ -243,7 +244,7 @@ mod tests {
         let tampered = String::from_utf8(tampered).unwrap();
         let later = Some(Sealing {
             now: now + 3600,
-            ..sealing.unwrap()
+            ..base
         });
         for (id, who, sealing) in [
             (id.as_str(), bob.as_ref(), sealing),
