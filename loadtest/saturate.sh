@@ -10,6 +10,10 @@
 #   bare        shadowcat-bare-pingora, 1 thread (Pingora's proxy path, no logic)
 #   lean        shadowcat-lean-probe, 1 thread (JSON only)
 #   nginx       worker_processes 1, keep-alive upstream pool, buffering off
+#   sealed, store   (REPLICAS=1) Shadowcat with sealed session ids and a per-session rate limit
+#               that never refuses, state in memory (sealed) or in a redis-server started here
+#               on the proxy core (store; its CPU counted with the proxy's): what the shared
+#               store costs per request
 # Scenarios: json_max (tools/call, JSON answer) and sse_first (tools/call answered as an SSE
 # stream of one event, the result; latency = time to that event). Then, with TLS=1, both
 # again with the mock behind TLS (rustls, certificate made here with openssl) for the
@@ -23,6 +27,7 @@
 #        TARGETS (all of the above that exist; e.g. "direct shadowcat nginx")
 #        BUILD (1; 0: use the binaries already in CARGO_TARGET_DIR or target/)
 #        NICE (-19: the niceness of every measured process, generator included)
+#        REPLICAS (0; 1: the sealed and store targets, needs redis-server)
 # Needs: cargo, python3, nginx, openssl, taskset.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -130,6 +135,16 @@ if [[ $TLS == 1 ]]; then
       ca_file: $OUT/ca.pem
 "
 fi
+if [[ ${REPLICAS:-0} == 1 ]]; then
+  command -v redis-server >/dev/null || { echo "saturate.sh: REPLICAS=1 needs redis-server"; exit 1; }
+  REDIS=$(free_port)
+  on_core redis "$REDIS" -- redis-server --bind 127.0.0.1 --port "$REDIS" --save "" --appendonly no --dir "$OUT"
+  replicas_body() { # STORE_YAML
+    printf '  max_age: 24h\n  keys:\n    - {id: k1, secret: 0123456789abcdef0123456789abcdef-saturate}\nrate_limits:\n  per_session: {rate: 1000000, per: 1s, burst: 1000000}\n%s' "$1"
+  }
+  shadowcat sealed "$SHADOWCAT_BIN" "$(replicas_body "")" --upstream "http://127.0.0.1:$MOCK/mcp"
+  shadowcat store "$SHADOWCAT_BIN" "$(replicas_body "store: {kind: redis, url: 'redis://127.0.0.1:$REDIS'}")" --upstream "http://127.0.0.1:$MOCK/mcp"
+fi
 for ref in bare lean; do
   port=$(free_port)
   [[ $ref == bare ]] && exe=shadowcat-bare-pingora || exe=shadowcat-lean-probe
@@ -199,8 +214,8 @@ wanted() { [[ -z ${TARGETS:-} || " $TARGETS " == *" ${1%-tls} "* ]]; }
 scenario_targets() {
   local t all
   case $1 in
-    json_max) all="direct bare lean before shadowcat nginx" ;;
-    sse_first) all="direct bare before shadowcat nginx" ;;
+    json_max) all="direct bare lean before shadowcat sealed store nginx" ;;
+    sse_first) all="direct bare before shadowcat sealed store nginx" ;;
     *_tls) all="shadowcat-tls nginx-tls" ;;
   esac
   for t in $all; do [[ -n ${URL[$t]:-} ]] && wanted "$t" && echo "$t"; done
@@ -222,6 +237,7 @@ target_pids() {
     direct) echo "${TPID[mock]}" ;;
     mocks) echo "$MOCKS" ;;
     nginx | nginx-tls) echo "$NG_PID $(pgrep -P "$NG_PID" | tr '\n' ' ')" ;;
+    store) echo "${TPID[store]} ${TPID[redis]}" ;;
     *) echo "${TPID[$1]}" ;;
   esac
 }
@@ -296,7 +312,7 @@ def agg(scenario, target):
     m["foreign"] = med([r.get("foreign", 0) for r in runs if r["scenario"] == scenario and r["result"]["target"] == target])
     return m
 ratio = lambda a, b: f"{a / b:.2f}" if a and b else "—"
-order = ["direct", "lean", "bare", "before", "shadowcat", "nginx", "shadowcat-tls", "nginx-tls"]
+order = ["direct", "lean", "bare", "before", "shadowcat", "sealed", "store", "nginx", "shadowcat-tls", "nginx-tls"]
 scenarios = list(dict.fromkeys(r["scenario"] for r in runs))
 print("| scenario | target | req/s | p50 ms | p95 ms | p99 ms | added p95 vs direct | CPU s per 1k req | others on proxy core | errors / non-2xx |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -323,6 +339,16 @@ for s in scenarios:
     rps = " | ".join(ratio(g(sc, "rps"), g(t, "rps")) for t in refs)
     cpu = " | ".join(ratio(g(sc, "cpu"), g(t, "cpu")) for t in refs)
     print(f"| {s} | {rps} | {cpu} |")
+if any(r["result"]["target"] == "store" for r in runs):
+    print()
+    print("| scenario | req/s: store ÷ sealed | CPU per req: store (with redis-server) ÷ sealed | added p95: store − sealed ms | sealed ÷ shadowcat req/s |")
+    print("|---|---:|---:|---:|---:|")
+    for s in scenarios:
+        g = lambda t, k: (agg(s, t) or {}).get(k)
+        if g("store", "rps") is None:
+            continue
+        dp95 = g("store", "p95_ms") - g("sealed", "p95_ms")
+        print(f"| {s} | {ratio(g('store', 'rps'), g('sealed', 'rps'))} | {ratio(g('store', 'cpu'), g('sealed', 'cpu'))} | {dp95:+.2f} | {ratio(g('sealed', 'rps'), g('shadowcat', 'rps'))} |")
 if streams:
     direct = next((r["result"] for r in streams if r["target"] == "direct" and r["result"]), None)
     print()

@@ -17,6 +17,7 @@ use pingora::protocols::http::ServerSession;
 use crate::cache::{Cache, Purge};
 use crate::config::BearerToken;
 use crate::proxy::reverse::Metrics;
+use crate::store::Store;
 
 /// Serves the admin endpoints.
 #[derive(Debug)]
@@ -27,6 +28,9 @@ pub struct AdminApp {
     token: Option<BearerToken>,
     /// The result cache `/cache/purge` drops entries of (`None`: disabled).
     cache: Option<Arc<Cache>>,
+    /// The shared store `/readyz` reports on, and whether it being down means not ready
+    /// (`store.on_error: deny`: rate-limited requests would get 503 here).
+    store: Option<(Arc<Store>, bool)>,
 }
 
 impl AdminApp {
@@ -36,6 +40,32 @@ impl AdminApp {
             ready,
             token,
             cache: None,
+            store: None,
+        }
+    }
+
+    /// `/readyz` reports the store: with `deny_when_down`, a store that cannot be reached
+    /// makes the replica not ready (503); otherwise it stays ready and says so in the body.
+    pub fn with_store(mut self, store: Arc<Store>, deny_when_down: bool) -> Self {
+        self.store = store.is_shared().then_some((store, deny_when_down));
+        self
+    }
+
+    /// `/readyz`: 503 while shutting down; the store's state when one is shared.
+    fn readiness(&self) -> (StatusCode, Vec<u8>) {
+        if !self.ready.load(Ordering::Relaxed) {
+            return (StatusCode::SERVICE_UNAVAILABLE, b"shutting down\n".to_vec());
+        }
+        match &self.store {
+            Some((store, true)) if !store.is_up() => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                b"store unreachable (store.on_error: deny)\n".to_vec(),
+            ),
+            Some((store, false)) if !store.is_up() => (
+                StatusCode::OK,
+                b"ready; store unreachable (sealed ids route; limits per replica)\n".to_vec(),
+            ),
+            _ => (StatusCode::OK, b"ready\n".to_vec()),
         }
     }
 
@@ -118,14 +148,10 @@ impl ServeHttp for AdminApp {
                 (status, ct, body)
             }
             "/healthz" => (StatusCode::OK, "text/plain", b"ok\n".to_vec()),
-            "/readyz" if self.ready.load(Ordering::Relaxed) => {
-                (StatusCode::OK, "text/plain", b"ready\n".to_vec())
+            "/readyz" => {
+                let (status, body) = self.readiness();
+                (status, "text/plain", body)
             }
-            "/readyz" => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                b"shutting down\n".to_vec(),
-            ),
             _ => (StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
         };
         let len = body.len();

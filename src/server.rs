@@ -21,7 +21,7 @@ use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, OnStoreError};
 use crate::interceptor::Interceptors;
 use crate::proxy::reverse::session::SessionTable;
 use crate::proxy::reverse::upstream::UpstreamSet;
@@ -35,6 +35,7 @@ use watch::{Reload, RulesReload, Watcher};
 
 mod accept;
 mod reserve;
+mod store_monitor;
 pub mod tls;
 mod watch;
 
@@ -195,6 +196,7 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     .with_peer_identities(peers.clone());
     let in_flight = proxy.in_flight();
     let cache = proxy.cache();
+    let store = proxy.store();
     let sweeper = Sweeper {
         sessions: proxy.sessions(),
         idle: config.sessions.idle_timeout,
@@ -222,6 +224,10 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     }
     server.add_service(service);
     server.add_service(background_service("session sweeper", sweeper));
+    if store.is_shared() {
+        let monitor = store_monitor::StoreMonitor(store.clone());
+        server.add_service(background_service("store monitor", monitor));
+    }
     if let Some(auth) = auth {
         server.add_service(background_service("jwks refresher", JwksRefresher(auth)));
     }
@@ -247,7 +253,8 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
             "shadowcat admin".to_owned(),
             HttpServer::new_app(
                 AdminApp::new(metrics, ready.clone(), config.admin_bearer_token.clone())
-                    .with_cache(cache),
+                    .with_cache(cache)
+                    .with_store(store, config.store.on_error == OnStoreError::Deny),
             ),
         );
         svc.threads = Some(1);

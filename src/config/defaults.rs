@@ -57,6 +57,8 @@ impl Default for Config {
                 max: 100_000,
                 max_per_principal: DEFAULT_SESSIONS_PER_CLIENT,
                 max_per_ip: DEFAULT_SESSIONS_PER_CLIENT,
+                max_age: Duration::from_secs(24 * 3600),
+                keys: Vec::new(),
             },
             security: Security::loopback(),
             rate_limits: RateLimits::default(),
@@ -68,6 +70,7 @@ impl Default for Config {
             }),
             stdio: Vec::new(),
             log: Default::default(),
+            store: Default::default(),
         }
     }
 }

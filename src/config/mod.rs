@@ -9,6 +9,7 @@ mod defaults;
 mod listeners;
 mod log;
 mod raw;
+mod replicas;
 mod units;
 mod upstream;
 mod upstream_url;
@@ -24,6 +25,7 @@ pub use crate::ratelimit::{Cidr, Rate};
 
 pub use listeners::{CertPair, ClientAuth, Listener, SniCert, TlsConfig};
 pub use log::{LogConfig, LogFormat};
+pub use replicas::{OnStoreError, SessionKey, StoreConfig, StoreKind};
 pub use units::{format_duration, parse_duration, parse_size};
 pub use upstream::{
     Http2Mode, StdioMode, StdioUpstream, UpstreamConfig, UpstreamTarget, UpstreamTls, UpstreamUrl,
@@ -72,6 +74,8 @@ pub struct Config {
     pub stdio: Vec<StdioUpstream>,
     /// `log:` how log lines are written.
     pub log: LogConfig,
+    /// `store:` where replicas share state (`memory`: each process alone).
+    pub store: StoreConfig,
 }
 
 /// Interceptor rules (see `crate::interceptor`), validated with the config.
@@ -191,7 +195,7 @@ pub struct Health {
 }
 
 /// Proxy-owned sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sessions {
     /// A session unused this long is forgotten (its id then gets 404).
     pub idle_timeout: Duration,
@@ -202,6 +206,11 @@ pub struct Sessions {
     /// At most this many sessions per client network (an IPv4 address, an IPv6 /64) for
     /// clients the proxy does not authenticate (no `auth:`); past it 429. At most `max`.
     pub max_per_ip: usize,
+    /// With `keys`: a sealed id older than this gets 404 on every replica.
+    pub max_age: Duration,
+    /// Keys that seal session ids (the first seals, all open); empty: random ids held in
+    /// this process only.
+    pub keys: Vec<SessionKey>,
 }
 
 /// The default per-client session cap (`sessions.max_per_principal` and `max_per_ip`).

@@ -38,6 +38,7 @@ pub struct RawConfig {
     pub cache: Option<RawCache>,
     #[serde(default)]
     pub log: RawLog,
+    pub store: Option<RawStore>,
 }
 
 /// `log:` — how log lines are written.
@@ -299,6 +300,18 @@ pub struct RawSessions {
     pub max: Option<u64>,
     pub max_per_principal: Option<u32>,
     pub max_per_ip: Option<u32>,
+    /// `[{id, secret}]`: seal session ids (the first key seals, all open).
+    pub keys: Option<Vec<RawSessionKey>>,
+    /// How long a sealed id is accepted after it was issued.
+    pub max_age: Option<Scalar>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSessionKey {
+    pub id: String,
+    /// `${VAR}` is read from the environment.
+    pub secret: String,
 }
 
 /// A unit value as written: `5s` is a string to YAML, `0` or `1024` a number. Negative and
@@ -360,4 +373,14 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(de).map(Some)
+}
+
+/// `store:` (see `config::StoreConfig`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub kind: Option<String>,
+    pub url: Option<String>,
+    pub prefix: Option<String>,
+    pub on_error: Option<String>,
 }

@@ -5,6 +5,7 @@ use super::*;
 mod admin;
 mod cache;
 mod log;
+mod replicas;
 mod stdio;
 mod upstream_tls;
 

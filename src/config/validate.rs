@@ -10,7 +10,9 @@ mod cache;
 mod env;
 mod interceptors;
 mod listeners;
+mod session_keys;
 mod stdio;
+mod store;
 mod upstream_tls;
 mod upstreams;
 
@@ -57,6 +59,7 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
     };
 
     let log = log(raw.log.format.as_deref(), overrides)?;
+    let store = store::store(raw.store.take())?;
     let (upstreams, stdio) = upstreams::validate(raw.upstreams.take(), overrides)?;
     let load_balancing = match raw.load_balancing.as_deref() {
         None | Some("round_robin") => LoadBalancing::RoundRobin,
@@ -94,6 +97,12 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
             max,
         )?,
         max_per_ip: per_client(raw.sessions.max_per_ip, "sessions.max_per_ip", max)?,
+        max_age: positive(
+            raw.sessions.max_age,
+            "sessions.max_age",
+            defaults.sessions.max_age,
+        )?,
+        keys: session_keys::keys(raw.sessions.keys)?,
     };
 
     let timeouts = Timeouts {
@@ -334,6 +343,7 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
         cache,
         stdio,
         log,
+        store,
     })
 }
 

@@ -7,6 +7,7 @@ pub mod http_upstream;
 pub mod mcp_server;
 pub mod mock;
 pub mod proxy_process;
+pub mod redis_server;
 pub mod stdio;
 pub mod tls;
 pub mod tokens;

@@ -11,7 +11,7 @@ use pingora::Result;
 
 use super::ctx::RequestCtx;
 use super::request_checks::{self, Rejection, Route};
-use super::{hop_by_hop, throttle, McpProxy};
+use super::{hop_by_hop, McpProxy};
 use crate::mcp::{ProtocolVersion, PROTOCOL_VERSION};
 
 // === impl McpProxy ===
@@ -72,20 +72,17 @@ impl McpProxy {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
+        self.learn_ended(&session.req_header().headers).await;
         if let Err(r) = self.route_session(session.req_header(), peer, ctx) {
             return self
                 .reject_with(session, ctx, r.rejection, r.retry_after)
                 .await;
         }
-        let (headers, principal) = (&session.req_header().headers, ctx.principal.as_ref());
-        let session_id = ctx.session.as_ref().map(|s| &*s.id);
-        if let Err(t) = self.throttle.check(headers, peer, principal, session_id) {
-            self.metrics
-                .rate_limited
-                .with_label_values(&[t.scope])
-                .inc();
-            let r = throttle::RATE_LIMITED;
-            return self.reject_with(session, ctx, r, Some(t.retry_after)).await;
+        let headers = &session.req_header().headers;
+        if let Err(l) = self.rate_limit(headers, peer, ctx).await {
+            return self
+                .reject_with(session, ctx, l.rejection, l.retry_after)
+                .await;
         }
         Ok(false)
     }

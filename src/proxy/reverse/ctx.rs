@@ -65,6 +65,9 @@ pub struct RequestCtx {
     pub live: Option<Arc<super::streams::LiveStream>>,
     /// What a GET with `Last-Event-ID` resumes.
     pub resume: Option<super::streams::Resume>,
+    /// A sealed id this response ended, and how long until it would expire: the shared
+    /// store is told before the response leaves.
+    pub ended: Option<(Arc<str>, std::time::Duration)>,
     _in_flight: InFlight,
 }
 
@@ -99,6 +102,7 @@ impl RequestCtx {
             intercept: None,
             live: None,
             resume: None,
+            ended: None,
             _in_flight: InFlight::enter(in_flight),
         }
     }

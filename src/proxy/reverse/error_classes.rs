@@ -22,6 +22,10 @@ pub const UPSTREAM_UPGRADE: ErrorType = ErrorType::Custom("upstream_upgrade");
 /// so no client is ever given, or put in, a session that is not its own.
 pub const SESSION_CONFLICT: ErrorType = ErrorType::Custom("session_conflict");
 
+/// Custom error type for an `initialize` answer whose session id is too long to seal
+/// (`sessions.keys`): the client could not be given a working id, so the answer is refused.
+pub const SESSION_UNSEALABLE: ErrorType = ErrorType::Custom("session_unsealable");
+
 /// The error that ends an SSE stream the framer or filter could not go on with.
 pub fn sse_error(e: crate::transport::sse::ScanError) -> Box<pingora::Error> {
     let etype = match e {
@@ -234,6 +238,12 @@ pub fn classify(e: &Error) -> Failure {
             ErrorCode::UpstreamUnavailable,
             "Bad Gateway: the upstream answered with another client's session",
             "session_conflict",
+        ),
+        t if *t == SESSION_UNSEALABLE => Failure::upstream(
+            502,
+            ErrorCode::UpstreamUnavailable,
+            "Bad Gateway: the upstream's session id is too long to seal (sessions.keys)",
+            "session_unsealable",
         ),
         t if *t == SSE_EVENT_REFUSED => Failure::upstream(
             502,

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub sessions_active: IntGauge,
     pub sessions: IntCounterVec,
     pub rate_limited: IntCounterVec,
+    /// `shadowcat_store_errors_total{op}`: shared-store operations that failed.
+    pub store_errors: IntCounterVec,
     pub interceptor_actions: IntCounterVec,
     pub rules_reload: IntCounterVec,
     pub replay_buffer_bytes: IntGauge,
@@ -53,8 +55,14 @@ pub struct Metrics {
 pub const CONNECTION_REJECTIONS: [&str; 2] = ["max_connections", "header_timeout"];
 
 /// Every `outcome` of `shadowcat_sessions_total`.
-pub const SESSION_OUTCOMES: [&str; 5] =
-    ["created", "deleted", "expired", "evicted", "upstream_gone"];
+pub const SESSION_OUTCOMES: [&str; 6] = [
+    "created",
+    "deleted",
+    "expired",
+    "evicted",
+    "upstream_gone",
+    "adopted",
+];
 
 // === impl Metrics ===
 
@@ -114,6 +122,13 @@ impl Metrics {
                 "Requests refused with 429, by limit scope",
             ),
             &["scope"],
+        )?;
+        let store_errors = IntCounterVec::new(
+            Opts::new(
+                "shadowcat_store_errors_total",
+                "Shared store (store: redis) operations that failed or timed out, by operation",
+            ),
+            &["op"],
         )?;
         let interceptor_actions = IntCounterVec::new(
             Opts::new(
@@ -217,6 +232,7 @@ impl Metrics {
         register(Box::new(interceptor_actions.clone()))?;
         register(Box::new(rules_reload.clone()))?;
         register(Box::new(rate_limited.clone()))?;
+        register(Box::new(store_errors.clone()))?;
         register(Box::new(sessions_active.clone()))?;
         register(Box::new(sessions.clone()))?;
         register(Box::new(requests.clone()))?;
@@ -235,6 +251,7 @@ impl Metrics {
             sessions_active,
             sessions,
             rate_limited,
+            store_errors,
             interceptor_actions,
             rules_reload,
             replay_buffer_bytes,

@@ -29,12 +29,14 @@ mod request_log;
 mod respond;
 pub mod resume;
 pub mod session;
+pub mod session_ended;
 mod session_keys;
 mod session_plan;
 pub mod session_quota;
 mod session_routing;
 pub mod sse;
 mod sse_relay;
+mod store_checks;
 pub mod streams;
 mod throttle;
 pub mod upstream;
@@ -60,6 +62,12 @@ pub struct McpProxy {
     config: Arc<Config>,
     upstreams: UpstreamSet,
     sessions: Arc<SessionTable>,
+    /// Seals session ids (`sessions.keys`); `None`: random ids this process alone knows.
+    sealer: Option<Arc<crate::sealed_id::Sealer>>,
+    /// Sealed ids that ended here, refused until they expire.
+    ended: Arc<session_ended::EndedIds>,
+    /// The shared store (`store:`): ended sessions and rate-limit buckets across replicas.
+    store: Arc<crate::store::Store>,
     throttle: Throttle,
     auth: Option<Arc<Authenticator>>,
     interceptors: Arc<Interceptors>,
@@ -88,7 +96,10 @@ impl McpProxy {
             SessionTable::new(caps.max, upstreams.len())
                 .with_caps(caps.max_per_principal, caps.max_per_ip),
         );
+        let store = crate::store::Store::new(&config.store, metrics.store_errors.clone());
         Self {
+            store,
+            sealer: config.sessions.sealer().map(Arc::new),
             throttle: Throttle::new(&config.rate_limits),
             auth,
             interceptors,
@@ -97,6 +108,7 @@ impl McpProxy {
             config,
             upstreams,
             sessions,
+            ended: Arc::default(),
             in_flight: Arc::new(AtomicUsize::new(0)),
             metrics,
             peers: None,
@@ -123,6 +135,11 @@ impl McpProxy {
         ctx.upstream
             .and_then(|i| self.upstreams.get(i))
             .map_or("none", |u| u.name.as_str())
+    }
+
+    /// The shared store (`/readyz` reports it; its monitor pings it).
+    pub fn store(&self) -> Arc<crate::store::Store> {
+        self.store.clone()
     }
 
     /// The session table (the sweeper expires idle sessions in it).

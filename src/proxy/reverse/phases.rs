@@ -115,8 +115,8 @@ impl ProxyHttp for McpProxy {
         self.rewrite_upstream_request(session, upstream_request, ctx)
     }
 
-    /// The upstream's head (the exchange calls it for interim heads too): session mapping,
-    /// SSE headers and stream, the cache's tee, the session stream, the response rules.
+    /// The upstream's head (the exchange calls it for interim heads too): session mapping
+    /// (an ended session told to the shared store), SSE headers and stream, the cache's tee, the session stream, the response rules.
     async fn response_filter(
         &self,
         session: &mut Session,
@@ -128,6 +128,7 @@ impl ProxyHttp for McpProxy {
         }
         ctx.status = upstream_response.status.as_u16();
         self.on_session_response(upstream_response, ctx)?;
+        self.share_ended(ctx).await;
         let is_sse = self.start_sse(upstream_response, ctx)?;
         self.cache_response_header(upstream_response, is_sse, ctx);
         self.claim_stream(upstream_response, is_sse, ctx);

@@ -93,6 +93,8 @@ pub enum InsertError {
     Conflict,
     /// The operating system's random source failed.
     NoRandomness,
+    /// A sealed id already held in the table (or one that is no id at all).
+    Exists,
 }
 
 type Forward = HashMap<Key, Arc<Session>, BuildHasherDefault<KeyHasher>>;
@@ -173,7 +175,42 @@ impl SessionTable {
             principal,
             net: None,
         };
-        Ok(self.reserve(owners)?.commit(upstream, upstream_id)?.0)
+        Ok(self.reserve(owners)?.commit(upstream, upstream_id, None)?.0)
+    }
+
+    /// Takes in a session another replica created, known by its sealed id (opened and checked
+    /// by the caller): counted in the table and against its owners, but never refused by a
+    /// per-client cap (the session exists already; only a full table refuses it). Two requests
+    /// adopting one id at once get the same session.
+    pub fn adopt(
+        self: &Arc<Self>,
+        id: &str,
+        upstream: usize,
+        upstream_id: &str,
+        principal: Option<Principal>,
+    ) -> Result<Arc<Session>, InsertError> {
+        if let Some(s) = self.get(id) {
+            return Ok(s);
+        }
+        let owners = Owners {
+            principal,
+            net: None,
+        };
+        if self.len.fetch_add(1, Ordering::AcqRel) >= self.max {
+            self.len.fetch_sub(1, Ordering::AcqRel);
+            return Err(InsertError::Full);
+        }
+        self.quota.add(&owners);
+        let reservation = Reservation {
+            table: self.clone(),
+            owners,
+            live: true,
+        };
+        match reservation.commit(upstream, upstream_id, Some(id.into())) {
+            Ok((s, _)) => Ok(s),
+            Err(InsertError::Exists) => self.get(id).ok_or(InsertError::Exists),
+            Err(e) => Err(e),
+        }
     }
 
     /// Sessions counted for `owners`' principal and client network.
@@ -190,8 +227,9 @@ impl SessionTable {
         upstream: usize,
         upstream_id: &str,
         owners: Owners,
+        sealed: Option<Arc<str>>,
     ) -> Result<(Arc<Session>, Option<Arc<Session>>), InsertError> {
-        let (down, session) = self.link_forward(upstream, upstream_id, owners)?;
+        let (down, session) = self.link_forward(upstream, upstream_id, owners, sealed)?;
         let key = (upstream, session.upstream_id.clone());
         let mut evicted = None;
         // Each round maps the id, refuses, or evicts one stale session and tries again.
@@ -244,17 +282,24 @@ impl SessionTable {
     }
 
     /// A new session under a fresh downstream id, in the forward map only.
+    /// `sealed`: the session's id, sealed by the caller (else a random one is minted here).
     fn link_forward(
         &self,
         upstream: usize,
         upstream_id: &str,
         owners: Owners,
+        sealed: Option<Arc<str>>,
     ) -> Result<(Key, Arc<Session>), InsertError> {
         loop {
-            let mut bytes = [0u8; ID_BYTES];
-            getrandom::fill(&mut bytes).map_err(|_| InsertError::NoRandomness)?;
-            let key = Key(bytes);
-            let id: Arc<str> = encode_id(&bytes).into();
+            let (key, id) = match &sealed {
+                Some(id) => (Key::parse(id).ok_or(InsertError::Exists)?, id.clone()),
+                None => {
+                    let mut bytes = [0u8; ID_BYTES];
+                    getrandom::fill(&mut bytes).map_err(|_| InsertError::NoRandomness)?;
+                    let id: Arc<str> = encode_id(&bytes).into();
+                    (Key(bytes), id)
+                }
+            };
             let session = Arc::new(Session {
                 id: id.clone(),
                 upstream,
@@ -279,6 +324,10 @@ impl SessionTable {
             });
             if fresh {
                 return Ok((key, session));
+            }
+            if sealed.is_some() {
+                // A sealed id is the caller's: held already (adopted by a concurrent request).
+                return Err(InsertError::Exists);
             }
         }
     }
@@ -388,12 +437,16 @@ pub struct Reservation {
 impl Reservation {
     /// Creates the session for the reservation's owners (see [`SessionTable::commit`] for the
     /// evicted one and for conflicts).
+    /// `sealed`: the id the client gets, sealed by the caller; `None`: a random one.
     pub fn commit(
         mut self,
         upstream: usize,
         upstream_id: &str,
+        sealed: Option<Arc<str>>,
     ) -> Result<(Arc<Session>, Option<Arc<Session>>), InsertError> {
-        let result = self.table.commit(upstream, upstream_id, self.owners);
+        let result = self
+            .table
+            .commit(upstream, upstream_id, self.owners, sealed);
         // On success the place is the session's; on failure Drop gives it back.
         self.live = result.is_err();
         result

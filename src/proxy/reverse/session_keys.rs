@@ -1,11 +1,13 @@
 //! Session ids and the shards they pick: minting (256 bits from the OS CSPRNG), decoding, and
-//! hashing a key by its own random bits. No Pingora here; the table is `session.rs`.
+//! hashing a key by its own random bits (a sealed id's key is its digest). No Pingora here;
+//! the table is `session.rs`.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use base64::Engine;
+use sha2::{Digest, Sha256};
 
 /// Number of shards per map (a power of two). At a million sessions a write clones a shard of
 /// about 120 entries; the shard arrays take 128 KiB and all start on one shared empty map.
@@ -22,7 +24,13 @@ const ID_CHARS: usize = 43;
 pub(super) struct Key(pub(super) [u8; ID_BYTES]);
 
 impl Key {
+    /// The key of a minted id (its 32 decoded bytes) or of a sealed one (`sealed_id.rs`,
+    /// longer: its SHA-256, uniform like the random bytes). A sealed id is opened, so known
+    /// to be the proxy's, before it is ever looked up; no client input picks its shard.
     pub(super) fn parse(id: &str) -> Option<Key> {
+        if id.len() > ID_CHARS && id.len() <= crate::sealed_id::MAX_TOKEN_LEN {
+            return Some(Key(Sha256::digest(id.as_bytes()).into()));
+        }
         let mut out = [0u8; ID_BYTES];
         (id.len() == ID_CHARS
             && base64::engine::general_purpose::URL_SAFE_NO_PAD

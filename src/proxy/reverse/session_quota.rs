@@ -100,6 +100,17 @@ impl Quota {
         Ok(())
     }
 
+    /// Counts one more session for `owners` whatever their caps (a session another replica
+    /// created, taken in here: it exists already).
+    pub fn add(&self, owners: &Owners) {
+        if let Some(p) = owners.principal {
+            let _ = self.take(Key::Principal(p), usize::MAX);
+        }
+        if let Some(net) = owners.net {
+            let _ = self.take(Key::Net(net), usize::MAX);
+        }
+    }
+
     /// One session of `owners` ended (or was never created).
     pub fn release(&self, owners: &Owners) {
         if let Some(p) = owners.principal {

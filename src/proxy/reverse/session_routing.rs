@@ -17,25 +17,34 @@
 //!   upstream 404 on a session (or a 2xx/404 to DELETE) ends the mapping.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{HeaderValue, AUTHORIZATION};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::{Error, ErrorSource, Result};
 
 use super::ctx::RequestCtx;
-use super::error_classes::SESSION_CONFLICT;
+use super::error_classes::{SESSION_CONFLICT, SESSION_UNSEALABLE};
 use super::principal::principal_of;
 use super::request_checks::Rejection;
-use super::session::InsertError;
+use super::session::{InsertError, Session};
 use super::session_plan::{
-    self, SessionPlan, SESSIONS_FULL, SESSIONS_PER_IP, SESSIONS_PER_PRINCIPAL, SESSION_NOT_FOUND,
-    SESSION_UPSTREAM_DOWN, TOO_MANY_STREAMS,
+    self, Sealing, SessionPlan, SESSIONS_FULL, SESSIONS_PER_IP, SESSIONS_PER_PRINCIPAL,
+    SESSION_NOT_FOUND, SESSION_UPSTREAM_DOWN, TOO_MANY_STREAMS,
 };
 use super::session_quota::{Cap, ClientNet, Owners};
 use super::McpProxy;
 use crate::mcp::SESSION_ID;
 use crate::ratelimit::client_ip;
+use crate::sealed_id::{principal_hash, Claims};
+
+/// Unix seconds now (sealed ids carry wall-clock time: replicas share no other clock).
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 /// A request refused while routing its session, and how long the client should wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +81,11 @@ impl McpProxy {
                 principal_of(req.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes))
             });
         }
+        let sealing = self.sealer.as_deref().map(|sealer| Sealing {
+            sealer,
+            ended: &self.ended,
+            now: unix_now(),
+        });
         let plan = session_plan::plan_session(
             id,
             ctx.version,
@@ -79,6 +93,7 @@ impl McpProxy {
             ctx.principal.as_ref(),
             &self.sessions,
             self.config.sessions.idle_timeout,
+            sealing,
         );
         match plan {
             SessionPlan::Reject(r) => Err(r.into()),
@@ -88,19 +103,10 @@ impl McpProxy {
                 }
                 Err(SESSION_NOT_FOUND.into())
             }
-            SessionPlan::Pinned(s) if !self.upstreams.is_up(s.upstream) => {
-                Err(SESSION_UPSTREAM_DOWN.into())
-            }
-            SessionPlan::Pinned(s) => {
-                let (guard, active) = s.enter();
-                if active > self.config.limits.max_streams_per_session {
-                    return Err(TOO_MANY_STREAMS.into());
-                }
-                ctx.session_active = Some(guard);
-                self.sessions.touch(&s);
-                ctx.upstream = Some(s.upstream);
-                ctx.session = Some(s);
-                Ok(())
+            SessionPlan::Pinned(s) => self.pin(s, ctx),
+            SessionPlan::Adopt(claims) => {
+                let s = self.adopt(id.unwrap_or_default(), &claims, ctx)?;
+                self.pin(s, ctx)
             }
             SessionPlan::Create => {
                 let owners = self.owners(req, peer, ctx);
@@ -113,6 +119,84 @@ impl McpProxy {
                 Ok(())
             }
         }
+    }
+
+    /// The request goes to its session's upstream (502 when that is down; never moved).
+    fn pin(&self, s: Arc<Session>, ctx: &mut RequestCtx) -> Result<(), Refused> {
+        if !self.upstreams.is_up(s.upstream) {
+            return Err(SESSION_UPSTREAM_DOWN.into());
+        }
+        let (guard, active) = s.enter();
+        if active > self.config.limits.max_streams_per_session {
+            return Err(TOO_MANY_STREAMS.into());
+        }
+        ctx.session_active = Some(guard);
+        self.sessions.touch(&s);
+        ctx.upstream = Some(s.upstream);
+        ctx.session = Some(s);
+        Ok(())
+    }
+
+    /// A session sealed elsewhere (or forgotten here), taken into this replica's table. Its
+    /// upstream is found by name, so replicas may list upstreams in any order; a name this
+    /// replica does not know gets 404.
+    fn adopt(&self, id: &str, claims: &Claims, ctx: &RequestCtx) -> Result<Arc<Session>, Refused> {
+        let upstream = self
+            .upstreams
+            .iter()
+            .position(|u| u.name == claims.upstream)
+            .ok_or(SESSION_NOT_FOUND)?;
+        match self
+            .sessions
+            .adopt(id, upstream, &claims.upstream_id, ctx.principal)
+        {
+            Ok(s) => {
+                self.metrics.session_event("adopted", self.sessions.len());
+                Ok(s)
+            }
+            Err(InsertError::Full) => Err(SESSIONS_FULL.into()),
+            Err(_) => Err(SESSION_NOT_FOUND.into()),
+        }
+    }
+
+    /// The id the client gets for a new session: sealed with the first key, or `None` (the
+    /// table mints a random one). `Err`: the upstream's id is too long to seal (502).
+    fn seal_new(&self, upstream: usize, up_id: &str, ctx: &RequestCtx) -> Result<Option<Arc<str>>> {
+        let Some(sealer) = &self.sealer else {
+            return Ok(None);
+        };
+        let name = self.upstreams.get(upstream).map_or("", |u| u.name.as_str());
+        let claims = Claims {
+            upstream: name.to_owned(),
+            upstream_id: up_id.to_owned(),
+            principal: ctx.principal.as_ref().map(principal_hash),
+            issued: u32::try_from(unix_now()).unwrap_or(u32::MAX),
+        };
+        match sealer.seal(&claims) {
+            Ok(token) => Ok(Some(token.into())),
+            Err(e) => {
+                tracing::error!(
+                    upstream = name,
+                    upstream_id_len = up_id.len(),
+                    error = %e,
+                    "cannot seal the upstream's session id"
+                );
+                let mut err = Error::explain(SESSION_UNSEALABLE, "cannot seal session id");
+                err.esource = ErrorSource::Upstream;
+                Err(err)
+            }
+        }
+    }
+
+    /// Remembers an ended sealed id until it would expire, so this replica refuses it;
+    /// returns how long that is (`None`: not a sealed id that opens).
+    pub(super) fn end_sealed(&self, id: &str) -> Option<Duration> {
+        let sealer = self.sealer.as_ref()?;
+        let now = unix_now();
+        let claims = sealer.open(id, now).ok()?;
+        let until = u64::from(claims.issued) + sealer.max_age().as_secs();
+        self.ended.end(id, until, now);
+        Some(Duration::from_secs(until.saturating_sub(now)))
     }
 
     /// Who a new session counts against: its principal, and its client's network when the
@@ -186,7 +270,8 @@ impl McpProxy {
 
         if let Some(reservation) = ctx.new_session.take() {
             if let (Some(up_id), true) = (&upstream_id, resp.status.is_success()) {
-                match reservation.commit(upstream, up_id) {
+                let sealed = self.seal_new(upstream, up_id, ctx)?;
+                match reservation.commit(upstream, up_id, sealed) {
                     Ok((s, evicted)) => {
                         if evicted.is_some() {
                             self.metrics.session_event("evicted", self.sessions.len());
@@ -225,6 +310,8 @@ impl McpProxy {
                 _ => None,
             };
             if let Some(outcome) = ended {
+                // Refused here at once; the store tells the others (`share_ended`).
+                ctx.ended = self.end_sealed(&s.id).map(|ttl| (s.id.clone(), ttl));
                 if self.sessions.remove(&s.id).is_some() {
                     self.metrics.session_event(outcome, self.sessions.len());
                 }

@@ -123,7 +123,7 @@ async fn reservations_hold_a_place_until_committed_or_dropped() {
     );
     drop(r);
     let r = table.reserve(Owners::default()).unwrap();
-    let (s, evicted) = r.commit(0, "u").unwrap();
+    let (s, evicted) = r.commit(0, "u", None).unwrap();
     assert!(evicted.is_none());
     assert_eq!(table.len(), 1);
     assert!(table.get(&s.id).is_some());
@@ -140,7 +140,7 @@ async fn a_reissued_upstream_id_evicts_the_same_principals_stale_mapping() {
     let (new, evicted) = table
         .reserve(owned_by(Some(b"Bearer a")))
         .unwrap()
-        .commit(0, "1")
+        .commit(0, "1", None)
         .unwrap();
     assert_eq!(evicted.unwrap().id, old.id);
     assert!(table.get(&old.id).is_none());
@@ -158,7 +158,10 @@ async fn regression_an_upstream_id_is_never_handed_to_another_principal() {
         .insert(0, "shared", principal_of(Some(b"Bearer a")))
         .unwrap();
     for b in [Some(&b"Bearer b"[..]), None] {
-        let refused = table.reserve(owned_by(b)).unwrap().commit(0, "shared");
+        let refused = table
+            .reserve(owned_by(b))
+            .unwrap()
+            .commit(0, "shared", None);
         assert_eq!(refused.unwrap_err(), InsertError::Conflict);
     }
     assert_eq!(table.downstream_id(0, "shared").as_deref(), Some(&*a.id));
@@ -166,7 +169,10 @@ async fn regression_an_upstream_id_is_never_handed_to_another_principal() {
     assert_eq!(table.counts(&owned_by(Some(b"Bearer b"))), (0, 0));
     // Anonymous clients are not one principal: one never takes another's mapping either.
     let anon = table.insert(0, "anon", None).unwrap();
-    let refused = table.reserve(Owners::default()).unwrap().commit(0, "anon");
+    let refused = table
+        .reserve(Owners::default())
+        .unwrap()
+        .commit(0, "anon", None);
     assert_eq!(refused.unwrap_err(), InsertError::Conflict);
     assert_eq!(table.downstream_id(0, "anon").as_deref(), Some(&*anon.id));
     assert_eq!(table.len(), 2);
@@ -184,7 +190,7 @@ fn racing_commits_of_one_upstream_id_map_it_once() {
                 std::thread::spawn(move || {
                     let r = table.reserve(Owners::default()).unwrap();
                     barrier.wait();
-                    r.commit(0, "same").map(|(s, _)| s.id.clone())
+                    r.commit(0, "same", None).map(|(s, _)| s.id.clone())
                 })
             })
             .collect();
@@ -204,8 +210,13 @@ async fn per_client_caps_are_held_and_given_back_when_sessions_end() {
         net,
         ..owned_by(Some(b"Bearer alice"))
     };
-    let s1 = table.reserve(alice).unwrap().commit(0, "1").unwrap().0;
-    table.reserve(alice).unwrap().commit(0, "2").unwrap();
+    let s1 = table
+        .reserve(alice)
+        .unwrap()
+        .commit(0, "1", None)
+        .unwrap()
+        .0;
+    table.reserve(alice).unwrap().commit(0, "2", None).unwrap();
     assert_eq!(
         table.reserve(alice).unwrap_err(),
         InsertError::Capped(Cap::PerPrincipal)
@@ -249,4 +260,31 @@ async fn ids_that_were_never_minted_are_simply_unknown() {
         assert!(table.remove(bogus).is_none(), "{bogus:?}");
     }
     assert!(table.get(&s.id).is_some());
+}
+
+#[tokio::test]
+async fn adopting_a_sealed_id() {
+    let table = Arc::new(SessionTable::new(2, 1).with_caps(1, 1));
+    let alice = principal_of(Some(b"Bearer alice"));
+    let owners = Owners {
+        principal: alice,
+        net: None,
+    };
+    table.insert(0, "held", alice).unwrap();
+    // At her cap already: a session sealed elsewhere is still taken in (it exists).
+    let id = "A".repeat(120);
+    let s = table.adopt(&id, 0, "u-1", alice).unwrap();
+    assert_eq!(&*s.id, id.as_str());
+    assert_eq!(table.counts(&owners).0, 2);
+    // Adopted again (a concurrent request): the same session, counted once.
+    assert!(Arc::ptr_eq(&table.adopt(&id, 0, "u-1", alice).unwrap(), &s));
+    assert_eq!(table.len(), 2);
+    assert_eq!(table.downstream_id(0, "u-1").as_deref(), Some(id.as_str()));
+    // A full table refuses another one.
+    assert_eq!(
+        table.adopt(&"B".repeat(120), 0, "u-2", alice).unwrap_err(),
+        InsertError::Full
+    );
+    table.remove(&id).unwrap();
+    assert_eq!((table.len(), table.counts(&owners).0), (1, 1));
 }

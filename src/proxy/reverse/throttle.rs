@@ -10,6 +10,8 @@ use super::request_checks::Rejection;
 use crate::config::RateLimits;
 use crate::mcp::ErrorCode;
 use crate::ratelimit::{client_ip, Limiter};
+use crate::store::Bucket;
+use sha2::{Digest, Sha256};
 
 /// Limiters for the configured scopes.
 #[derive(Debug)]
@@ -34,7 +36,55 @@ pub const RATE_LIMITED: Rejection = Rejection {
     allow: None,
 };
 
+/// The rate-limit store cannot be reached and `store.on_error` is `deny`.
+pub const STORE_UNAVAILABLE: Rejection = Rejection {
+    status: 503,
+    code: ErrorCode::Overloaded,
+    message: "Service Unavailable: the rate-limit store cannot be reached; retry later",
+    allow: None,
+};
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl Throttle {
+    /// The shared-store buckets this request counts against, in the order [`Self::check`]
+    /// takes them (a session id is kept as a digest: ids never sit in the store).
+    pub fn buckets(
+        &self,
+        headers: &http::HeaderMap,
+        peer: Option<IpAddr>,
+        principal: Option<&Principal>,
+        session: Option<&str>,
+    ) -> Vec<Bucket> {
+        let mut out = Vec::new();
+        if let (Some(rate), Some(peer)) = (self.config.per_ip, peer) {
+            let xff = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+            let ip = client_ip(peer, xff, &self.config.trusted_proxies);
+            out.push(Bucket {
+                scope: "ip",
+                key: ip.to_string(),
+                rate,
+            });
+        }
+        if let (Some(rate), Some(principal)) = (self.config.per_principal, principal) {
+            out.push(Bucket {
+                scope: "principal",
+                key: hex(&principal[..16]),
+                rate,
+            });
+        }
+        if let (Some(rate), Some(session)) = (self.config.per_session, session) {
+            out.push(Bucket {
+                scope: "session",
+                key: hex(&Sha256::digest(session.as_bytes())[..16]),
+                rate,
+            });
+        }
+        out
+    }
+
     pub fn new(config: &RateLimits) -> Self {
         Self {
             ip: config.per_ip.map(Limiter::new),
