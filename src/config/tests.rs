@@ -5,6 +5,7 @@ use super::*;
 mod admin;
 mod cache;
 mod log;
+mod recording;
 mod stdio;
 mod upstream_tls;
 

@@ -10,6 +10,7 @@ mod cache;
 mod env;
 mod interceptors;
 mod listeners;
+mod recording;
 mod stdio;
 mod upstream_tls;
 mod upstreams;
@@ -231,6 +232,8 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
         default_max,
     )?;
 
+    let recording = recording::validate(raw.recording.take(), overrides.record.as_deref())?;
+
     let mut obsolete = Vec::new();
     if raw.direct_exchange.is_some() {
         obsolete.push(
@@ -332,6 +335,7 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
         auth,
         interceptors,
         cache,
+        recording,
         stdio,
         log,
     })

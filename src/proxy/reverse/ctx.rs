@@ -61,6 +61,10 @@ pub struct RequestCtx {
     pub live: Option<Arc<super::streams::LiveStream>>,
     /// What a GET with `Last-Event-ID` resumes.
     pub resume: Option<super::streams::Resume>,
+    /// The response on its way to a tape (`recording:`); `None` when not recorded.
+    pub tape: Option<Box<crate::tape::Collector>>,
+    /// This request went on a tape already (its response's head was seen).
+    pub taped: bool,
     _in_flight: InFlight,
 }
 
@@ -94,6 +98,8 @@ impl RequestCtx {
             intercept: None,
             live: None,
             resume: None,
+            tape: None,
+            taped: false,
             _in_flight: InFlight::enter(in_flight),
         }
     }

@@ -131,11 +131,14 @@ impl ProxyHttp for McpProxy {
         let is_sse = self.start_sse(upstream_response, ctx)?;
         self.cache_response_header(upstream_response, is_sse, ctx);
         self.claim_stream(upstream_response, is_sse, ctx);
-        self.intercept_response_header(upstream_response, is_sse, session.is_http2(), ctx)
+        self.intercept_response_header(upstream_response, is_sse, session.is_http2(), ctx)?;
+        self.tape_response_header(session, upstream_response, is_sse, ctx);
+        Ok(())
     }
 
     /// SSE reads go through the stream they belong to (`sse_relay.rs`); JSON bodies that the
-    /// cache or the rules need are collected, and rewritten at their end.
+    /// cache or the rules need are collected, and rewritten at their end. The tape sees what
+    /// leaves.
     fn response_body_filter(
         &self,
         _session: &mut Session,
@@ -149,6 +152,7 @@ impl ProxyHttp for McpProxy {
             self.cache_body(body, end_of_stream, ctx);
             self.intercept_json_body(body, end_of_stream, ctx);
         }
+        self.tape_body(body, end_of_stream, ctx);
         Ok(None)
     }
 
@@ -172,13 +176,14 @@ impl ProxyHttp for McpProxy {
     }
 
     /// The head deadline re-armed for the next request; a session stream left for its
-    /// buffer; metrics and the access-log line.
+    /// buffer; the tape's last line; metrics and the access-log line.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         head_clock::response_done(session);
         if let Some(stream) = &ctx.live {
             // The stream lives on (and, if the upstream is still sending, is still read).
             stream.detach();
         }
+        self.tape_done(session, ctx);
         self.log_request(session, e, ctx);
     }
 }
