@@ -101,7 +101,8 @@ impl Redaction {
             return (None, Some(String::from_utf8_lossy(raw).into_owned()));
         };
         if text.trim().is_empty() {
-            return (None, (!text.is_empty()).then(|| text.to_owned()));
+            // Kept as it was: an SSE priming event's empty data stays empty data.
+            return (None, Some(text.to_owned()));
         }
         if self.pointers.is_empty() {
             return match serde_json::from_str::<Box<RawValue>>(text.trim()) {

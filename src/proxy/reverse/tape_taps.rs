@@ -88,6 +88,10 @@ impl McpProxy {
         let recorder = self.recorder.as_deref()?;
         ctx.taped = true;
         let req = session.req_header();
+        // MCP traffic only: not a probe of another path, nor the OAuth metadata.
+        if req.uri.path() != self.config.endpoint {
+            return None;
+        }
         let (key, in_session): (Arc<str>, bool) = match &ctx.session {
             Some(s) => (format!("s:{}", s.id).into(), true),
             None => (client_key(session, ctx).into(), false),
