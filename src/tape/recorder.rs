@@ -115,6 +115,27 @@ impl Recorder {
         })
     }
 
+    /// A recorder whose queue holds `capacity` lines and whose writer never runs (tests: a
+    /// writer that cannot keep up). The receiver is returned so the queue stays open.
+    #[doc(hidden)]
+    pub fn stalled(
+        capacity: usize,
+        dropped: prometheus::IntCounterVec,
+    ) -> (Self, std::sync::mpsc::Receiver<impl Sized>) {
+        let (tx, rx) = sync_channel::<Record>(capacity);
+        let shared = Shared {
+            tx,
+            redact: Redaction::default(),
+            dropped,
+            next_exchange: AtomicU64::new(1),
+        };
+        let recorder = Self {
+            shared: Arc::new(shared),
+            sample: Sample::All,
+        };
+        (recorder, rx)
+    }
+
     /// Is this tape key recorded? The same answer for every request of a key, so a sampled
     /// session is recorded whole.
     pub fn wants(&self, key: &str) -> bool {
@@ -308,5 +329,23 @@ mod tests {
         let all = Recorder::start(settings(Sample::All), dropped).unwrap();
         assert!(all.wants("anything"));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_writer_that_falls_behind_drops_lines_and_never_blocks() {
+        let dropped =
+            prometheus::IntCounterVec::new(prometheus::Opts::new("t", "t"), &["reason"]).unwrap();
+        let (recorder, _queue) = Recorder::stalled(4, dropped.clone());
+        let origin = Arc::new(Origin {
+            protocol_version: "2025-11-25",
+            upstream: "u".into(),
+            principal: None,
+            session: true,
+        });
+        for _ in 0..10 {
+            let tap = recorder.tap("s:x".into(), origin.clone());
+            tap.request("POST", Headers::new(), Some(Bytes::from_static(b"{}")));
+        }
+        assert_eq!(dropped.with_label_values(&["queue_full"]).get(), 6);
     }
 }

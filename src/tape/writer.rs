@@ -55,7 +55,6 @@ struct OpenTape {
     bytes: u64,
     part: u32,
     started: SystemTime,
-    origin: Arc<Origin>,
     last: Instant,
 }
 
@@ -194,13 +193,25 @@ impl Writer {
             self.dropped.with_label_values(&["over_total"]).inc();
             return Err(std::io::Error::other("max_total_bytes reached"));
         }
-        let path = self.settings.dir.join(file_name(key, started, part));
-        let mut file = BufWriter::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)?,
-        );
+        // A tape ended and begun again within a second gets a file of its own, never a
+        // second header inside the first one's.
+        let name = file_name(key, started, part);
+        let (mut path, mut again) = (self.settings.dir.join(&name), 1);
+        let file = loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && again < 100 => {
+                    let stem = name.trim_end_matches(".jsonl");
+                    path = self.settings.dir.join(format!("{stem}-{again}.jsonl"));
+                    again += 1;
+                }
+                other => break other?,
+            }
+        };
+        let mut file = BufWriter::new(file);
         file.write_all(&text)?;
         self.total += n;
         self.open.insert(
@@ -211,7 +222,6 @@ impl Writer {
                 bytes: n,
                 part,
                 started,
-                origin: origin.clone(),
                 last: Instant::now(),
             },
         );
@@ -237,7 +247,6 @@ impl Writer {
             if let Err(e) = tape.file.flush() {
                 tracing::warn!(error = %e, path = %tape.path.display(), "tape flush failed");
             }
-            let _ = &tape.origin;
             self.closed.push_back((tape.path, tape.bytes));
         }
     }

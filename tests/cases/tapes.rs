@@ -380,3 +380,85 @@ async fn tape_tools_list_show_and_export_har() {
     assert_eq!(har["log"]["entries"].as_array().unwrap().len(), 5);
     assert!(!har.to_string().contains("tok-NEVER-ON-TAPE"));
 }
+
+/// MCP 2026-07-28: no sessions. The client's requests go on one tape keyed by the client, and
+/// the replay serves them without sessions.
+#[tokio::test]
+async fn a_sessionless_client_is_one_tape_and_replays_without_sessions() {
+    let upstream = MockUpstream::start(|req: &Received| {
+        let body = req.json();
+        Reply::json(json!({"jsonrpc":"2.0","id":body["id"].clone(),"result":{
+            "tool": body["params"]["name"].clone(), "era": req.header("mcp-protocol-version")}}))
+    })
+    .await;
+    let dir = temp_dir("sessionless");
+    let mut config = config_for(&upstream.url());
+    config.recording = Some(recording(&dir));
+    let proxy = Proxy::start(config).await;
+    let client = crate::support::client();
+    let script = |url: String| {
+        let client = client.clone();
+        async move {
+            let mut seen = Vec::new();
+            for (id, tool) in [(1, "a"), (2, "b"), (3, "a")] {
+                let resp = client
+                    .post(&url)
+                    .header("accept", ACCEPT_BOTH)
+                    .header("content-type", "application/json")
+                    .header("mcp-protocol-version", "2026-07-28")
+                    .header("mcp-method", "tools/call")
+                    .header("mcp-name", tool)
+                    .body(crate::support::call(id, tool).to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(resp.headers().get("mcp-session-id").is_none());
+                seen.push(resp.json::<Value>().await.unwrap());
+            }
+            seen
+        }
+    };
+    let live = script(proxy.url()).await;
+    assert_eq!(live[1]["result"]["tool"], "b");
+    let files = tapes_with(&dir, 6).await;
+    assert_eq!(files.len(), 1, "{files:?}");
+    let tape = check::read(&files[0]).unwrap();
+    assert!(!tape.header.session);
+    assert_eq!(tape.header.protocol_version, "2026-07-28");
+    assert_eq!(tape.lines[0].headers["mcp-method"], "tools/call");
+    drop(proxy);
+    upstream.stop();
+
+    let url = replay(&files, 0.0).await;
+    assert_eq!(script(url).await, live);
+}
+
+/// A tape budget that is full (here smaller than one session's tape, as a disk that fills up
+/// would be) drops tape lines, counted, and every request is still answered.
+#[tokio::test]
+async fn a_full_tape_budget_drops_lines_never_requests() {
+    let upstream = mcp_mock().await;
+    let dir = temp_dir("full");
+    let mut config = config_for(&upstream.url());
+    let mut settings = recording(&dir);
+    settings.max_bytes_per_tape = 4096;
+    settings.max_total_bytes = 2048;
+    config.recording = Some(settings);
+    let proxy = Proxy::start(config).await;
+    for _ in 0..3 {
+        let seen = session_script(&proxy.url()).await;
+        assert_eq!(seen[5]["result"]["content"][0]["text"], "slow done");
+        assert_eq!(seen.last().unwrap()["delete"], 200);
+    }
+    let dropped = proxy
+        .settled_when("shadowcat_tape_dropped_total{reason=\"over_total\"}", |v| {
+            v > 0.0
+        })
+        .await;
+    assert!(dropped.is_some_and(|v| v > 0.0), "{dropped:?}");
+    let total: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(total <= 2048, "{total}");
+}
