@@ -3,8 +3,9 @@
 //!
 //! A tape is valid when it is UTF-8; its first line is a version-1 [`Header`]; every other
 //! line is a [`Line`]; every line ends with `\n` (a last line without one is a truncated
-//! write); a server line belongs to an exchange whose request came before it; an SSE
-//! response's events are numbered 0, 1, ... and nothing of that exchange follows its end.
+//! write); a server line belongs to an exchange whose request came before it (in a later
+//! part of a rotated tape: or in an earlier part); an SSE response's events are numbered 0,
+//! 1, ... and nothing of that exchange follows its end.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -74,6 +75,11 @@ pub fn parse(bytes: &[u8]) -> Result<Tape, Broken> {
                 }
             }
             Direction::ServerToClient => {
+                if header.part > 0 && !exchanges.contains_key(&line.exchange) {
+                    // An exchange that began in an earlier part of the tape.
+                    let next = line.sse.as_ref().map_or(0, |m| m.n);
+                    exchanges.insert(line.exchange, (next, false));
+                }
                 let Some(state) = exchanges.get_mut(&line.exchange) else {
                     return Err(broken(
                         n,

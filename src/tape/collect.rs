@@ -5,6 +5,9 @@
 
 use bytes::{Bytes, BytesMut};
 
+/// A JSON body's pieces, kept as the refcounted reads they came in (one read: no copy).
+type Pieces = Vec<Bytes>;
+
 use super::format::Headers;
 use super::recorder::Tap;
 use crate::transport::sse::SseScanner;
@@ -23,7 +26,8 @@ pub struct Collector {
 #[derive(Debug)]
 enum Body {
     Json {
-        pieces: BytesMut,
+        pieces: Pieces,
+        len: usize,
         max: usize,
         over: bool,
     },
@@ -41,7 +45,8 @@ impl Collector {
             status,
             headers,
             Body::Json {
-                pieces: BytesMut::new(),
+                pieces: Pieces::new(),
+                len: 0,
                 max,
                 over: false,
             },
@@ -74,11 +79,18 @@ impl Collector {
             return;
         }
         match &mut self.body {
-            Body::Json { pieces, max, over } => {
-                if pieces.len() + chunk.len() > *max {
+            Body::Json {
+                pieces,
+                len,
+                max,
+                over,
+            } => {
+                *len += chunk.len();
+                if *len > *max {
                     *over = true;
-                } else if !*over {
-                    pieces.extend_from_slice(chunk);
+                    pieces.clear();
+                } else if !chunk.is_empty() {
+                    pieces.push(chunk.clone());
                 }
             }
             Body::Sse(scanner) => {
@@ -108,7 +120,15 @@ impl Collector {
         let headers = self.headers.take().unwrap_or_default();
         match &mut self.body {
             Body::Json { pieces, over, .. } => {
-                let body = (!*over && !pieces.is_empty()).then(|| pieces.split().freeze());
+                let body = match (pieces.len(), *over) {
+                    (0, _) | (_, true) => None,
+                    (1, false) => pieces.pop(),
+                    (_, false) => {
+                        let mut whole = BytesMut::new();
+                        pieces.iter().for_each(|p| whole.extend_from_slice(p));
+                        Some(whole.freeze())
+                    }
+                };
                 self.tap.response(self.status, headers, body);
             }
             Body::Sse(_) => self.tap.end_of_stream(self.status, headers),

@@ -93,8 +93,23 @@ impl Library {
                     .collect(),
             );
         }
+        // The parts of one rotated tape are read as one: an exchange may span two.
+        let mut groups: Vec<Vec<&Tape>> = Vec::new();
         for tape in tapes {
-            lib.add(tape);
+            let h = &tape.header;
+            let same = |t: &&Tape| {
+                t.header.started_unix_ms == h.started_unix_ms
+                    && t.header.principal == h.principal
+                    && t.header.upstream == h.upstream
+            };
+            match groups.iter_mut().find(|g| g.first().is_some_and(same)) {
+                Some(group) => group.push(tape),
+                None => groups.push(vec![tape]),
+            }
+        }
+        for mut group in groups {
+            group.sort_by_key(|t| t.header.part);
+            lib.add(group.iter().flat_map(|t| &t.lines));
         }
         if lib.exchanges.is_empty() && lib.initialize.is_none() {
             return Err("the tapes hold no request with an answer".to_owned());
@@ -111,10 +126,10 @@ impl Library {
         self.len() == 0
     }
 
-    fn add(&mut self, tape: &Tape) {
+    fn add<'a>(&mut self, lines: impl Iterator<Item = &'a Line>) {
         let mut order = Vec::new();
         let mut by: HashMap<u64, Vec<&Line>> = HashMap::new();
-        for line in &tape.lines {
+        for line in lines {
             by.entry(line.exchange)
                 .or_insert_with(|| {
                     order.push(line.exchange);
@@ -130,6 +145,20 @@ impl Library {
             let Some(answer) = answer(req, lines) else {
                 continue;
             };
+            // A success without a body: the proxy answered it itself (the cache, a rule), and
+            // the tape has its status only. Not an answer to replay.
+            if matches!(
+                answer,
+                Answer::Json {
+                    status: 200..=299,
+                    body: None,
+                    ..
+                }
+            ) && req.http.as_deref() == Some("POST")
+                && req.message_value().is_some_and(|m| !m["id"].is_null())
+            {
+                continue;
+            }
             if req.http.as_deref() == Some("GET") {
                 self.get.get_or_insert(answer);
                 continue;

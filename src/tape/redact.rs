@@ -74,16 +74,19 @@ impl Redaction {
     /// The headers a tape keeps, from `(name, value)` pairs (names in any case).
     pub fn headers<'a>(&self, all: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Headers {
         let mut out = Headers::new();
+        let is = |list: &[&str], name: &str| list.iter().any(|h| h.eq_ignore_ascii_case(name));
         for (name, value) in all {
-            let name = name.to_ascii_lowercase();
-            let value = if CREDENTIALS.contains(&name.as_str()) || self.headers.contains(&name) {
+            // Most headers are dropped here, before anything is allocated for them.
+            let value = if is(&CREDENTIALS, name)
+                || self.headers.iter().any(|h| h.eq_ignore_ascii_case(name))
+            {
                 REDACTED.to_owned()
-            } else if RECORDED.contains(&name.as_str()) {
+            } else if is(&RECORDED, name) {
                 String::from_utf8_lossy(value).into_owned()
             } else {
                 continue;
             };
-            out.entry(name)
+            out.entry(name.to_ascii_lowercase())
                 .and_modify(|v| {
                     if value != REDACTED {
                         v.push_str(", ");

@@ -23,6 +23,11 @@ use super::recorder::{Origin, Pending, Record, Settings, TapeKey};
 
 /// A tape file with no new line for this long is closed.
 pub const IDLE_CLOSE: Duration = Duration::from_secs(60);
+/// Lines reach the disk within this (the writer flushes at most this often while busy, and
+/// at once when the queue runs dry for as long).
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// Each open file's write buffer.
+const FILE_BUFFER: usize = 64 << 10;
 /// Files open at once; past it the least recently written is closed.
 const MAX_OPEN: usize = 256;
 
@@ -46,7 +51,12 @@ struct Writer {
     closed: VecDeque<(PathBuf, u64)>,
     /// Bytes of every tape file, open and closed.
     total: u64,
+    /// Tapes closed while idle (not ended): the part and start they continue with.
+    resume: HashMap<TapeKey, (u32, SystemTime)>,
     last_sweep: Instant,
+    /// Lines written since the last flush.
+    dirty: bool,
+    last_flush: Instant,
 }
 
 struct OpenTape {
@@ -78,21 +88,35 @@ impl Writer {
             open: HashMap::new(),
             closed: found.into_iter().map(|(_, p, n)| (p, n)).collect(),
             total,
+            resume: HashMap::new(),
             last_sweep: Instant::now(),
+            dirty: false,
+            last_flush: Instant::now(),
         })
     }
 
     fn run(&mut self, rx: Receiver<Record>) {
         loop {
-            match rx.recv_timeout(Duration::from_secs(1)) {
+            let wait = match self.dirty {
+                true => FLUSH_EVERY.saturating_sub(self.last_flush.elapsed()),
+                false => Duration::from_secs(1),
+            };
+            match rx.recv_timeout(wait) {
                 Ok(record) => {
                     self.handle(record);
                     while let Ok(record) = rx.try_recv() {
                         self.handle(record);
                     }
-                    self.flush();
+                    self.dirty = true;
+                    if self.last_flush.elapsed() >= FLUSH_EVERY {
+                        self.flush();
+                    }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.dirty {
+                        self.flush();
+                    }
+                }
                 Err(RecvTimeoutError::Disconnected) => {
                     self.flush();
                     return;
@@ -116,7 +140,15 @@ impl Writer {
             Some(b) => self.settings.redact.message(b),
             None => (None, None),
         };
-        let started = self.open.get(&p.key).map_or(p.at, |t| t.started);
+        let resumed = match self.open.contains_key(&p.key) {
+            true => None,
+            false => self.resume.remove(&p.key),
+        };
+        let started = match (self.open.get(&p.key), resumed) {
+            (Some(t), _) => t.started,
+            (None, Some((_, started))) => started,
+            (None, None) => p.at,
+        };
         let t_ms = p.at.duration_since(started).unwrap_or_default().as_millis() as u64;
         let line = Line {
             dir: p.dir,
@@ -144,7 +176,10 @@ impl Writer {
                 return self.drop_line("write_error");
             }
         }
-        if !self.open.contains_key(&p.key) && self.open_tape(&p.key, &p.origin, p.at, 0).is_err() {
+        let part = resumed.map_or(0, |(part, _)| part + 1);
+        if !self.open.contains_key(&p.key)
+            && self.open_tape(&p.key, &p.origin, started, part).is_err()
+        {
             return self.drop_line("write_error");
         }
         if !self.make_room(n) {
@@ -182,7 +217,7 @@ impl Writer {
                 .min_by_key(|(_, t)| t.last)
                 .map(|(k, _)| k.clone())
             {
-                self.close(&oldest);
+                self.pause(&oldest);
             }
         }
         let header = header(origin, started, part);
@@ -211,7 +246,7 @@ impl Writer {
                 other => break other?,
             }
         };
-        let mut file = BufWriter::new(file);
+        let mut file = BufWriter::with_capacity(FILE_BUFFER, file);
         file.write_all(&text)?;
         self.total += n;
         self.open.insert(
@@ -242,6 +277,18 @@ impl Writer {
         true
     }
 
+    /// Closes a tape that may go on (idle, or too many open): its next line opens the next
+    /// part, so its offsets and exchanges continue.
+    fn pause(&mut self, key: &TapeKey) {
+        if let Some(tape) = self.open.get(key) {
+            if self.resume.len() >= 65_536 {
+                self.resume.clear();
+            }
+            self.resume.insert(key.clone(), (tape.part, tape.started));
+        }
+        self.close(key);
+    }
+
     fn close(&mut self, key: &TapeKey) {
         if let Some(mut tape) = self.open.remove(key) {
             if let Err(e) = tape.file.flush() {
@@ -260,11 +307,13 @@ impl Writer {
             .map(|(k, _)| k.clone())
             .collect();
         for key in idle {
-            self.close(&key);
+            self.pause(&key);
         }
     }
 
     fn flush(&mut self) {
+        self.dirty = false;
+        self.last_flush = Instant::now();
         let mut failed = Vec::new();
         for (key, tape) in &mut self.open {
             if let Err(e) = tape.file.flush() {

@@ -33,6 +33,10 @@ impl McpProxy {
         is_sse: bool,
         ctx: &mut RequestCtx,
     ) {
+        if ctx.taped {
+            // Its request is on the tape already (one exchange, one request line).
+            return;
+        }
         let Some(tap) = self.tape_request(session, ctx) else {
             return;
         };

@@ -126,3 +126,23 @@ fn a_line_that_cannot_fit_is_dropped_and_counted() {
     assert_eq!(d.with_label_values(&["over_total"]).get(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_tape_paused_while_idle_goes_on_in_its_next_part() {
+    let dir = temp("writer-pause");
+    let mut w = Writer::new(settings(&dir, 1 << 20, 1 << 30), dropped()).unwrap();
+    w.handle(line("s:a", 1, "{}"));
+    w.pause(&"s:a".into());
+    w.handle(line("s:a", 2, "{}"));
+    w.flush();
+    let files = tapes(&dir);
+    assert_eq!(files.len(), 2, "{files:?}");
+    let mut parts: Vec<_> = files
+        .iter()
+        .map(|f| check::read(f).unwrap().header)
+        .collect();
+    parts.sort_by_key(|h| h.part);
+    assert_eq!(parts.iter().map(|h| h.part).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(parts[0].started_unix_ms, parts[1].started_unix_ms);
+    let _ = std::fs::remove_dir_all(&dir);
+}
