@@ -152,20 +152,27 @@ fn sse_text(lines: &[&&Line]) -> String {
     out
 }
 
+/// A JSON type check.
+type Check = fn(&Value) -> bool;
+/// A required field and its type.
+type Field<'a> = (&'a str, Check);
+/// Required fields and their types.
+type Fields<'a> = [Field<'a>];
+
 /// The HAR 1.2 fields every document must have, by the specification's required lists:
 /// `None` when `har` has them all with the right JSON types, else the first one missing.
 pub fn missing_required(har: &Value) -> Option<String> {
     let log = &har["log"];
-    let need = |v: &Value, path: &str, fields: &[(&str, fn(&Value) -> bool)]| {
+    let need = |v: &Value, path: &str, fields: &Fields| {
         fields
             .iter()
             .find(|(f, ok)| !ok(&v[*f]))
             .map(|(f, _)| format!("{path}.{f}"))
     };
-    let s: fn(&Value) -> bool = Value::is_string;
-    let n: fn(&Value) -> bool = Value::is_number;
-    let a: fn(&Value) -> bool = Value::is_array;
-    let o: fn(&Value) -> bool = Value::is_object;
+    let s: Check = Value::is_string;
+    let n: Check = Value::is_number;
+    let a: Check = Value::is_array;
+    let o: Check = Value::is_object;
     if let Some(m) = need(
         log,
         "log",
@@ -182,7 +189,7 @@ pub fn missing_required(har: &Value) -> Option<String> {
     }
     for (i, e) in log["entries"].as_array()?.iter().enumerate() {
         let p = format!("log.entries[{i}]");
-        let checks: [(&Value, String, Vec<(&str, fn(&Value) -> bool)>); 5] = [
+        let checks: [(&Value, String, Vec<Field>); 5] = [
             (
                 e,
                 p.clone(),

@@ -126,16 +126,16 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
             };
             post(state, session, &body)
         }
-        Method::GET => match known(state, session.as_deref()) {
-            Err(refused) => refused,
-            Ok(()) => match &state.library.get {
+        Method::GET => match refusal(state, session.as_deref()) {
+            Some(refused) => refused,
+            None => match &state.library.get {
                 Some(answer) => respond(state, answer, None, true),
                 None => plain(StatusCode::METHOD_NOT_ALLOWED),
             },
         },
-        Method::DELETE => match known(state, session.as_deref()) {
-            Err(refused) => refused,
-            Ok(()) => {
+        Method::DELETE => match refusal(state, session.as_deref()) {
+            Some(refused) => refused,
+            None => {
                 if let Some(id) = session {
                     lock(&state.sessions).remove(&id);
                 }
@@ -160,8 +160,8 @@ fn post(state: &State, session: Option<String>, body: &[u8]) -> Response<Body> {
     }
     let (Some(method), Some(id)) = (message["method"].as_str(), message.get("id")) else {
         // A notification or a response: accepted, as a server does.
-        return match known(state, session.as_deref()) {
-            Err(refused) if session.is_some() => refused,
+        return match refusal(state, session.as_deref()) {
+            Some(refused) if session.is_some() => refused,
             _ => plain(StatusCode::ACCEPTED),
         };
     };
@@ -180,7 +180,7 @@ fn post(state: &State, session: Option<String>, body: &[u8]) -> Response<Body> {
         }
         return resp;
     }
-    if let Err(refused) = known(state, session.as_deref()) {
+    if let Some(refused) = refusal(state, session.as_deref()) {
         return refused;
     }
     let params = lib.normalize(&message["params"]);
@@ -331,20 +331,21 @@ fn sse(status: u16, events: Vec<Event>, speed: f64, hold_open: bool) -> Response
     resp
 }
 
-/// The session check of a recorded server with sessions: 400 without one, 404 unknown.
-fn known(state: &State, session: Option<&str>) -> Result<(), Response<Body>> {
+/// The session check of a recorded server with sessions: 400 without one, 404 unknown;
+/// `None` when the request may go on.
+fn refusal(state: &State, session: Option<&str>) -> Option<Response<Body>> {
     if !state.library.sessions {
-        return Ok(());
+        return None;
     }
     match session {
-        None => Err(rpc_error(
+        None => Some(rpc_error(
             StatusCode::BAD_REQUEST,
             &Value::Null,
             -32000,
             "Bad Request: Mcp-Session-Id header is required",
         )),
-        Some(s) if lock(&state.sessions).contains_key(s) => Ok(()),
-        Some(_) => Err(rpc_error(
+        Some(s) if lock(&state.sessions).contains_key(s) => None,
+        Some(_) => Some(rpc_error(
             StatusCode::NOT_FOUND,
             &Value::Null,
             -32001,
