@@ -196,4 +196,28 @@ mod tests {
         bad_utf8.extend_from_slice(b"\xff\n");
         assert_eq!(parse(&bad_utf8).unwrap_err().line, 3);
     }
+
+    proptest::proptest! {
+        /// Hostile bytes never panic the reader, and a good tape cut anywhere is either
+        /// whole (cut at a line end) or broken at the line that was cut.
+        #[test]
+        fn any_bytes_or_any_cut_is_a_tape_or_a_numbered_break(
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            cut in 0usize..400,
+        ) {
+            let _ = parse(&junk);
+            let good = tape(&[
+                r#"{"dir":"c2s","exchange":1,"t_ms":0,"http":"POST","message":{"jsonrpc":"2.0","id":1,"method":"ping"}}"#,
+                r#"{"dir":"s2c","exchange":1,"t_ms":1,"status":200,"sse":{"n":0},"message":{"jsonrpc":"2.0","id":1,"result":{}}}"#,
+                r#"{"dir":"s2c","exchange":1,"t_ms":1,"status":200,"sse":{"n":1,"end":true}}"#,
+            ]);
+            let cut = cut.min(good.len());
+            let bytes = &good.as_bytes()[..cut];
+            let lines_done = bytes.iter().filter(|b| **b == b'\n').count();
+            match parse(bytes) {
+                Ok(t) => proptest::prop_assert_eq!(t.lines.len() + 1, lines_done),
+                Err(b) => proptest::prop_assert_eq!(b.line, lines_done + 1),
+            }
+        }
+    }
 }
