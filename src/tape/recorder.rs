@@ -99,7 +99,12 @@ impl Recorder {
     /// Creates the directory and starts the writer thread. `dropped` counts lines not
     /// written, by `reason` (`queue_full`, `write_error`, `over_total`).
     pub fn start(settings: Settings, dropped: prometheus::IntCounterVec) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&settings.dir)?;
+        // The directory the proxy creates is its user's only (tapes hold what was said).
+        let mut dir = std::fs::DirBuilder::new();
+        dir.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+        dir.create(&settings.dir)?;
         let (tx, rx) = sync_channel(QUEUE);
         let sample = settings.sample;
         let redact = settings.redact.clone();

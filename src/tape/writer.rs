@@ -233,11 +233,7 @@ impl Writer {
         let name = file_name(key, started, part);
         let (mut path, mut again) = (self.settings.dir.join(&name), 1);
         let file = loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
+            match private_file().open(&path) {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && again < 100 => {
                     let stem = name.trim_end_matches(".jsonl");
                     path = self.settings.dir.join(format!("{stem}-{again}.jsonl"));
@@ -330,6 +326,15 @@ impl Writer {
     fn drop_line(&self, reason: &str) {
         self.dropped.with_label_values(&[reason]).inc();
     }
+}
+
+/// Tapes hold what clients and servers said: readable by the proxy's user only.
+fn private_file() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
 }
 
 /// A header is at most this long; a file holding no more is never rotated (its line could

@@ -76,6 +76,11 @@ fn one_tape_per_key_redacted_and_readable() {
         assert_eq!(tape.header.principal.as_deref(), Some(&*hex(&[7; 32])));
         assert_eq!(tape.lines.len(), 1);
         assert!(!f.to_string_lossy().contains("s:a"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(f.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
