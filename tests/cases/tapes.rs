@@ -462,3 +462,74 @@ async fn a_full_tape_budget_drops_lines_never_requests() {
         .sum();
     assert!(total <= 2048, "{total}");
 }
+
+/// What the proxy answers itself goes on the tape as it was written: here a cache hit, whose
+/// answer the replay then gives like any other.
+#[tokio::test]
+async fn an_answer_from_the_cache_is_on_the_tape_and_replays() {
+    use shadowcat::cache::{Rule, Scope, Settings as CacheSettings};
+    let upstream = MockUpstream::start(|req: &Received| {
+        let body = req.json();
+        Reply::json(json!({"jsonrpc":"2.0","id":body["id"].clone(),
+            "result":{"tools":[{"name":"only","inputSchema":{"type":"object"}}]}}))
+    })
+    .await;
+    let dir = temp_dir("cached");
+    let mut config = config_for(&upstream.url());
+    config.recording = Some(recording(&dir));
+    config.cache = Some(CacheSettings {
+        max_bytes: 1 << 20,
+        rules: vec![Rule {
+            method: "tools/list",
+            upstream: None,
+            ttl: Duration::from_secs(60),
+            scope: Scope::Public,
+        }],
+    });
+    let proxy = Proxy::start(config).await;
+    let client = crate::support::client();
+    let list = |url: String, id: u64| {
+        let client = client.clone();
+        async move {
+            client
+                .post(&url)
+                .header("accept", ACCEPT_BOTH)
+                .header("content-type", "application/json")
+                .header("mcp-protocol-version", "2025-06-18")
+                .body(json!({"jsonrpc":"2.0","id":id,"method":"tools/list"}).to_string())
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let first = list(proxy.url(), 1).await;
+    let second = list(proxy.url(), 2).await;
+    assert_eq!(second["result"], first["result"]);
+    assert_eq!(
+        upstream.received().len(),
+        1,
+        "the second came from the cache"
+    );
+    let files = tapes_with(&dir, 4).await;
+    let tape = check::read(&files[0]).unwrap();
+    let answers: Vec<_> = tape
+        .lines
+        .iter()
+        .filter(|l| !l.is_request())
+        .map(|l| {
+            l.message_value()
+                .expect("every answer's message is on the tape")
+        })
+        .collect();
+    assert_eq!(answers.len(), 2);
+    assert_eq!(answers[1]["id"], 2);
+    assert_eq!(answers[1]["result"]["tools"][0]["name"], "only");
+    drop(proxy);
+    upstream.stop();
+    let url = replay(&files, 0.0).await;
+    assert_eq!(list(url.clone(), 7).await["result"], first["result"]);
+    assert_eq!(list(url, 8).await["id"], 8);
+}

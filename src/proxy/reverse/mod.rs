@@ -36,6 +36,7 @@ mod session_routing;
 pub mod sse;
 mod sse_relay;
 pub mod streams;
+mod tape_local;
 mod tape_taps;
 mod throttle;
 pub mod upstream;

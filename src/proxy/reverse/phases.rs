@@ -14,7 +14,7 @@ use pingora::{Error, Result};
 
 use super::ctx::RequestCtx;
 use super::request_checks::Route;
-use super::{edge_tls, error_classes, head_clock, hop_by_hop, McpProxy};
+use super::{edge_tls, error_classes, head_clock, hop_by_hop, tape_local, McpProxy};
 
 #[async_trait]
 impl ProxyHttp for McpProxy {
@@ -24,13 +24,17 @@ impl ProxyHttp for McpProxy {
         RequestCtx::new(&self.in_flight)
     }
 
-    /// Only HSTS, when `security.hsts` is set. Pingora's default is a compression module at
+    /// HSTS, when `security.hsts` is set; with `recording:`, the tape's view of what the
+    /// proxy answers itself (`tape_local.rs`). Pingora's default is a compression module at
     /// level 0, whose filters still ran on every response head and body piece (1.4% of CPU on
     /// SSE streams); the proxy never compresses, since clients must get SSE as the upstream
     /// sent it.
     fn init_downstream_modules(&self, modules: &mut pingora::modules::http::HttpModules) {
         if let Some(value) = &self.config.security.hsts {
             modules.add_module(Box::new(edge_tls::HstsBuilder(value.clone())));
+        }
+        if self.recorder.is_some() {
+            modules.add_module(Box::new(tape_local::LocalAnswerBuilder));
         }
     }
 

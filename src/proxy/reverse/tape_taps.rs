@@ -6,8 +6,8 @@
 //! * `response_body_filter`, last: each piece as it goes downstream (the proxy's event ids,
 //!   the rules applied) is shown to the collector.
 //! * `logging`: a request the proxy answered itself (a refusal, the cache, the rules, a
-//!   replay from the stream buffer) gets its request line and status; a collector still open
-//!   (the client left) writes its end.
+//!   replay from the stream buffer) gets its request line and its answer as written
+//!   (`tape_local.rs` saw it leave); a collector still open (the client left) writes its end.
 //!
 //! Without `recording:` each of these is one `None` check.
 
@@ -18,6 +18,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 
 use super::ctx::RequestCtx;
+use super::tape_local::LocalAnswer;
 use super::McpProxy;
 use crate::mcp::ProtocolVersion;
 use crate::tape::{Collector, Origin, Recorder, Tap};
@@ -28,7 +29,7 @@ impl McpProxy {
     /// The response head: the request's line, and the response's collector.
     pub(super) fn tape_response_header(
         &self,
-        session: &Session,
+        session: &mut Session,
         resp: &ResponseHeader,
         is_sse: bool,
         ctx: &mut RequestCtx,
@@ -37,6 +38,7 @@ impl McpProxy {
             // Its request is on the tape already (one exchange, one request line).
             return;
         }
+        LocalAnswer::turn_off(session);
         let Some(tap) = self.tape_request(session, ctx) else {
             return;
         };
@@ -73,8 +75,8 @@ impl McpProxy {
         }
     }
 
-    /// The request's end: one the proxy answered itself goes on the tape with its status.
-    pub(super) fn tape_done(&self, session: &Session, ctx: &mut RequestCtx) {
+    /// The request's end: one the proxy answered itself goes on the tape as it was written.
+    pub(super) fn tape_done(&self, session: &mut Session, ctx: &mut RequestCtx) {
         if let Some(mut collector) = ctx.tape.take() {
             collector.finish();
             return;
@@ -82,9 +84,34 @@ impl McpProxy {
         if ctx.taped || ctx.status == 0 || self.recorder.is_none() {
             return;
         }
-        if let Some(tap) = self.tape_request(session, ctx) {
+        let Some(tap) = self.tape_request(session, ctx) else {
+            return;
+        };
+        let Some(recorder) = self.recorder.as_deref() else {
+            return;
+        };
+        let Some(answer) = LocalAnswer::take(session) else {
             tap.response(ctx.status, Default::default(), None);
+            return;
+        };
+        let pairs = answer
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()));
+        let headers = recorder.headers(pairs);
+        let sse = answer
+            .headers
+            .iter()
+            .any(|(n, v)| n == "content-type" && v.starts_with(b"text/event-stream"));
+        let max = self.config.limits.max_sse_event;
+        let mut collector = match sse {
+            true => Collector::sse(tap, ctx.status, headers, max),
+            false => Collector::json(tap, ctx.status, headers, max),
+        };
+        if !answer.over {
+            answer.body.iter().for_each(|piece| collector.chunk(piece));
         }
+        collector.finish();
     }
 
     /// The request's line on its tape, when the tape is recorded; the tap for its response.
