@@ -24,6 +24,7 @@ mod sse;
 mod sse_fidelity;
 mod stdio;
 mod streams;
+mod tape_replay;
 mod tapes;
 mod tls;
 mod tls_mtls;
