@@ -20,9 +20,12 @@
 # proxies that can reach an https upstream: shadowcat (`upstreams: [{url: https://..., tls:
 # {ca_file}}]`) and nginx (`proxy_ssl_verify on`). With STREAMS=N (0: off), the idle-stream
 # step: N GET streams held open (shadowcat-loadgen), added delivery delay and memory per stream.
+# With RECORD=1, one more target: `recording`, Shadowcat as `shadowcat` with `recording:` on
+# (tapes in the run's output folder, its writer thread on the proxy's core, so its CPU
+# counts); its tape lines written and dropped are printed at the end.
 #
 # Usage: loadtest/saturate.sh
-# Env:   ROUNDS (3)  DURATION (8, s)  WARMUP (2, s)  CONNECTIONS (64)  TLS (1)  STREAMS (0)
+# Env:   ROUNDS (3)  DURATION (8, s)  WARMUP (2, s)  CONNECTIONS (64)  TLS (1)  STREAMS (0)  RECORD (0)
 #        STREAM_SECONDS (12)  SHADOWCAT_BIN  SHADOWCAT_BEFORE_BIN  GEN_CPU (0)  PROXY_CPU (1)
 #        TARGETS (all of the above that exist; e.g. "direct shadowcat nginx")
 #        BUILD (1; 0: use the binaries already in CARGO_TARGET_DIR or target/)
@@ -127,6 +130,23 @@ shadowcat() { # NAME BIN CONFIG_BODY [--upstream URL]
 }
 shadowcat shadowcat "$SHADOWCAT_BIN" "" --upstream "http://127.0.0.1:$MOCK/mcp"
 [[ -n $BEFORE_BIN ]] && shadowcat before "$BEFORE_BIN" "" --upstream "http://127.0.0.1:$MOCK/mcp"
+if [[ ${RECORD:-0} == 1 ]]; then
+  # The same, recording every request; its own admin port, to read the tape counters.
+  REC_ADMIN=$(free_port)
+  REC_PORT=$(free_port)
+  printf 'threads: 1
+sessions:
+  max_per_ip: 100000
+admin: 127.0.0.1:%s
+recording:
+  dir: %s/tapes
+  max_total_bytes: 512MiB
+' \
+    "$REC_ADMIN" "$OUT" >"$OUT/recording.yaml"
+  on_core recording "$REC_PORT" -- env RUST_LOG=warn "$SHADOWCAT_BIN" reverse --config "$OUT/recording.yaml" \
+    --bind "127.0.0.1:$REC_PORT" --upstream "http://127.0.0.1:$MOCK/mcp"
+  URL[recording]="http://127.0.0.1:$REC_PORT/mcp"
+fi
 if [[ $TLS == 1 ]]; then
   shadowcat shadowcat-tls "$SHADOWCAT_BIN" "upstreams:
   - name: up
@@ -214,8 +234,8 @@ wanted() { [[ -z ${TARGETS:-} || " $TARGETS " == *" ${1%-tls} "* ]]; }
 scenario_targets() {
   local t all
   case $1 in
-    json_max) all="direct bare lean before shadowcat sealed store nginx" ;;
-    sse_first) all="direct bare before shadowcat sealed store nginx" ;;
+    json_max) all="direct bare lean before shadowcat sealed store recording nginx" ;;
+    sse_first) all="direct bare before shadowcat sealed store recording nginx" ;;
     *_tls) all="shadowcat-tls nginx-tls" ;;
   esac
   for t in $all; do [[ -n ${URL[$t]:-} ]] && wanted "$t" && echo "$t"; done
@@ -312,7 +332,7 @@ def agg(scenario, target):
     m["foreign"] = med([r.get("foreign", 0) for r in runs if r["scenario"] == scenario and r["result"]["target"] == target])
     return m
 ratio = lambda a, b: f"{a / b:.2f}" if a and b else "—"
-order = ["direct", "lean", "bare", "before", "shadowcat", "sealed", "store", "nginx", "shadowcat-tls", "nginx-tls"]
+order = ["direct", "lean", "bare", "before", "shadowcat", "sealed", "store", "recording", "nginx", "shadowcat-tls", "nginx-tls"]
 scenarios = list(dict.fromkeys(r["scenario"] for r in runs))
 print("| scenario | target | req/s | p50 ms | p95 ms | p99 ms | added p95 vs direct | CPU s per 1k req | others on proxy core | errors / non-2xx |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -349,6 +369,15 @@ if any(r["result"]["target"] == "store" for r in runs):
             continue
         dp95 = g("store", "p95_ms") - g("sealed", "p95_ms")
         print(f"| {s} | {ratio(g('store', 'rps'), g('sealed', 'rps'))} | {ratio(g('store', 'cpu'), g('sealed', 'cpu'))} | {dp95:+.2f} | {ratio(g('sealed', 'rps'), g('shadowcat', 'rps'))} |")
+if any(agg(s, "recording") for s in scenarios):
+    # Recording on against off (the `shadowcat` target), the same binary in the same run.
+    print()
+    print("| scenario | recording on ÷ off: req/s | p95 added ms | CPU per req |")
+    print("|---|---:|---:|---:|")
+    for s in scenarios:
+        on, off = agg(s, "recording"), agg(s, "shadowcat")
+        if on and off:
+            print(f"| {s} | {ratio(on['rps'], off['rps'])} | {on['p95_ms'] - off['p95_ms']:+.2f} | {ratio(on['cpu'], off['cpu'])} |")
 if streams:
     direct = next((r["result"] for r in streams if r["target"] == "direct" and r["result"]), None)
     print()
@@ -360,4 +389,9 @@ if streams:
         per = (r["busy_kb"] - r["idle_kb"]) / x["streams"] if x.get("streams") and r["target"] != "direct" else None
         print(f"| {r['streams']} | {r['target']} | {x.get('streams', 0)} | {x.get('p50_us', 0)} | {x.get('p99_us', 0)} | {'—' if added is None else added} | {'—' if per is None else f'{per:.1f}'} |")
 PY
+if [[ -n ${REC_ADMIN:-} ]]; then
+  echo "recording: tape lines dropped, by reason; tape bytes on disk at the end:"
+  curl -s "http://127.0.0.1:$REC_ADMIN/metrics" | grep '^shadowcat_tape_dropped_total' || true
+  du -sb "$OUT/tapes" | cut -f1
+fi
 echo "raw results in $OUT"

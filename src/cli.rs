@@ -42,6 +42,62 @@ pub enum Command {
         /// The YAML config file (its keys: conf/shadowcat.yaml).
         file: PathBuf,
     },
+    /// Read tapes (recorded with `recording:` or `reverse --record DIR`): check, list, show,
+    /// export.
+    #[command(subcommand, after_help = CONFIG_KEYS)]
+    Tape(TapeCommand),
+    /// Serve tapes as a Streamable HTTP MCP server: `initialize` as recorded (with a fresh
+    /// session id), every request answered with the recorded answer to the same method and
+    /// parameters, as JSON or as SSE with the recorded spacing. A request no tape holds gets
+    /// a JSON-RPC error naming the closest recorded one.
+    #[command(after_help = CONFIG_KEYS)]
+    Replay(ReplayArgs),
+}
+
+/// `tape` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TapeCommand {
+    /// Validate a tape: exit 0, or one line naming the first broken line and exit code 64.
+    Check {
+        /// The tape file (.jsonl).
+        tape: PathBuf,
+    },
+    /// One line per tape in a directory: file, start, protocol version, upstream, messages.
+    List {
+        /// The recording directory (`recording.dir`).
+        dir: PathBuf,
+    },
+    /// A readable timeline: time, direction, HTTP method or status, JSON-RPC method or
+    /// result, SSE event ids.
+    Show { tape: PathBuf },
+    /// Convert a tape to another format on stdout.
+    Export {
+        tape: PathBuf,
+        /// `har`: HAR 1.2 (one entry per HTTP exchange), for browser tools and HTTP tooling.
+        #[arg(long, value_parser = ["har"], default_value = "har")]
+        format: String,
+    },
+}
+
+/// `replay` flags.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Tape files to serve (their recorded requests are matched together).
+    #[arg(required = true, value_name = "TAPE")]
+    pub tapes: Vec<PathBuf>,
+    /// Address to serve MCP on, e.g. 127.0.0.1:8080 (port 0: any free port, printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Time between SSE events: 0 sends them at once, 1 as recorded, 2 twice as fast.
+    #[arg(long, value_name = "N", default_value_t = 1.0)]
+    pub speed: f64,
+    /// A field of `params` that matching ignores, as a JSON pointer (repeatable), e.g.
+    /// `/cursor` or `/arguments/timestamp`. `_meta` is always ignored.
+    #[arg(long = "ignore", value_name = "POINTER")]
+    pub ignore: Vec<String>,
+    /// The endpoint path served.
+    #[arg(long, value_name = "PATH", default_value = "/mcp")]
+    pub endpoint: String,
 }
 
 /// `reverse` flags; each one overrides the same setting of the config file.
@@ -86,6 +142,10 @@ pub struct ReverseArgs {
     /// Log lines as `text` or `json`, one object per line (overrides `format` under `log`).
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
     pub log_format: Option<String>,
+    /// Record every session's traffic as tapes in DIR (overrides `dir` under `recording`;
+    /// the other `recording` keys come from the file or their defaults).
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
 }
 
 /// Exit code for a bad config or bad flags (EX_USAGE from sysexits.h).
@@ -163,7 +223,10 @@ mod tests {
         let mut cmd = Cli::command();
         let top = cmd.render_long_help().to_string();
         assert!(top.contains("conf/shadowcat.yaml"), "{top}");
-        for sub in cmd.get_subcommands_mut().filter(|s| s.get_name() != "help") {
+        for sub in cmd
+            .get_subcommands_mut()
+            .filter(|s| !matches!(s.get_name(), "help"))
+        {
             let help = sub.render_long_help().to_string();
             assert!(help.contains("conf/shadowcat.yaml"), "{help}");
             assert!(help.contains("\"Configuration\""), "{help}");

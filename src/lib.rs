@@ -27,6 +27,8 @@ pub mod ratelimit;
 pub mod sealed_id;
 pub mod server;
 pub mod store;
+
+pub mod tape;
 pub mod tls;
 pub mod transport;
 pub mod upstream;

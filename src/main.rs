@@ -31,6 +31,11 @@ fn main() -> ExitCode {
             }
         },
         Command::Reverse(args) => reverse(args),
+        Command::Tape(command) => ExitCode::from(shadowcat::tape::commands::tape(command)),
+        Command::Replay(args) => {
+            init_logging(LogFormat::Text);
+            ExitCode::from(shadowcat::tape::commands::replay(args))
+        }
     }
 }
 
@@ -44,6 +49,7 @@ fn reverse(args: ReverseArgs) -> ExitCode {
         upstream_command: args.upstream_command.then_some(args.command),
         threads: args.threads,
         log_format: args.log_format,
+        record: args.record.map(|p| p.display().to_string()),
     };
     // The config says how to log, so it is read first; its errors are plain lines on stderr
     // (nothing is logged before this point).

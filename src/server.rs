@@ -61,6 +61,8 @@ pub enum StartError {
     Auth(String),
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::LoadError),
+    #[error("recording: {0}")]
+    Recording(String),
 }
 
 /// A built, not yet running, proxy.
@@ -186,6 +188,16 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
         .iter()
         .any(|l| l.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some()))
         .then(|| Arc::new(PeerIdentities::default()));
+    let recorder = config
+        .recording
+        .clone()
+        .map(|settings| {
+            let dir = settings.dir.display().to_string();
+            crate::tape::Recorder::start(settings, metrics.tape_dropped.clone())
+                .map_err(|e| StartError::Recording(format!("{dir}: {e}")))
+        })
+        .transpose()?
+        .map(Arc::new);
     let proxy = McpProxy::new(
         config.clone(),
         upstreams,
@@ -193,7 +205,8 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
         auth.clone(),
         interceptors.clone(),
     )
-    .with_peer_identities(peers.clone());
+    .with_peer_identities(peers.clone())
+    .with_recorder(recorder);
     let in_flight = proxy.in_flight();
     let cache = proxy.cache();
     let store = proxy.store();

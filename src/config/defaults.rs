@@ -68,6 +68,7 @@ impl Default for Config {
                 max_bytes: 64 << 20,
                 rules: Vec::new(),
             }),
+            recording: None,
             stdio: Vec::new(),
             log: Default::default(),
             store: Default::default(),

@@ -68,6 +68,8 @@ pub struct Config {
     pub interceptors: InterceptorsConfig,
     /// The MCP result cache; `None` with `cache.enabled: false`.
     pub cache: Option<crate::cache::Settings>,
+    /// Recording tapes (`recording:` or `--record DIR`); `None`: nothing is recorded.
+    pub recording: Option<crate::tape::Settings>,
     /// The upstreams that are stdio programs (`upstreams[].command`). Each also has an entry
     /// in `upstreams` (same name) with `UpstreamTarget::Stdio`, whose bridge URL the server
     /// sets once it has bound that upstream's bridge (`crate::upstream::stdio`).
@@ -381,6 +383,8 @@ pub struct Overrides {
     pub threads: Option<usize>,
     /// `text` or `json` (replaces `log.format`).
     pub log_format: Option<String>,
+    /// `--record DIR`: records tapes there (replaces `recording.dir`).
+    pub record: Option<String>,
 }
 
 /// Reads, parses and validates a config file.

@@ -36,6 +36,7 @@ pub struct RawConfig {
     pub auth: Option<RawAuth>,
     pub interceptors: Option<RawInterceptors>,
     pub cache: Option<RawCache>,
+    pub recording: Option<RawRecording>,
     #[serde(default)]
     pub log: RawLog,
     pub store: Option<RawStore>,
@@ -65,6 +66,18 @@ pub struct RawCacheRule {
     pub upstream: Option<String>,
     pub ttl: Option<Scalar>,
     pub scope: Option<String>,
+}
+
+/// `recording:` (see `validate::recording`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecording {
+    pub dir: Option<String>,
+    /// `all`, or a share of sessions between 0 and 1.
+    pub sessions: Option<serde_yaml::Value>,
+    pub redact: Option<Vec<String>>,
+    pub max_bytes_per_tape: Option<Scalar>,
+    pub max_total_bytes: Option<Scalar>,
 }
 
 /// `admin:` — an address (the original form), or `{addr, bearer_token}`.

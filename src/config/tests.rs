@@ -6,6 +6,8 @@ mod admin;
 mod cache;
 mod log;
 mod replicas;
+
+mod recording;
 mod stdio;
 mod upstream_tls;
 

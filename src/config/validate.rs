@@ -11,6 +11,8 @@ mod env;
 mod interceptors;
 mod listeners;
 mod session_keys;
+
+mod recording;
 mod stdio;
 mod store;
 mod upstream_tls;
@@ -240,6 +242,8 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
         default_max,
     )?;
 
+    let recording = recording::validate(raw.recording.take(), overrides.record.as_deref())?;
+
     let mut obsolete = Vec::new();
     if raw.direct_exchange.is_some() {
         obsolete.push(
@@ -341,6 +345,7 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
         auth,
         interceptors,
         cache,
+        recording,
         stdio,
         log,
         store,

@@ -28,6 +28,8 @@ mod sse_fidelity;
 mod stdio;
 mod stdio_shared;
 mod streams;
+mod tape_replay;
+mod tapes;
 mod tls;
 mod tls_mtls;
 mod tls_reload;

@@ -6,7 +6,8 @@
 # with the upstream behind TLS: server-everything behind a TLS-terminating nginx, the proxy
 # with an https:// upstream trusting the same CA (tests/harness/tls_upstream.sh; needs nginx);
 # then stdio upstreams: server-everything in stdio mode, server-memory and server-filesystem
-# run by the proxy (tests/harness/stdio.sh).
+# run by the proxy (tests/harness/stdio.sh). Tapes: the TS SDK client recorded with --record,
+# then replayed by `shadowcat replay` with no upstream (tests/harness/tape_replay.sh).
 #
 # Usage: tests/harness/run.sh            (from the repo root; installs what it needs)
 # Env:   MCP_HARNESS  scratch dir for npm/pip installs (default ~/.cache/shadowcat/mcp-harness)
@@ -95,6 +96,8 @@ wait_port "$CACHE_PORT" || { cat "$LOG"; exit 1; }
 "$MCP_HARNESS/py-mcp-2.3.0/bin/python" "$ROOT/tests/harness/everything_cache.py" \
   "http://127.0.0.1:$CACHE_PORT/mcp" "127.0.0.1:$CACHE_ADMIN" || fail=1
 kill $CACHE_PID 2>/dev/null || true
+echo "--- tapes: the TypeScript SDK client recorded through the proxy, then against shadowcat replay"
+SHARED=$SHARED "$ROOT/tests/harness/tape_replay.sh" || fail=1
 echo "--- over TLS: the same clients against https:// (a test CA made here; each client trusts it)"
 TLS_DIR=$(mktemp -d)
 "$ROOT/tests/harness/make_certs.sh" "$TLS_DIR"

@@ -68,6 +68,11 @@ pub struct RequestCtx {
     /// A sealed id this response ended, and how long until it would expire: the shared
     /// store is told before the response leaves.
     pub ended: Option<(Arc<str>, std::time::Duration)>,
+
+    /// The response on its way to a tape (`recording:`); `None` when not recorded.
+    pub tape: Option<Box<crate::tape::Collector>>,
+    /// This request went on a tape already (its response's head was seen).
+    pub taped: bool,
     _in_flight: InFlight,
 }
 
@@ -103,6 +108,9 @@ impl RequestCtx {
             live: None,
             resume: None,
             ended: None,
+
+            tape: None,
+            taped: false,
             _in_flight: InFlight::enter(in_flight),
         }
     }

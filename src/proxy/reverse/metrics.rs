@@ -45,6 +45,8 @@ pub struct Metrics {
     pub cache_requests: IntCounterVec,
     /// Bytes the result cache holds.
     pub cache_bytes: IntGauge,
+    /// Tape lines not written, by `reason` (`queue_full`, `write_error`, `over_total`).
+    pub tape_dropped: IntCounterVec,
     /// Certificate reloads, by `result` (`ok`, `error`).
     pub tls_reloads: IntCounterVec,
     /// Each served certificate's `notAfter` (Unix seconds), by `name`.
@@ -53,6 +55,9 @@ pub struct Metrics {
 
 /// Every `reason` of `shadowcat_connections_rejected_total`.
 pub const CONNECTION_REJECTIONS: [&str; 2] = ["max_connections", "header_timeout"];
+
+/// Every `reason` of `shadowcat_tape_dropped_total`.
+pub const TAPE_DROPS: [&str; 3] = ["queue_full", "write_error", "over_total"];
 
 /// Every `outcome` of `shadowcat_sessions_total`.
 pub const SESSION_OUTCOMES: [&str; 6] = [
@@ -156,6 +161,15 @@ impl Metrics {
             &["method", "result"],
         )?;
         let cache_bytes = IntGauge::new("shadowcat_cache_bytes", "Bytes held by the result cache")?;
+        let tape_dropped = IntCounterVec::new(
+            Opts::new(
+                "shadowcat_tape_dropped_total",
+                "Tape lines not written (recording): queue_full (the writer fell behind; the \
+                 request went on), write_error (a failed write, e.g. a full disk), over_total \
+                 (recording.max_total_bytes reached)",
+            ),
+            &["reason"],
+        )?;
         let replay_buffer_bytes = IntGauge::new(
             "shadowcat_replay_buffer_bytes",
             "Bytes of SSE events held for replay, every stream together",
@@ -226,6 +240,10 @@ impl Metrics {
         register(Box::new(connections_rejected.clone()))?;
         register(Box::new(cache_requests.clone()))?;
         register(Box::new(cache_bytes.clone()))?;
+        for reason in TAPE_DROPS {
+            tape_dropped.with_label_values(&[reason]);
+        }
+        register(Box::new(tape_dropped.clone()))?;
         register(Box::new(replay_buffer_bytes.clone()))?;
         register(Box::new(sse_replay_misses.clone()))?;
         register(Box::new(sse_resumes.clone()))?;
@@ -266,6 +284,7 @@ impl Metrics {
             tls_certificate_expiry,
             cache_requests,
             cache_bytes,
+            tape_dropped,
         })
     }
 

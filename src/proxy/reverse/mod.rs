@@ -38,6 +38,8 @@ pub mod sse;
 mod sse_relay;
 mod store_checks;
 pub mod streams;
+mod tape_local;
+mod tape_taps;
 mod throttle;
 pub mod upstream;
 mod upstream_choice;
@@ -79,6 +81,8 @@ pub struct McpProxy {
     in_flight: Arc<AtomicUsize>,
     /// Verified client certificates by connection (`None`: no listener asks for them).
     peers: Option<Arc<crate::tls::PeerIdentities>>,
+    /// Records tapes (`recording:`); `None`: nothing is recorded, at no cost.
+    recorder: Option<Arc<crate::tape::Recorder>>,
 }
 
 // === impl McpProxy ===
@@ -112,12 +116,19 @@ impl McpProxy {
             in_flight: Arc::new(AtomicUsize::new(0)),
             metrics,
             peers: None,
+            recorder: None,
         }
     }
 
     /// Where the accept layer records verified client certificates (mTLS listeners).
     pub fn with_peer_identities(mut self, peers: Option<Arc<crate::tls::PeerIdentities>>) -> Self {
         self.peers = peers;
+        self
+    }
+
+    /// Records tapes through `recorder` (`recording:`).
+    pub fn with_recorder(mut self, recorder: Option<Arc<crate::tape::Recorder>>) -> Self {
+        self.recorder = recorder;
         self
     }
 

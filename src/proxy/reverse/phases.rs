@@ -14,7 +14,7 @@ use pingora::{Error, Result};
 
 use super::ctx::RequestCtx;
 use super::request_checks::Route;
-use super::{edge_tls, error_classes, head_clock, hop_by_hop, McpProxy};
+use super::{edge_tls, error_classes, head_clock, hop_by_hop, tape_local, McpProxy};
 
 #[async_trait]
 impl ProxyHttp for McpProxy {
@@ -24,13 +24,17 @@ impl ProxyHttp for McpProxy {
         RequestCtx::new(&self.in_flight)
     }
 
-    /// Only HSTS, when `security.hsts` is set. Pingora's default is a compression module at
+    /// HSTS, when `security.hsts` is set; with `recording:`, the tape's view of what the
+    /// proxy answers itself (`tape_local.rs`). Pingora's default is a compression module at
     /// level 0, whose filters still ran on every response head and body piece (1.4% of CPU on
     /// SSE streams); the proxy never compresses, since clients must get SSE as the upstream
     /// sent it.
     fn init_downstream_modules(&self, modules: &mut pingora::modules::http::HttpModules) {
         if let Some(value) = &self.config.security.hsts {
             modules.add_module(Box::new(edge_tls::HstsBuilder(value.clone())));
+        }
+        if self.recorder.is_some() {
+            modules.add_module(Box::new(tape_local::LocalAnswerBuilder));
         }
     }
 
@@ -132,11 +136,14 @@ impl ProxyHttp for McpProxy {
         let is_sse = self.start_sse(upstream_response, ctx)?;
         self.cache_response_header(upstream_response, is_sse, ctx);
         self.claim_stream(upstream_response, is_sse, ctx);
-        self.intercept_response_header(upstream_response, is_sse, session.is_http2(), ctx)
+        self.intercept_response_header(upstream_response, is_sse, session.is_http2(), ctx)?;
+        self.tape_response_header(session, upstream_response, is_sse, ctx);
+        Ok(())
     }
 
     /// SSE reads go through the stream they belong to (`sse_relay.rs`); JSON bodies that the
-    /// cache or the rules need are collected, and rewritten at their end.
+    /// cache or the rules need are collected, and rewritten at their end. The tape sees what
+    /// leaves.
     fn response_body_filter(
         &self,
         _session: &mut Session,
@@ -150,6 +157,7 @@ impl ProxyHttp for McpProxy {
             self.cache_body(body, end_of_stream, ctx);
             self.intercept_json_body(body, end_of_stream, ctx);
         }
+        self.tape_body(body, end_of_stream, ctx);
         Ok(None)
     }
 
@@ -173,13 +181,14 @@ impl ProxyHttp for McpProxy {
     }
 
     /// The head deadline re-armed for the next request; a session stream left for its
-    /// buffer; metrics and the access-log line.
+    /// buffer; the tape's last line; metrics and the access-log line.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         head_clock::response_done(session);
         if let Some(stream) = &ctx.live {
             // The stream lives on (and, if the upstream is still sending, is still read).
             stream.detach();
         }
+        self.tape_done(session, ctx);
         self.log_request(session, e, ctx);
     }
 }
