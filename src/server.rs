@@ -23,6 +23,7 @@ use crate::admin::AdminApp;
 use crate::auth::Authenticator;
 use crate::config::{Config, OnStoreError};
 use crate::interceptor::Interceptors;
+use crate::proxy::reverse::drain::Drain;
 use crate::proxy::reverse::session::SessionTable;
 use crate::proxy::reverse::upstream::UpstreamSet;
 use crate::proxy::reverse::Metrics;
@@ -75,6 +76,8 @@ pub struct Shadowcat {
     pub admin: Option<SocketAddr>,
     ready: Arc<AtomicBool>,
     in_flight: Arc<AtomicUsize>,
+    /// Set at shutdown: session GET streams end with `retry:`.
+    drain: Arc<Drain>,
     grace: Duration,
     /// Every stdio child's process group, ended before the process exits.
     children: ProcessGroups,
@@ -208,6 +211,7 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     .with_peer_identities(peers.clone())
     .with_recorder(recorder);
     let in_flight = proxy.in_flight();
+    let drain = proxy.drain();
     let cache = proxy.cache();
     let store = proxy.store();
     let sweeper = Sweeper {
@@ -282,6 +286,7 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
         admin: config.admin,
         ready,
         in_flight,
+        drain,
         grace: config.shutdown.grace_period,
         children: stdio.groups,
     })
@@ -303,6 +308,7 @@ impl Shadowcat {
         let watch = DrainOnSignal {
             ready: self.ready.clone(),
             in_flight: self.in_flight.clone(),
+            drain: self.drain.clone(),
             grace: self.grace,
             children: self.children.clone(),
         };
@@ -424,6 +430,7 @@ impl BackgroundService for JwksRefresher {
 struct DrainOnSignal {
     ready: Arc<AtomicBool>,
     in_flight: Arc<AtomicUsize>,
+    drain: Arc<Drain>,
     grace: Duration,
     children: ProcessGroups,
 }
@@ -444,6 +451,8 @@ impl ShutdownSignalWatch for DrainOnSignal {
             _ = int.recv() => "SIGINT",
         };
         self.ready.store(false, Ordering::Relaxed);
+        // Session GET streams end now, with `retry:`; requests being answered go on.
+        self.drain.start();
         let in_flight = self.in_flight.clone();
         let grace = self.grace;
         let children = self.children.clone();

@@ -237,9 +237,18 @@ impl McpProxy {
             return Err(self.client_left(body, done, ctx, e));
         }
         let keepalive = self.config.sse.keepalive.filter(|k| !k.is_zero());
+        // A session's GET stream is never complete: at shutdown it ends (`drain.rs`).
+        let ends_on_drain = ctx.live.as_ref().is_some_and(|s| !s.is_post());
         while !done {
             let piece = {
                 let mut next = std::pin::pin!(body.next());
+                let drained = async {
+                    match ends_on_drain {
+                        true => self.drain.started().await,
+                        false => std::future::pending().await,
+                    }
+                };
+                let mut drained = std::pin::pin!(drained);
                 loop {
                     let quiet = async {
                         match keepalive.filter(|_| self.at_event_boundary(ctx)) {
@@ -250,6 +259,7 @@ impl McpProxy {
                     tokio::select! {
                         biased;
                         piece = &mut next => break Ok(piece),
+                        () = &mut drained => break Ok(Piece::Failed("draining".into())),
                         idle = session.downstream_session.read_body_or_idle(true), if watching => {
                             match idle {
                                 Err(e) => break Err(e.into_down()),

@@ -13,6 +13,7 @@ mod cache_batch;
 mod cache_taps;
 mod ctx;
 mod detached;
+pub mod drain;
 mod edge_tls;
 pub mod error_classes;
 mod exchange;
@@ -79,6 +80,8 @@ pub struct McpProxy {
     streams: streams::StreamConfig,
     metrics: Arc<Metrics>,
     in_flight: Arc<AtomicUsize>,
+    /// Set when shutdown begins: session `GET` streams end with `retry:` (`drain.rs`).
+    drain: Arc<drain::Drain>,
     /// Verified client certificates by connection (`None`: no listener asks for them).
     peers: Option<Arc<crate::tls::PeerIdentities>>,
     /// Records tapes (`recording:`); `None`: nothing is recorded, at no cost.
@@ -114,6 +117,7 @@ impl McpProxy {
             sessions,
             ended: Arc::default(),
             in_flight: Arc::new(AtomicUsize::new(0)),
+            drain: Arc::default(),
             metrics,
             peers: None,
             recorder: None,
@@ -140,6 +144,11 @@ impl McpProxy {
     /// Requests in flight right now (shutdown waits for this to reach zero).
     pub fn in_flight(&self) -> Arc<AtomicUsize> {
         self.in_flight.clone()
+    }
+
+    /// The drain signal the shutdown watch sets (`drain.rs`).
+    pub fn drain(&self) -> Arc<drain::Drain> {
+        self.drain.clone()
     }
 
     fn upstream_name(&self, ctx: &RequestCtx) -> &str {

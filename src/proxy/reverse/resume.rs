@@ -192,6 +192,12 @@ impl McpProxy {
             }
             tokio::select! {
                 _ = &mut changed => {}
+                // Shutdown: the client reconnects elsewhere, from the last event it got.
+                () = self.drain.started() => {
+                    let retry = Bytes::from_static(super::streams::RETRY_HINT);
+                    session.write_response_body(Some(retry), false).await?;
+                    break;
+                }
                 _ = tokio::time::sleep(keepalive) => {
                     session.write_response_body(Some(Bytes::from_static(KEEPALIVE)), false).await?;
                 }
