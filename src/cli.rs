@@ -146,6 +146,11 @@ pub struct ReverseArgs {
     /// the other `recording` keys come from the file or their defaults).
     #[arg(long, value_name = "DIR")]
     pub record: Option<PathBuf>,
+    /// Zero-downtime upgrade: take over the listening sockets of the shadowcat running with
+    /// the same addresses (fixed ports, not 0), then send that one SIGQUIT within 30 s; the
+    /// sockets pass through a Unix socket (uses `upgrade_sock` under `shutdown`).
+    #[arg(long)]
+    pub upgrade: bool,
 }
 
 /// Exit code for a bad config or bad flags (EX_USAGE from sysexits.h).
@@ -246,6 +251,8 @@ mod tests {
                 .split("overrides `")
                 .nth(1)
                 .or_else(|| text.split("replaces the `").nth(1))
+                // A flag that sets no key (`--upgrade`) names the one it reads.
+                .or_else(|| text.split("uses `").nth(1))
                 .and_then(|rest| rest.split('`').next())
                 .unwrap_or_else(|| panic!("--{id} names no config key: {text}"));
             assert!(

@@ -50,6 +50,7 @@ fn reverse(args: ReverseArgs) -> ExitCode {
         threads: args.threads,
         log_format: args.log_format,
         record: args.record.map(|p| p.display().to_string()),
+        upgrade: args.upgrade,
     };
     // The config says how to log, so it is read first; its errors are plain lines on stderr
     // (nothing is logged before this point).

@@ -5,7 +5,7 @@
 //! would panic per request), bad metric registrations.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use pingora::apps::HttpServerOptions;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::ShutdownWatch;
-use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::server::{RunArgs, Server, ShutdownSignalWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
@@ -29,15 +29,18 @@ use crate::proxy::reverse::upstream::UpstreamSet;
 use crate::proxy::reverse::Metrics;
 use crate::proxy::McpProxy;
 use crate::tls::PeerIdentities;
-use crate::upstream::stdio::{self, Bridge, ProcessGroups, StdioMetrics, KILL_GRACE};
+use crate::upstream::stdio::{self, Bridge, ProcessGroups, StdioMetrics};
 use reserve::reserve_all;
+use signals::DrainOnSignal;
 use tls::TlsEdge;
 use watch::{Reload, RulesReload, Watcher};
 
 mod accept;
 mod reserve;
+mod signals;
 mod store_monitor;
 pub mod tls;
+pub mod upgrade;
 mod watch;
 
 /// Why the proxy could not start.
@@ -64,6 +67,8 @@ pub enum StartError {
     Tls(#[from] crate::tls::LoadError),
     #[error("recording: {0}")]
     Recording(String),
+    #[error("--upgrade: {0}")]
+    Upgrade(String),
 }
 
 /// A built, not yet running, proxy.
@@ -122,7 +127,11 @@ fn fit_open_files(limits: &mut crate::config::Limits, upstreams: usize) {
 /// Builds the server: checks the addresses, resolves upstreams, wires the services.
 pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     let mut config = config;
-    reserve_all(&mut config)?;
+    match config.shutdown.upgrade {
+        // The running process holds the addresses: their sockets come from it (bootstrap).
+        true => upgrade::check_fixed_ports(&config)?,
+        false => reserve_all(&mut config)?,
+    }
     let stdio = StdioBridges::bind(&mut config)?;
     let upstreams = UpstreamSet::resolve(&config).map_err(StartError::Upstream)?;
     let exposed = config.listeners.iter().find(|l| !l.addr.ip().is_loopback());
@@ -162,9 +171,16 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
         // req/s, perf's on-CPU samples per second fell from 766 to 540 and the timer thread's
         // share from 7.2% to 3.8% (one run each; loadtest/results/2026-12-01.md).
         fast_timeout_to_tokio_threshold_seconds: Some(0),
+        upgrade_sock: config.shutdown.upgrade_sock.display().to_string(),
+        upgrade_sock_connect_accept_max_retries: Some(upgrade::TRANSFER_RETRIES),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = pingora::server::configuration::Opt {
+        upgrade: config.shutdown.upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
+    // With `--upgrade`, this waits for the old process's sockets (it sends them on SIGQUIT).
     server.bootstrap();
 
     let auth = config
@@ -302,8 +318,10 @@ impl Shadowcat {
         });
     }
 
-    /// Runs until SIGTERM or SIGINT, then drains: listeners close, `/readyz` turns 503, and the
-    /// process exits as soon as no request is in flight, or after `shutdown.grace_period`.
+    /// Runs until SIGTERM or SIGINT, then drains: listeners close, `/readyz` turns 503, session
+    /// GET streams end with `retry:`, and the process exits as soon as no request is in
+    /// flight, or after `shutdown.grace_period`. SIGQUIT does the same once the listening
+    /// sockets went to a new process (`--upgrade`) and Pingora's 5 s overlap has passed.
     pub fn run_until_signal(self) {
         let watch = DrainOnSignal {
             ready: self.ready.clone(),
@@ -424,64 +442,6 @@ impl BackgroundService for JwksRefresher {
                 _ = shutdown.changed() => return,
             }
         }
-    }
-}
-
-struct DrainOnSignal {
-    ready: Arc<AtomicBool>,
-    in_flight: Arc<AtomicUsize>,
-    drain: Arc<Drain>,
-    grace: Duration,
-    children: ProcessGroups,
-}
-
-#[async_trait]
-impl ShutdownSignalWatch for DrainOnSignal {
-    async fn recv(&self) -> ShutdownSignal {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::error!("cannot install signal handlers; SIGTERM will kill the process");
-            return std::future::pending().await;
-        };
-        let name = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        };
-        self.ready.store(false, Ordering::Relaxed);
-        // Session GET streams end now, with `retry:`; requests being answered go on.
-        self.drain.start();
-        let in_flight = self.in_flight.clone();
-        let grace = self.grace;
-        let children = self.children.clone();
-        tracing::info!(
-            signal = name,
-            in_flight = in_flight.load(Ordering::Relaxed),
-            ?grace,
-            "draining"
-        );
-        // Pingora sleeps the whole grace period; leave as soon as nothing is in flight.
-        std::thread::spawn(move || {
-            let start = std::time::Instant::now();
-            while start.elapsed() < grace {
-                if in_flight.load(Ordering::Relaxed) == 0 {
-                    tracing::info!(after_ms = start.elapsed().as_millis() as u64, "drained");
-                    // Stdio children end first (SIGTERM, SIGKILL after a grace): `exit` runs
-                    // no destructor that would end them.
-                    children.terminate_all_blocking(KILL_GRACE);
-                    std::process::exit(0);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            tracing::warn!(
-                in_flight = in_flight.load(Ordering::Relaxed),
-                "grace period over, closing what is left"
-            );
-            children.terminate_all_blocking(KILL_GRACE);
-        });
-        ShutdownSignal::GracefulTerminate
     }
 }
 

@@ -45,9 +45,7 @@ impl Default for Config {
                 replay_total: 256 << 20,
                 detached_grace: Duration::from_secs(60),
             },
-            shutdown: Shutdown {
-                grace_period: Duration::from_secs(10),
-            },
+            shutdown: Shutdown::default(),
             load_balancing: LoadBalancing::RoundRobin,
             health: Health {
                 down_for: Duration::from_secs(10),

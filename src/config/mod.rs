@@ -10,6 +10,7 @@ mod listeners;
 mod log;
 mod raw;
 mod replicas;
+mod shutdown;
 mod units;
 mod upstream;
 mod upstream_url;
@@ -26,6 +27,7 @@ pub use crate::ratelimit::{Cidr, Rate};
 pub use listeners::{CertPair, ClientAuth, Listener, SniCert, TlsConfig};
 pub use log::{LogConfig, LogFormat};
 pub use replicas::{OnStoreError, SessionKey, StoreConfig, StoreKind};
+pub use shutdown::{Shutdown, DEFAULT_UPGRADE_SOCK};
 pub use units::{format_duration, parse_duration, parse_size};
 pub use upstream::{
     Http2Mode, StdioMode, StdioUpstream, UpstreamConfig, UpstreamTarget, UpstreamTls, UpstreamUrl,
@@ -274,11 +276,6 @@ pub struct SseConfig {
     pub detached_grace: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shutdown {
-    pub grace_period: Duration,
-}
-
 impl Config {
     /// The first listener's address (the only one unless `listeners` lists more).
     pub fn listen(&self) -> SocketAddr {
@@ -385,6 +382,8 @@ pub struct Overrides {
     pub log_format: Option<String>,
     /// `--record DIR`: records tapes there (replaces `recording.dir`).
     pub record: Option<String>,
+    /// `--upgrade`: take the listening sockets of the running process (`shutdown.upgrade`).
+    pub upgrade: bool,
 }
 
 /// Reads, parses and validates a config file.

@@ -298,6 +298,7 @@ pub struct RawSse {
 #[serde(deny_unknown_fields)]
 pub struct RawShutdown {
     pub grace_period: Option<Scalar>,
+    pub upgrade_sock: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -165,6 +165,12 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
         None => defaults.shutdown.grace_period,
         Some(v) => duration(&v, "shutdown.grace_period")?,
     };
+    let upgrade_sock = match raw.shutdown.upgrade_sock.as_deref() {
+        None => defaults.shutdown.upgrade_sock.clone(),
+        Some(p) => {
+            super::shutdown::upgrade_sock(p).map_err(|m| invalid("shutdown.upgrade_sock", m))?
+        }
+    };
 
     let patterns = |list: Option<Vec<String>>, field: &str, default| match list {
         None => Ok(default),
@@ -336,7 +342,11 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
                 Some(v) => duration(&v, "sse.detached_grace")?,
             },
         },
-        shutdown: Shutdown { grace_period },
+        shutdown: Shutdown {
+            grace_period,
+            upgrade_sock,
+            upgrade: overrides.upgrade,
+        },
         load_balancing,
         health,
         sessions,

@@ -33,4 +33,5 @@ mod tapes;
 mod tls;
 mod tls_mtls;
 mod tls_reload;
+mod upgrade;
 mod upstream_engine;
