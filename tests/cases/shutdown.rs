@@ -164,6 +164,14 @@ async fn sigterm_ends_get_streams_with_retry_while_post_streams_get_their_answer
     assert_eq!(get.status(), 200);
     let (first, _) = read_events(&mut get, 1).await;
     assert!(first.contains("id: 1-1\n"), "the proxy's own id: {first:?}");
+    // A reconnect with `Last-Event-ID` is served from the replay buffer, then follows.
+    let mut replayed = session_request(reqwest::Method::GET)
+        .header("accept", "text/event-stream")
+        .header("last-event-id", "1-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 200);
     let mut answer = session_request(reqwest::Method::POST)
         .header("accept", ACCEPT_BOTH)
         .header("content-type", "application/json")
@@ -182,6 +190,10 @@ async fn sigterm_ends_get_streams_with_retry_while_post_streams_get_their_answer
         get_rest, "retry: 1000\n\n",
         "ended at an event boundary with retry:"
     );
+    let replayed_rest = rest_of(&mut replayed, Duration::from_secs(3))
+        .await
+        .expect("the replayed GET stream ended promptly");
+    assert_eq!(replayed_rest, "retry: 1000\n\n", "the replayed stream too");
     let call_rest = rest_of(&mut answer, Duration::from_secs(10))
         .await
         .expect("the POST stream ended");

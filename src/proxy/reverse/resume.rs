@@ -192,8 +192,9 @@ impl McpProxy {
             }
             tokio::select! {
                 _ = &mut changed => {}
-                // Shutdown: the client reconnects elsewhere, from the last event it got.
-                () = self.drain.started() => {
+                // Shutdown: a GET stream's client reconnects elsewhere, from the last event
+                // it got; a POST stream's goes on to its answer.
+                () = self.drain_ends(stream) => {
                     let retry = Bytes::from_static(super::streams::RETRY_HINT);
                     session.write_response_body(Some(retry), false).await?;
                     break;
@@ -205,6 +206,15 @@ impl McpProxy {
         }
         session.write_response_body(None, true).await?;
         Ok(true)
+    }
+
+    /// Resolves when shutdown should end this client's copy of `stream`: a GET stream's
+    /// at once (`drain.rs`), never a POST stream's (it finishes with its answer).
+    async fn drain_ends(&self, stream: &LiveStream) {
+        match stream.is_post() {
+            true => std::future::pending().await,
+            false => self.drain.started().await,
+        }
     }
 
     /// Events forwarded on this request's SSE response: the metric and its access-log line.
