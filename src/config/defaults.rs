@@ -68,6 +68,7 @@ impl Default for Config {
             }),
             stdio: Vec::new(),
             log: Default::default(),
+            telemetry: None,
         }
     }
 }

@@ -9,6 +9,7 @@ mod defaults;
 mod listeners;
 mod log;
 mod raw;
+mod telemetry;
 mod units;
 mod upstream;
 mod upstream_url;
@@ -24,6 +25,7 @@ pub use crate::ratelimit::{Cidr, Rate};
 
 pub use listeners::{CertPair, ClientAuth, Listener, SniCert, TlsConfig};
 pub use log::{LogConfig, LogFormat};
+pub use telemetry::{OtlpConfig, OtlpProtocol, TelemetryConfig, DEFAULT_SERVICE_NAME};
 pub use units::{format_duration, parse_duration, parse_size};
 pub use upstream::{
     Http2Mode, StdioMode, StdioUpstream, UpstreamConfig, UpstreamTls, UpstreamUrl,
@@ -72,6 +74,8 @@ pub struct Config {
     pub stdio: Vec<StdioUpstream>,
     /// `log:` how log lines are written.
     pub log: LogConfig,
+    /// `telemetry:` OpenTelemetry traces; `None`: no span, nothing exported.
+    pub telemetry: Option<TelemetryConfig>,
 }
 
 /// Interceptor rules (see `crate::interceptor`), validated with the config.

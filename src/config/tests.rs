@@ -6,6 +6,7 @@ mod admin;
 mod cache;
 mod log;
 mod stdio;
+mod telemetry;
 mod upstream_tls;
 
 const ONE: &str = "upstreams:\n  - name: u\n    url: http://127.0.0.1:3001/mcp\n";

@@ -11,6 +11,7 @@ mod env;
 mod interceptors;
 mod listeners;
 mod stdio;
+mod telemetry;
 mod upstream_tls;
 mod upstreams;
 
@@ -57,6 +58,7 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
     };
 
     let log = log(raw.log.format.as_deref(), overrides)?;
+    let telemetry = raw.telemetry.take().map(telemetry::validate).transpose()?;
     let (upstreams, stdio) = upstreams::validate(raw.upstreams.take(), overrides)?;
     let load_balancing = match raw.load_balancing.as_deref() {
         None | Some("round_robin") => LoadBalancing::RoundRobin,
@@ -334,6 +336,7 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
         cache,
         stdio,
         log,
+        telemetry,
     })
 }
 
