@@ -23,6 +23,7 @@ pub mod mcp;
 pub mod proxy;
 pub mod ratelimit;
 pub mod server;
+pub mod telemetry;
 pub mod tls;
 pub mod transport;
 pub mod upstream;

@@ -84,6 +84,7 @@ impl McpProxy {
                 .rate_limited
                 .with_label_values(&[t.scope])
                 .inc();
+            ctx.trace_event("shadowcat.rate_limited", &[("shadowcat.rule", t.scope)]);
             let r = throttle::RATE_LIMITED;
             return self.reject_with(session, ctx, r, Some(t.retry_after)).await;
         }

@@ -61,6 +61,8 @@ pub struct RequestCtx {
     pub live: Option<Arc<super::streams::LiveStream>>,
     /// What a GET with `Last-Event-ID` resumes.
     pub resume: Option<super::streams::Resume>,
+    /// The request's spans (`telemetry:`); `None` when tracing is off.
+    pub trace: Option<crate::telemetry::RequestTrace>,
     _in_flight: InFlight,
 }
 
@@ -94,6 +96,7 @@ impl RequestCtx {
             intercept: None,
             live: None,
             resume: None,
+            trace: None,
             _in_flight: InFlight::enter(in_flight),
         }
     }
@@ -107,6 +110,9 @@ impl RequestCtx {
                 self.method_label = p.method().map_or("invalid", super::metrics::method_label);
                 self.id_range = p.reply_id().and_then(|id| subslice_range(&body, id.get()));
                 self.is_initialize = !p.is_batch() && p.method() == Some("initialize");
+                if let Some(trace) = self.trace.as_mut() {
+                    trace.on_messages(&body, p.messages(), self.version.as_str());
+                }
                 self.calls = if !self.want_calls {
                     Vec::new()
                 } else {

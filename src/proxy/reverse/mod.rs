@@ -37,6 +37,7 @@ pub mod sse;
 mod sse_relay;
 pub mod streams;
 mod throttle;
+mod traced;
 pub mod upstream;
 mod upstream_choice;
 mod upstream_request;
@@ -71,6 +72,8 @@ pub struct McpProxy {
     in_flight: Arc<AtomicUsize>,
     /// Verified client certificates by connection (`None`: no listener asks for them).
     peers: Option<Arc<crate::tls::PeerIdentities>>,
+    /// OpenTelemetry traces; `None` without `telemetry:` (no span, headers untouched).
+    telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 }
 
 // === impl McpProxy ===
@@ -100,7 +103,14 @@ impl McpProxy {
             in_flight: Arc::new(AtomicUsize::new(0)),
             metrics,
             peers: None,
+            telemetry: None,
         }
+    }
+
+    /// Traces requests (`telemetry:`).
+    pub fn with_telemetry(mut self, telemetry: Option<Arc<crate::telemetry::Telemetry>>) -> Self {
+        self.telemetry = telemetry;
+        self
     }
 
     /// Where the accept layer records verified client certificates (mTLS listeners).

@@ -28,6 +28,9 @@ impl McpProxy {
         sse::prepare_headers(resp)?;
         let max_event = self.config.limits.max_sse_event;
         ctx.sse = Some(sse::SseStream::new(max_event).watched(self.cache_watch(ctx)));
+        if let Some(trace) = ctx.trace.as_mut() {
+            trace.on_sse_start(max_event);
+        }
         self.metrics.sse_streams_active.inc();
         Ok(true)
     }
@@ -41,6 +44,7 @@ impl McpProxy {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        self.trace_sse(body, ctx);
         self.cache_sse_body(body, ctx);
         if self.drain_stream(body, ctx)? {
             return Ok(());
