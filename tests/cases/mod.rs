@@ -24,6 +24,7 @@ mod sse;
 mod sse_fidelity;
 mod stdio;
 mod streams;
+mod telemetry;
 mod tls;
 mod tls_mtls;
 mod tls_reload;
