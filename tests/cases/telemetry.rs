@@ -328,3 +328,55 @@ async fn a_collector_that_stops_mid_run_costs_requests_nothing_and_drops_are_cou
     );
     assert!(receiver.spans().iter().all(|s| s.name() != "tools/call after"));
 }
+
+#[tokio::test]
+async fn rule_actions_and_rate_limits_are_events_with_the_rule_name() {
+    let receiver = OtlpReceiver::start(Protocol::Grpc).await;
+    let upstream = MockUpstream::start(|r| {
+        Reply::json(json!({"jsonrpc":"2.0","id":r.json()["id"],"result":{}}))
+    })
+    .await;
+    let mut config = traced(&upstream, "otel-events", &receiver, false);
+    config.interceptors.rules = shadowcat::interceptor::RuleSet::from_yaml(
+        "rules:\n  - name: no-danger\n    match: {method: tools/call, tool: danger}\n    action: {block: {code: -32001, message: \"no\"}}\n",
+    )
+    .unwrap();
+    config.rate_limits.per_ip = Some(shadowcat::config::Rate {
+        rate: 2,
+        per: Duration::from_secs(3600),
+        burst: 2,
+    });
+    let proxy = Proxy::start(config).await;
+    let http = client();
+    let blocked: serde_json::Value = post(&http, &proxy.url(), &call(1, "danger"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(blocked["error"]["code"], -32001, "{blocked}");
+    assert_eq!(post(&http, &proxy.url(), &call(2, "fine")).await.status(), 200);
+    assert_eq!(post(&http, &proxy.url(), &call(3, "fine")).await.status(), 429);
+
+    let spans = receiver
+        .wait_for(|s| {
+            s.iter().any(|s| s.has_event("shadowcat.interceptor"))
+                && s.iter().any(|s| s.has_event("shadowcat.rate_limited"))
+        })
+        .await;
+    let rule = spans.iter().find(|s| s.has_event("shadowcat.interceptor")).unwrap();
+    assert_eq!(rule.name(), "POST /mcp");
+    assert_eq!(
+        rule.event_attr("shadowcat.interceptor", "shadowcat.rule").as_deref(),
+        Some("no-danger")
+    );
+    assert_eq!(
+        rule.event_attr("shadowcat.interceptor", "shadowcat.action").as_deref(),
+        Some("block")
+    );
+    let limited = spans.iter().find(|s| s.has_event("shadowcat.rate_limited")).unwrap();
+    assert_eq!(
+        limited.event_attr("shadowcat.rate_limited", "shadowcat.rule").as_deref(),
+        Some("ip")
+    );
+    assert_eq!(limited.attr("http.response.status_code").as_deref(), Some("429"));
+}
