@@ -25,6 +25,7 @@ mod sse_fidelity;
 mod stdio;
 mod streams;
 mod telemetry;
+mod telemetry_logs;
 mod tls;
 mod tls_mtls;
 mod tls_reload;
