@@ -10,9 +10,7 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use opentelemetry::trace::{
-    SpanBuilder, SpanKind, Status, TraceContextExt,
-};
+use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 use sha2::{Digest, Sha256};
@@ -24,12 +22,39 @@ use crate::transport::sse::SseScanner;
 /// What the request head says, for the server span.
 pub struct ServerRequest<'a> {
     pub headers: &'a http::HeaderMap,
-    pub method: &'a str,
+    pub method: &'a http::Method,
     pub path: &'a str,
     pub scheme: &'static str,
     pub client: Option<std::net::IpAddr>,
     /// `1.1` or `2`.
     pub http_version: &'static str,
+}
+
+/// The head's facts, kept until the server span starts (attributes are built only for a
+/// sampled span: an unsampled request costs little more than its context).
+#[derive(Debug)]
+struct Head {
+    method: http::Method,
+    path: String,
+    scheme: &'static str,
+    client: Option<std::net::IpAddr>,
+    http_version: &'static str,
+}
+
+impl Head {
+    fn attributes(&self) -> Vec<KeyValue> {
+        let mut attributes = vec![
+            KeyValue::new("http.request.method", self.method.as_str().to_owned()),
+            KeyValue::new("url.path", self.path.clone()),
+            KeyValue::new("url.scheme", self.scheme),
+            KeyValue::new("http.route", self.path.clone()),
+            KeyValue::new("network.protocol.version", self.http_version),
+        ];
+        if let Some(ip) = self.client {
+            attributes.push(KeyValue::new("client.address", ip.to_string()));
+        }
+        attributes
+    }
 }
 
 /// One JSON-RPC message's span.
@@ -46,8 +71,7 @@ struct MessageSpan {
 pub struct RequestTrace {
     tracer: SdkTracer,
     start: SystemTime,
-    name: String,
-    attributes: Vec<KeyValue>,
+    head: Head,
     parent: Context,
     from_headers: bool,
     server: OnceLock<Context>,
@@ -61,21 +85,16 @@ pub struct RequestTrace {
 impl RequestTrace {
     pub(super) fn new(tracer: SdkTracer, req: &ServerRequest<'_>) -> Self {
         let parent = propagation::from_headers(req.headers);
-        let mut attributes = vec![
-            KeyValue::new("http.request.method", req.method.to_owned()),
-            KeyValue::new("url.path", req.path.to_owned()),
-            KeyValue::new("url.scheme", req.scheme),
-            KeyValue::new("http.route", req.path.to_owned()),
-            KeyValue::new("network.protocol.version", req.http_version),
-        ];
-        if let Some(ip) = req.client {
-            attributes.push(KeyValue::new("client.address", ip.to_string()));
-        }
         Self {
             tracer,
             start: SystemTime::now(),
-            name: format!("{} {}", req.method, req.path),
-            attributes,
+            head: Head {
+                method: req.method.clone(),
+                path: req.path.to_owned(),
+                scheme: req.scheme,
+                client: req.client,
+                http_version: req.http_version,
+            },
             from_headers: parent.is_some(),
             parent: parent.unwrap_or_default(),
             server: OnceLock::new(),
@@ -89,11 +108,14 @@ impl RequestTrace {
     /// The SERVER span's context, started now if nothing needed it before.
     fn server(&self) -> &Context {
         self.server.get_or_init(|| {
-            let span = SpanBuilder::from_name(self.name.clone())
+            let name = format!("{} {}", self.head.method, self.head.path);
+            let mut span = SpanBuilder::from_name(name)
                 .with_kind(SpanKind::Server)
                 .with_start_time(self.start)
-                .with_attributes(self.attributes.clone())
                 .start_with_context(&self.tracer, &self.parent);
+            if span.is_recording() {
+                span.set_attributes(self.head.attributes());
+            }
             self.parent.with_span(span)
         })
     }
@@ -268,12 +290,20 @@ impl RequestTrace {
                 Seen::Other => {}
             }
         }
+        if !self.messages.iter().any(|m| m.id.is_some()) {
+            // Every request has its answer: the rest of the stream is not framed again.
+            self.sse = None;
+        }
     }
 
     /// The response is done: every open span ends; the session (as a hash) and status are
     /// recorded. Returns nothing; [`Self::ids`] gives the ids for the access log.
     pub fn finish(&mut self, status: u16, session_id: Option<&str>, failure: Option<&'static str>) {
         self.end_client(None, failure.filter(|_| self.client.is_some()));
+        if !self.recording() {
+            self.server().span().end();
+            return;
+        }
         let hash = session_id.map(session_hash);
         for m in std::mem::take(&mut self.messages) {
             end_message(m, None, hash.clone());
@@ -358,3 +388,6 @@ pub fn session_hash(id: &str) -> String {
     let digest = Sha256::digest(id.as_bytes());
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests;

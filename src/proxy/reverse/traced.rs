@@ -25,7 +25,7 @@ impl McpProxy {
         let req = session.req_header();
         ctx.trace = Some(telemetry.begin(&ServerRequest {
             headers: &req.headers,
-            method: req.method.as_str(),
+            method: &req.method,
             path: req.uri.path(),
             scheme: if edge_tls::is_tls(session) { "https" } else { "http" },
             client: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()),
