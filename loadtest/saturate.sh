@@ -10,6 +10,8 @@
 #   bare        shadowcat-bare-pingora, 1 thread (Pingora's proxy path, no logic)
 #   lean        shadowcat-lean-probe, 1 thread (JSON only)
 #   nginx       worker_processes 1, keep-alive upstream pool, buffering off
+#   otel, otel-low  (OTEL=1) Shadowcat with `telemetry:` at sample_ratio 1.0 and 0.01,
+#               exporting OTLP/HTTP to shadowcat-otlp-sink (accepts everything; on GEN_CPU)
 # Scenarios: json_max (tools/call, JSON answer) and sse_first (tools/call answered as an SSE
 # stream of one event, the result; latency = time to that event). Then, with TLS=1, both
 # again with the mock behind TLS (rustls, certificate made here with openssl) for the
@@ -23,6 +25,7 @@
 #        TARGETS (all of the above that exist; e.g. "direct shadowcat nginx")
 #        BUILD (1; 0: use the binaries already in CARGO_TARGET_DIR or target/)
 #        NICE (-19: the niceness of every measured process, generator included)
+#        OTEL (0; 1: the otel and otel-low targets)
 # Needs: cargo, python3, nginx, openssl, taskset.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -122,6 +125,20 @@ shadowcat() { # NAME BIN CONFIG_BODY [--upstream URL]
 }
 shadowcat shadowcat "$SHADOWCAT_BIN" "" --upstream "http://127.0.0.1:$MOCK/mcp"
 [[ -n $BEFORE_BIN ]] && shadowcat before "$BEFORE_BIN" "" --upstream "http://127.0.0.1:$MOCK/mcp"
+if [[ ${OTEL:-0} == 1 ]]; then
+  # The collector shares the generator's core: its work is not the proxy's.
+  SINK=$(free_port)
+  taskset -c "$GEN_CPU" "$BIN/shadowcat-otlp-sink" "127.0.0.1:$SINK" >"$OUT/otlp-sink.log" 2>&1 &
+  PIDS+=("$!")
+  wait_up otlp-sink "$!" "$SINK" "$OUT/otlp-sink.log"
+  for variant in "otel 1.0" "otel-low 0.01"; do
+    read -r name ratio <<<"$variant"
+    shadowcat "$name" "$SHADOWCAT_BIN" "telemetry:
+  otlp: {endpoint: \"http://127.0.0.1:$SINK\", protocol: http}
+  sample_ratio: $ratio
+" --upstream "http://127.0.0.1:$MOCK/mcp"
+  done
+fi
 if [[ $TLS == 1 ]]; then
   shadowcat shadowcat-tls "$SHADOWCAT_BIN" "upstreams:
   - name: up
@@ -199,8 +216,8 @@ wanted() { [[ -z ${TARGETS:-} || " $TARGETS " == *" ${1%-tls} "* ]]; }
 scenario_targets() {
   local t all
   case $1 in
-    json_max) all="direct bare lean before shadowcat nginx" ;;
-    sse_first) all="direct bare before shadowcat nginx" ;;
+    json_max) all="direct bare lean before shadowcat otel otel-low nginx" ;;
+    sse_first) all="direct bare before shadowcat otel otel-low nginx" ;;
     *_tls) all="shadowcat-tls nginx-tls" ;;
   esac
   for t in $all; do [[ -n ${URL[$t]:-} ]] && wanted "$t" && echo "$t"; done
@@ -296,7 +313,7 @@ def agg(scenario, target):
     m["foreign"] = med([r.get("foreign", 0) for r in runs if r["scenario"] == scenario and r["result"]["target"] == target])
     return m
 ratio = lambda a, b: f"{a / b:.2f}" if a and b else "—"
-order = ["direct", "lean", "bare", "before", "shadowcat", "nginx", "shadowcat-tls", "nginx-tls"]
+order = ["direct", "lean", "bare", "before", "shadowcat", "otel", "otel-low", "nginx", "shadowcat-tls", "nginx-tls"]
 scenarios = list(dict.fromkeys(r["scenario"] for r in runs))
 print("| scenario | target | req/s | p50 ms | p95 ms | p99 ms | added p95 vs direct | CPU s per 1k req | others on proxy core | errors / non-2xx |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -323,6 +340,16 @@ for s in scenarios:
     rps = " | ".join(ratio(g(sc, "rps"), g(t, "rps")) for t in refs)
     cpu = " | ".join(ratio(g(sc, "cpu"), g(t, "cpu")) for t in refs)
     print(f"| {s} | {rps} | {cpu} |")
+if any(agg(s, "otel") for s in scenarios):
+    # Tracing beside the same binary without it (OTEL=1): sample ratio 1.0 and 0.01.
+    print()
+    print("| scenario | req/s: otel 1.0 ÷ off | otel 0.01 ÷ off | CPU per req: otel 1.0 ÷ off | otel 0.01 ÷ off | added p95 ms: 1.0 | 0.01 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for s in scenarios:
+        g = lambda t, k: (agg(s, t) or {}).get(k)
+        p95 = lambda t: f"{g(t, 'p95_ms') - g('shadowcat', 'p95_ms'):+.2f}" if g(t, "p95_ms") is not None and g("shadowcat", "p95_ms") is not None else "—"
+        print(f"| {s} | {ratio(g('otel', 'rps'), g('shadowcat', 'rps'))} | {ratio(g('otel-low', 'rps'), g('shadowcat', 'rps'))} | "
+              f"{ratio(g('otel', 'cpu'), g('shadowcat', 'cpu'))} | {ratio(g('otel-low', 'cpu'), g('shadowcat', 'cpu'))} | {p95('otel')} | {p95('otel-low')} |")
 if streams:
     direct = next((r["result"] for r in streams if r["target"] == "direct" and r["result"]), None)
     print()

@@ -62,9 +62,8 @@ impl Telemetry {
         };
         let ledger = export::Ledger::new(export::QUEUE, dropped);
         let exporter = export::OnRuntime::new(exporter, runtime.handle().clone(), ledger);
-        let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-            config.sample_ratio,
-        )));
+        let sampler =
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(config.sample_ratio)));
         let provider = SdkTracerProvider::builder()
             .with_span_processor(export::Gate::new(exporter))
             .with_sampler(sampler)
@@ -122,7 +121,8 @@ fn exporter(config: &TelemetryConfig) -> Result<opentelemetry_otlp::SpanExporter
                     .map_err(|_| format!("telemetry.otlp.headers.{name}: invalid value"))?;
                 headers.insert(name, value);
             }
-            let metadata = opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers);
+            let metadata =
+                opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers);
             opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
                 .with_endpoint(otlp.endpoint.clone())

@@ -148,9 +148,7 @@ impl<E: SpanExporter + 'static> SpanExporter for OnRuntime<E> {
     ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
         let n = batch.len();
         let inner = self.inner.clone();
-        let task = self
-            .runtime
-            .spawn(async move { inner.export(batch).await });
+        let task = self.runtime.spawn(async move { inner.export(batch).await });
         let ledger = self.ledger.clone();
         async move {
             let result = match task.await {

@@ -134,12 +134,18 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         assert!(from_headers(&headers).is_none());
         headers.insert(TRACEPARENT, "garbage".parse().unwrap());
-        assert!(from_headers(&headers).is_none(), "an invalid traceparent is no parent");
+        assert!(
+            from_headers(&headers).is_none(),
+            "an invalid traceparent is no parent"
+        );
         headers.insert(TRACEPARENT, PARENT.parse().unwrap());
         headers.insert(TRACESTATE, "vendor=abc".parse().unwrap());
         let cx = from_headers(&headers).unwrap();
         let sc = cx.span().span_context().clone();
-        assert_eq!(sc.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
         assert!(sc.is_remote() && sc.is_sampled());
         assert_eq!(sc.trace_state().header(), "vendor=abc");
 
@@ -166,11 +172,17 @@ mod tests {
         let body = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":1},"_meta":{"progressToken":7,"tracestate":"old=1"}}},{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":9,"result":{}}]"#;
         let out: Value = serde_json::from_slice(&write_meta(body, &fields).unwrap()).unwrap();
         assert_eq!(out[0]["params"]["_meta"]["traceparent"], PARENT);
-        assert_eq!(out[0]["params"]["_meta"]["progressToken"], 7, "other _meta kept");
+        assert_eq!(
+            out[0]["params"]["_meta"]["progressToken"], 7,
+            "other _meta kept"
+        );
         assert!(out[0]["params"]["_meta"].get("tracestate").is_none());
         assert_eq!(out[0]["params"]["arguments"]["a"], 1, "arguments untouched");
         assert_eq!(out[1]["params"]["_meta"]["traceparent"], PARENT);
-        assert!(out[2].get("params").is_none(), "responses are not messages to trace");
+        assert!(
+            out[2].get("params").is_none(),
+            "responses are not messages to trace"
+        );
         assert!(write_meta(b"not json", &fields).is_none());
         assert!(write_meta(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#, &fields).is_none());
     }

@@ -223,7 +223,10 @@ impl RequestTrace {
             return;
         }
         if let Some(status) = status {
-            span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status)));
+            span.set_attribute(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status),
+            ));
             if status >= 400 {
                 span.set_attribute(KeyValue::new("error.type", status.to_string()));
                 span.set_status(Status::error(""));
@@ -282,7 +285,11 @@ impl RequestTrace {
                     .filter(|m| m.id.is_some())
                     .for_each(|m| m.progress += 1),
                 Seen::Answer(id, error) => {
-                    if let Some(i) = self.messages.iter().position(|m| m.id.as_deref() == Some(&*id)) {
+                    if let Some(i) = self
+                        .messages
+                        .iter()
+                        .position(|m| m.id.as_deref() == Some(&*id))
+                    {
                         let m = self.messages.swap_remove(i);
                         end_message(m, error, None);
                     }
@@ -310,7 +317,10 @@ impl RequestTrace {
         }
         let span = self.server().span();
         if status > 0 {
-            span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status)));
+            span.set_attribute(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status),
+            ));
         }
         if let Some(hash) = hash {
             span.set_attribute(KeyValue::new("mcp.session.id", hash));
@@ -342,7 +352,9 @@ enum Seen {
 impl Seen {
     fn of(m: &Message<'_>) -> Self {
         match (m.kind, m.id) {
-            (MessageKind::Notification, _) if m.method.as_deref() == Some("notifications/progress") => {
+            (MessageKind::Notification, _)
+                if m.method.as_deref() == Some("notifications/progress") =>
+            {
                 Seen::Progress
             }
             (MessageKind::Response, Some(id)) => Seen::Answer(id_text(id.get()), None),

@@ -21,7 +21,12 @@ const META_SPAN: &str = "b7ad6b7169203331";
 const KIND_SERVER: i32 = 2;
 const KIND_CLIENT: i32 = 3;
 
-fn traced(upstream: &MockUpstream, name: &str, receiver: &OtlpReceiver, meta: bool) -> shadowcat::config::Config {
+fn traced(
+    upstream: &MockUpstream,
+    name: &str,
+    receiver: &OtlpReceiver,
+    meta: bool,
+) -> shadowcat::config::Config {
     let mut config = config_for(&upstream.url());
     config.upstreams[0].name = name.into();
     config.telemetry = Some(TelemetryConfig {
@@ -112,7 +117,10 @@ async fn a_sessions_spans_reach_a_grpc_collector_with_links_attributes_and_conte
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let session = resp.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let session = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
 
     // A call with the client's trace in its headers, and an argument that must not be traced.
     let mut echo = call(2, "echo");
@@ -150,9 +158,11 @@ async fn a_sessions_spans_reach_a_grpc_collector_with_links_attributes_and_conte
     read_events(&mut resp, 2).await;
 
     let spans = receiver
-        .wait_for(|s| s.iter().filter(|s| s.span.kind == KIND_CLIENT).count() >= 3
-            && s.iter().any(|s| s.name() == "tools/call slow")
-            && s.iter().filter(|s| s.name() == "POST /mcp").count() >= 3)
+        .wait_for(|s| {
+            s.iter().filter(|s| s.span.kind == KIND_CLIENT).count() >= 3
+                && s.iter().any(|s| s.name() == "tools/call slow")
+                && s.iter().filter(|s| s.name() == "POST /mcp").count() >= 3
+        })
         .await;
     assert!(spans.iter().all(|s| s.service == "shadowcat-otel-grpc"));
 
@@ -164,14 +174,23 @@ async fn a_sessions_spans_reach_a_grpc_collector_with_links_attributes_and_conte
     assert_eq!(server.trace_id(), CLIENT_TRACE);
     assert_eq!(server.parent_id(), CLIENT_SPAN);
     assert_eq!(server.attr("http.request.method").as_deref(), Some("POST"));
-    assert_eq!(server.attr("http.response.status_code").as_deref(), Some("200"));
+    assert_eq!(
+        server.attr("http.response.status_code").as_deref(),
+        Some("200")
+    );
     assert_eq!(server.attr("url.path").as_deref(), Some("/mcp"));
     // The message span: MCP conventions, the session as a hash only.
     assert_eq!(call_span.trace_id(), CLIENT_TRACE);
-    assert_eq!(call_span.attr("mcp.method.name").as_deref(), Some("tools/call"));
+    assert_eq!(
+        call_span.attr("mcp.method.name").as_deref(),
+        Some("tools/call")
+    );
     assert_eq!(call_span.attr("gen_ai.tool.name").as_deref(), Some("echo"));
     assert_eq!(call_span.attr("jsonrpc.request.id").as_deref(), Some("2"));
-    assert_eq!(call_span.attr("mcp.protocol.version").as_deref(), Some("2025-06-18"));
+    assert_eq!(
+        call_span.attr("mcp.protocol.version").as_deref(),
+        Some("2025-06-18")
+    );
     let hash = session_hash(&session);
     assert_eq!(call_span.attr("mcp.session.id"), Some(hash.clone()));
     assert_eq!(server.attr("mcp.session.id"), Some(hash));
@@ -180,8 +199,14 @@ async fn a_sessions_spans_reach_a_grpc_collector_with_links_attributes_and_conte
         .iter()
         .find(|s| s.span.kind == KIND_CLIENT && s.parent_id() == server.span_id())
         .expect("a CLIENT span under the call's server span");
-    assert_eq!(client_span.attr("shadowcat.upstream").as_deref(), Some("otel-grpc"));
-    assert_eq!(client_span.attr("http.response.status_code").as_deref(), Some("200"));
+    assert_eq!(
+        client_span.attr("shadowcat.upstream").as_deref(),
+        Some("otel-grpc")
+    );
+    assert_eq!(
+        client_span.attr("http.response.status_code").as_deref(),
+        Some("200")
+    );
     let seen = upstream.received();
     let echo_seen = seen
         .iter()
@@ -219,7 +244,12 @@ async fn a_sessions_spans_reach_a_grpc_collector_with_links_attributes_and_conte
 
     // Nothing secret anywhere: no argument value, no token, no raw session id.
     let dump = format!("{spans:?}");
-    for secret in ["argument-value-never-traced", "token-never-traced", &session, "upstream-session-1"] {
+    for secret in [
+        "argument-value-never-traced",
+        "token-never-traced",
+        &session,
+        "upstream-session-1",
+    ] {
         assert!(!dump.contains(secret), "{secret} leaked into a span");
     }
 
@@ -229,7 +259,10 @@ async fn a_sessions_spans_reach_a_grpc_collector_with_links_attributes_and_conte
         .iter()
         .find(|l| l.contains(CLIENT_TRACE))
         .unwrap_or_else(|| panic!("no access line with the trace id: {lines:?}"));
-    assert!(line.contains(&format!("span_id=\"{}\"", server.span_id())), "{line}");
+    assert!(
+        line.contains(&format!("span_id=\"{}\"", server.span_id())),
+        "{line}"
+    );
 }
 
 #[tokio::test]
@@ -282,11 +315,21 @@ async fn unsampled_requests_export_nothing_yet_pass_a_context_on() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let spans = receiver.wait_for(|s| s.iter().any(|s| s.name() == "tools/call b")).await;
-    assert!(spans.iter().all(|s| s.trace_id() == CLIENT_TRACE), "only the client's sampled trace");
+    let spans = receiver
+        .wait_for(|s| s.iter().any(|s| s.name() == "tools/call b"))
+        .await;
+    assert!(
+        spans.iter().all(|s| s.trace_id() == CLIENT_TRACE),
+        "only the client's sampled trace"
+    );
     let seen = upstream.received();
-    let unsampled = seen[0].header("traceparent").expect("a context even when not sampled");
-    assert!(unsampled.starts_with("00-") && unsampled.ends_with("-00"), "{unsampled}");
+    let unsampled = seen[0]
+        .header("traceparent")
+        .expect("a context even when not sampled");
+    assert!(
+        unsampled.starts_with("00-") && unsampled.ends_with("-00"),
+        "{unsampled}"
+    );
     assert!(!unsampled.contains(CLIENT_TRACE));
 }
 
@@ -300,12 +343,18 @@ async fn a_collector_that_stops_mid_run_costs_requests_nothing_and_drops_are_cou
     let proxy = Proxy::start(traced(&upstream, "otel-dead", &receiver, false)).await;
     let http = client();
     for i in 0..5 {
-        assert_eq!(post(&http, &proxy.url(), &call(i, "before")).await.status(), 200);
+        assert_eq!(
+            post(&http, &proxy.url(), &call(i, "before")).await.status(),
+            200
+        );
     }
     receiver
         .wait_for(|s| s.iter().filter(|s| s.name() == "tools/call before").count() == 5)
         .await;
-    assert_eq!(sample(&proxy.metrics().await, "shadowcat_telemetry_dropped_total"), Some(0.0));
+    assert_eq!(
+        sample(&proxy.metrics().await, "shadowcat_telemetry_dropped_total"),
+        Some(0.0)
+    );
 
     receiver.stop();
     // Requests keep being answered at once while exports fail behind them.
@@ -326,7 +375,10 @@ async fn a_collector_that_stops_mid_run_costs_requests_nothing_and_drops_are_cou
         dropped.is_some_and(|v| v >= 40.0),
         "the spans of requests after the collector died are counted: {dropped:?}"
     );
-    assert!(receiver.spans().iter().all(|s| s.name() != "tools/call after"));
+    assert!(receiver
+        .spans()
+        .iter()
+        .all(|s| s.name() != "tools/call after"));
 }
 
 #[tokio::test]
@@ -354,8 +406,14 @@ async fn rule_actions_and_rate_limits_are_events_with_the_rule_name() {
         .await
         .unwrap();
     assert_eq!(blocked["error"]["code"], -32001, "{blocked}");
-    assert_eq!(post(&http, &proxy.url(), &call(2, "fine")).await.status(), 200);
-    assert_eq!(post(&http, &proxy.url(), &call(3, "fine")).await.status(), 429);
+    assert_eq!(
+        post(&http, &proxy.url(), &call(2, "fine")).await.status(),
+        200
+    );
+    assert_eq!(
+        post(&http, &proxy.url(), &call(3, "fine")).await.status(),
+        429
+    );
 
     let spans = receiver
         .wait_for(|s| {
@@ -363,20 +421,33 @@ async fn rule_actions_and_rate_limits_are_events_with_the_rule_name() {
                 && s.iter().any(|s| s.has_event("shadowcat.rate_limited"))
         })
         .await;
-    let rule = spans.iter().find(|s| s.has_event("shadowcat.interceptor")).unwrap();
+    let rule = spans
+        .iter()
+        .find(|s| s.has_event("shadowcat.interceptor"))
+        .unwrap();
     assert_eq!(rule.name(), "POST /mcp");
     assert_eq!(
-        rule.event_attr("shadowcat.interceptor", "shadowcat.rule").as_deref(),
+        rule.event_attr("shadowcat.interceptor", "shadowcat.rule")
+            .as_deref(),
         Some("no-danger")
     );
     assert_eq!(
-        rule.event_attr("shadowcat.interceptor", "shadowcat.action").as_deref(),
+        rule.event_attr("shadowcat.interceptor", "shadowcat.action")
+            .as_deref(),
         Some("block")
     );
-    let limited = spans.iter().find(|s| s.has_event("shadowcat.rate_limited")).unwrap();
+    let limited = spans
+        .iter()
+        .find(|s| s.has_event("shadowcat.rate_limited"))
+        .unwrap();
     assert_eq!(
-        limited.event_attr("shadowcat.rate_limited", "shadowcat.rule").as_deref(),
+        limited
+            .event_attr("shadowcat.rate_limited", "shadowcat.rule")
+            .as_deref(),
         Some("ip")
     );
-    assert_eq!(limited.attr("http.response.status_code").as_deref(), Some("429"));
+    assert_eq!(
+        limited.attr("http.response.status_code").as_deref(),
+        Some("429")
+    );
 }

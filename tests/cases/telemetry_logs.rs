@@ -91,7 +91,11 @@ async fn the_json_access_line_carries_the_exported_server_spans_ids() {
         .filter(|l| l["target"] == "shadowcat::access")
         .collect();
     assert_eq!(access.len(), 1, "{stderr}");
-    assert_eq!(access[0]["trace_id"], server.trace_id().as_str(), "{stderr}");
+    assert_eq!(
+        access[0]["trace_id"],
+        server.trace_id().as_str(),
+        "{stderr}"
+    );
     assert_eq!(access[0]["span_id"], server.span_id().as_str(), "{stderr}");
     assert_eq!(access[0]["status"], 200);
 }

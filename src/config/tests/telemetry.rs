@@ -47,15 +47,42 @@ fn telemetry_takes_every_key_with_defaults() {
 fn telemetry_errors_name_the_field() {
     for (yaml, field) in [
         ("telemetry: {sample_ratio: 1}", "telemetry.otlp"),
-        ("telemetry: {otlp: {protocol: grpc}}", "telemetry.otlp.endpoint"),
-        ("telemetry: {otlp: {endpoint: \"127.0.0.1:4317\"}}", "telemetry.otlp.endpoint"),
-        ("telemetry: {otlp: {endpoint: \"ftp://c:1\"}}", "telemetry.otlp.endpoint"),
-        ("telemetry: {otlp: {endpoint: \"http://c:1\", protocol: thrift}}", "telemetry.otlp.protocol"),
-        ("telemetry: {otlp: {endpoint: \"http://c:1\"}, sample_ratio: 1.5}", "telemetry.sample_ratio"),
-        ("telemetry: {otlp: {endpoint: \"http://c:1\"}, sample_ratio: -0.1}", "telemetry.sample_ratio"),
-        ("telemetry: {otlp: {endpoint: \"http://c:1\"}, service_name: \" \"}", "telemetry.service_name"),
-        ("telemetry: {otlp: {endpoint: \"http://c:1\", headers: {\"bad name\": x}}}", "telemetry.otlp.headers.bad name"),
-        ("telemetry: {otlp: {endpoint: \"http://c:1\"}, exporter: jaeger}", "telemetry.exporter"),
+        (
+            "telemetry: {otlp: {protocol: grpc}}",
+            "telemetry.otlp.endpoint",
+        ),
+        (
+            "telemetry: {otlp: {endpoint: \"127.0.0.1:4317\"}}",
+            "telemetry.otlp.endpoint",
+        ),
+        (
+            "telemetry: {otlp: {endpoint: \"ftp://c:1\"}}",
+            "telemetry.otlp.endpoint",
+        ),
+        (
+            "telemetry: {otlp: {endpoint: \"http://c:1\", protocol: thrift}}",
+            "telemetry.otlp.protocol",
+        ),
+        (
+            "telemetry: {otlp: {endpoint: \"http://c:1\"}, sample_ratio: 1.5}",
+            "telemetry.sample_ratio",
+        ),
+        (
+            "telemetry: {otlp: {endpoint: \"http://c:1\"}, sample_ratio: -0.1}",
+            "telemetry.sample_ratio",
+        ),
+        (
+            "telemetry: {otlp: {endpoint: \"http://c:1\"}, service_name: \" \"}",
+            "telemetry.service_name",
+        ),
+        (
+            "telemetry: {otlp: {endpoint: \"http://c:1\", headers: {\"bad name\": x}}}",
+            "telemetry.otlp.headers.bad name",
+        ),
+        (
+            "telemetry: {otlp: {endpoint: \"http://c:1\"}, exporter: jaeger}",
+            "telemetry.exporter",
+        ),
     ] {
         let e = err(&format!("{ONE}{yaml}\n"));
         assert_eq!(e.field(), field, "{yaml}: {e}");

@@ -66,7 +66,12 @@ fn endpoint(text: &str, protocol: OtlpProtocol) -> Result<String, ConfigError> {
         .map_err(|_| invalid(field, format!("{text:?} is not a URL")))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
-        _ => return Err(invalid(field, format!("{text:?} must start with http:// or https://"))),
+        _ => {
+            return Err(invalid(
+                field,
+                format!("{text:?} must start with http:// or https://"),
+            ))
+        }
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(invalid(field, format!("{text:?} has no host")));

@@ -321,7 +321,10 @@ impl McpProxy {
                 .inc();
             ctx.trace_event(
                 "shadowcat.interceptor",
-                &[("shadowcat.rule", hit.rule), ("shadowcat.action", hit.action)],
+                &[
+                    ("shadowcat.rule", hit.rule),
+                    ("shadowcat.action", hit.action),
+                ],
             );
             tracing::debug!(
                 rule = hit.rule,

@@ -28,9 +28,7 @@ impl McpProxy {
         sse::prepare_headers(resp)?;
         let max_event = self.config.limits.max_sse_event;
         ctx.sse = Some(sse::SseStream::new(max_event).watched(self.cache_watch(ctx)));
-        if let Some(trace) = ctx.trace.as_mut() {
-            trace.on_sse_start(max_event);
-        }
+        self.trace_sse_start(ctx);
         self.metrics.sse_streams_active.inc();
         Ok(true)
     }

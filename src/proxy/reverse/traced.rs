@@ -23,14 +23,23 @@ impl McpProxy {
             return;
         };
         let req = session.req_header();
-        ctx.trace = Some(telemetry.begin(&ServerRequest {
-            headers: &req.headers,
-            method: &req.method,
-            path: req.uri.path(),
-            scheme: if edge_tls::is_tls(session) { "https" } else { "http" },
-            client: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()),
-            http_version: if session.is_http2() { "2" } else { "1.1" },
-        }));
+        ctx.trace = Some(
+            telemetry.begin(&ServerRequest {
+                headers: &req.headers,
+                method: &req.method,
+                path: req.uri.path(),
+                scheme: if edge_tls::is_tls(session) {
+                    "https"
+                } else {
+                    "http"
+                },
+                client: session
+                    .client_addr()
+                    .and_then(|a| a.as_inet())
+                    .map(|a| a.ip()),
+                http_version: if session.is_http2() { "2" } else { "1.1" },
+            }),
+        );
     }
 
     /// A new attempt at the chosen upstream: its CLIENT span.
@@ -83,6 +92,13 @@ impl McpProxy {
         }
     }
 
+    /// An SSE response starts: the trace watches its events for the requests' answers.
+    pub(super) fn trace_sse_start(&self, ctx: &mut RequestCtx) {
+        if let Some(trace) = ctx.trace.as_mut() {
+            trace.on_sse_start(self.config.limits.max_sse_event);
+        }
+    }
+
     /// One upstream read of an SSE response, before anything changes it.
     pub(super) fn trace_sse(&self, body: &Option<Bytes>, ctx: &mut RequestCtx) {
         if let (Some(trace), Some(chunk)) = (ctx.trace.as_mut(), body.as_ref()) {
@@ -91,7 +107,11 @@ impl McpProxy {
     }
 
     /// The request is done: every span ends; the ids for the access log.
-    pub(super) fn finish_trace(&self, status: u16, ctx: &mut RequestCtx) -> Option<(String, String)> {
+    pub(super) fn finish_trace(
+        &self,
+        status: u16,
+        ctx: &mut RequestCtx,
+    ) -> Option<(String, String)> {
         let trace = ctx.trace.as_mut()?;
         let session = ctx.session.as_ref().map(|s| &*s.id);
         trace.finish(status, session, ctx.failure);

@@ -27,7 +27,9 @@ fn provider(ratio: f64) -> (SdkTracerProvider, Recorder) {
     let recorder = Recorder::default();
     let provider = SdkTracerProvider::builder()
         .with_span_processor(SimpleSpanProcessor::new(recorder.clone()))
-        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio))))
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+            ratio,
+        ))))
         .build();
     (provider, recorder)
 }
@@ -66,19 +68,40 @@ fn a_batch_gets_a_span_per_message_and_sse_answers_end_them_by_id() {
     t.on_sse_chunk(&Bytes::from_static(
         b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\ndata: {\"jsonrpc\":\"2.0\",\"id\":2,\"error\":{\"code\":-1,\"message\":\"no\"}}\n\n",
     ));
-    let ended: Vec<String> = recorder.0.lock().unwrap().iter().map(|s| s.name.to_string()).collect();
-    assert_eq!(ended, vec!["resources/read"], "an answer ends its own request's span only");
-    t.on_sse_chunk(&Bytes::from_static(b"data: {\"jsonrpc\":\"2.0\",\"id\":\"a\",\"result\":{}}\n\n"));
+    let ended: Vec<String> = recorder
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.name.to_string())
+        .collect();
+    assert_eq!(
+        ended,
+        vec!["resources/read"],
+        "an answer ends its own request's span only"
+    );
+    t.on_sse_chunk(&Bytes::from_static(
+        b"data: {\"jsonrpc\":\"2.0\",\"id\":\"a\",\"result\":{}}\n\n",
+    ));
     t.finish(200, Some("session-1"), None);
     let spans = recorder.0.lock().unwrap().clone();
     let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
     assert_eq!(
         names,
-        vec!["resources/read", "tools/call echo", "notifications/initialized", "POST /mcp"]
+        vec![
+            "resources/read",
+            "tools/call echo",
+            "notifications/initialized",
+            "POST /mcp"
+        ]
     );
     let server = &spans[3];
     assert_eq!(server.span_kind, SpanKind::Server);
-    assert_eq!(server.parent_span_id, opentelemetry::trace::SpanId::INVALID, "no incoming context: a root span");
+    assert_eq!(
+        server.parent_span_id,
+        opentelemetry::trace::SpanId::INVALID,
+        "no incoming context: a root span"
+    );
     for s in &spans[..3] {
         assert_eq!(s.parent_span_id, server.span_context.span_id());
         assert_eq!(s.span_context.trace_id(), server.span_context.trace_id());
@@ -89,17 +112,37 @@ fn a_batch_gets_a_span_per_message_and_sse_answers_end_them_by_id() {
     assert_eq!(attr(read, "mcp.progress.count").as_deref(), Some("1"));
     assert_eq!(attr(read, "error.type").as_deref(), Some("jsonrpc_error"));
     let call = &spans[1];
-    assert_eq!(attr(call, "jsonrpc.request.id").as_deref(), Some("a"), "a string id unquoted");
+    assert_eq!(
+        attr(call, "jsonrpc.request.id").as_deref(),
+        Some("a"),
+        "a string id unquoted"
+    );
     assert_eq!(attr(call, "gen_ai.tool.name").as_deref(), Some("echo"));
     assert!(call.events.iter().any(|e| e.name == "first_byte"));
-    assert!(format!("{spans:?}").find("\"v\"").is_none(), "argument values are never recorded");
-    assert_eq!(attr(&spans[2], "jsonrpc.request.id"), None, "a notification has no id");
-    assert_eq!(attr(server, "mcp.session.id"), Some(session_hash("session-1")));
-    assert_eq!(attr(server, "http.response.status_code").as_deref(), Some("200"));
-    assert_eq!(t.ids(), Some((
-        server.span_context.trace_id().to_string(),
-        server.span_context.span_id().to_string(),
-    )));
+    assert!(
+        format!("{spans:?}").find("\"v\"").is_none(),
+        "argument values are never recorded"
+    );
+    assert_eq!(
+        attr(&spans[2], "jsonrpc.request.id"),
+        None,
+        "a notification has no id"
+    );
+    assert_eq!(
+        attr(server, "mcp.session.id"),
+        Some(session_hash("session-1"))
+    );
+    assert_eq!(
+        attr(server, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert_eq!(
+        t.ids(),
+        Some((
+            server.span_context.trace_id().to_string(),
+            server.span_context.span_id().to_string(),
+        ))
+    );
 }
 
 #[test]
@@ -108,7 +151,9 @@ fn the_client_span_is_what_the_upstream_request_carries() {
     let mut headers = http::HeaderMap::new();
     headers.insert(
         "traceparent",
-        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap(),
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            .parse()
+            .unwrap(),
     );
     let mut t = trace(&provider, &headers);
     let uri: http::Uri = "http://10.0.0.1:3001/mcp?x=1".parse().unwrap();
@@ -123,15 +168,24 @@ fn the_client_span_is_what_the_upstream_request_carries() {
     assert_eq!(attr(retried, "error.type").as_deref(), Some("retried"));
     let client = &spans[1];
     assert_eq!(client.span_kind, SpanKind::Client);
-    assert_eq!(attr(client, "url.full").as_deref(), Some("http://10.0.0.1:3001/mcp"));
+    assert_eq!(
+        attr(client, "url.full").as_deref(),
+        Some("http://10.0.0.1:3001/mcp")
+    );
     assert_eq!(attr(client, "server.port").as_deref(), Some("3001"));
     assert_eq!(
         fields[0].1,
-        format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01", client.span_context.span_id())
+        format!(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01",
+            client.span_context.span_id()
+        )
     );
     let server = &spans[2];
     assert_eq!(server.parent_span_id.to_string(), "00f067aa0ba902b7");
-    assert!(matches!(server.status, opentelemetry::trace::Status::Error { .. }));
+    assert!(matches!(
+        server.status,
+        opentelemetry::trace::Status::Error { .. }
+    ));
 }
 
 #[test]
