@@ -9,7 +9,7 @@
 //!
 //! **Resumption.** When the connection under a resumable stream fails mid-body (reset, or
 //! closed before the body's end), the stream's owner is asked for the request that resumes it
-//! upstream (`GET` with the upstream's `Last-Event-ID`, built when the stream was claimed by the
+//! upstream (`GET` with the upstream's `Last-Event-ID`, built after the first read by the
 //! same `upstream_request_filter` every upstream request goes through). It is sent through the
 //! same client after 0, 250 ms and 1 s; a `200 text/event-stream` answer continues the body
 //! (the half event the dead connection left is dropped: it comes again whole), anything else
@@ -60,6 +60,11 @@ pub struct UpstreamBody {
     body: Incoming,
     idle: Duration,
     resume: Option<(UpstreamClient, std::sync::Arc<dyn Resumable>)>,
+    /// A failed read that [`UpstreamBody::ready`] saw, left for [`UpstreamBody::next`] (which
+    /// resumes or reports it): hyper's body gives an error once.
+    failed: Option<hyper::Error>,
+    /// A read [`UpstreamBody::ends_now`] found instead of the end, for the next call.
+    held: Option<Piece>,
     /// Resumptions so far (the metric).
     pub resumed: u32,
 }
@@ -79,6 +84,8 @@ impl UpstreamBody {
             body,
             idle,
             resume: None,
+            failed: None,
+            held: None,
             resumed: 0,
         }
     }
@@ -98,9 +105,44 @@ impl UpstreamBody {
         hyper::body::Body::is_end_stream(&self.body)
     }
 
-    /// The next piece, if it is already here (a JSON response often comes with its head).
-    pub fn ready(&mut self) -> Option<Piece> {
+    /// The next piece, if it is already here (a JSON response, or a short SSE response, often
+    /// comes with its head). hyper's body is a channel its connection task fills once the body
+    /// is asked for: the first poll asks, one turn of the scheduler lets that task hand over a
+    /// read already received, and nothing more is waited for.
+    pub async fn ready(&mut self) -> Option<Piece> {
+        if let Some(piece) = self.ready_now() {
+            return Some(piece);
+        }
+        if self.failed.is_some() {
+            return None;
+        }
+        tokio::task::yield_now().await;
+        self.ready_now()
+    }
+
+    /// After a read that did not end the body: has its end come with it (a short SSE response
+    /// sent whole)? Looks as [`UpstreamBody::ready`] does; a read found instead is kept, whole
+    /// and alone, for the next call.
+    pub async fn ends_now(&mut self) -> bool {
+        match self.ready().await {
+            Some(Piece::End) => true,
+            Some(piece) => {
+                self.held = Some(piece);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The next piece if the body has it now.
+    fn ready_now(&mut self) -> Option<Piece> {
         use futures_util::FutureExt;
+        if let Some(piece) = self.held.take() {
+            return Some(piece);
+        }
+        if self.failed.is_some() {
+            return None;
+        }
         // Unconstrained: a task out of tokio's budget would see a ready read as pending.
         let frame = tokio::task::unconstrained(self.body.frame()).now_or_never()?;
         match frame {
@@ -111,17 +153,26 @@ impl UpstreamBody {
                 _ => None,
             },
             // Failures (and resumption) go through `next`.
-            Some(Err(_)) => None,
+            Some(Err(e)) => {
+                self.failed = Some(e);
+                None
+            }
         }
     }
 
     /// The next piece. Cancel-safe while it waits for the upstream (not while it resumes a
     /// stream: keep the future across a `select!` rather than dropping it).
     pub async fn next(&mut self) -> Piece {
+        if let Some(piece) = self.held.take() {
+            return piece;
+        }
         loop {
-            let frame = match tokio::time::timeout(self.idle, self.body.frame()).await {
-                Err(_) => return Piece::Idle,
-                Ok(frame) => frame,
+            let frame = match self.failed.take() {
+                Some(e) => Some(Err(e)),
+                None => match tokio::time::timeout(self.idle, self.body.frame()).await {
+                    Err(_) => return Piece::Idle,
+                    Ok(frame) => frame,
+                },
             };
             match frame {
                 None => return Piece::End,
@@ -179,3 +230,6 @@ impl UpstreamBody {
 fn is_event_stream(resp: &http::Response<Incoming>) -> bool {
     resp.status() == http::StatusCode::OK && crate::mcp::headers::is_event_stream(resp.headers())
 }
+
+#[cfg(test)]
+mod tests;

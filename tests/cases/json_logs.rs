@@ -5,15 +5,8 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::proxy_process::ProxyProcess;
 use crate::support::*;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn json_logs_are_one_object_per_line_with_the_access_fields() {
@@ -21,28 +14,30 @@ async fn json_logs_are_one_object_per_line_with_the_access_fields() {
         Reply::json(serde_json::json!({"jsonrpc":"2.0","id":1,"result":{"content":[]}}))
     })
     .await;
-    let port = free_port();
     let dir = std::env::temp_dir().join(format!("shadowcat-jsonlog-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let conf = dir.join("json.yaml");
-    std::fs::write(
-        &conf,
-        format!(
-            "listen: 127.0.0.1:{port}\nadmin: null\nupstreams:\n  - name: jsonlog\n    url: {}\nlog:\n  format: json\nshutdown:\n  grace_period: 5s\n",
-            upstream.url()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shadowcat"))
-        .args(["reverse", "--config"])
-        .arg(&conf)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
+    let mut proxy = ProxyProcess::start(|port| {
+        std::fs::write(
+            &conf,
+            format!(
+                "listen: 127.0.0.1:{port}\nadmin: null\nupstreams:\n  - name: jsonlog\n    url: {}\nlog:\n  format: json\nshutdown:\n  grace_period: 5s\n",
+                upstream.url()
+            ),
+        )
         .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_shadowcat"));
+        command
+            .args(["reverse", "--config"])
+            .arg(&conf)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        command
+    })
+    .await;
     // "shadowcat is up" comes a moment before the listener serves: retry until it answers.
-    let url = format!("http://127.0.0.1:{port}/mcp");
+    let url = proxy.url();
     let http = client();
     let started = Instant::now();
     let status = loop {
@@ -63,19 +58,16 @@ async fn json_logs_are_one_object_per_line_with_the_access_fields() {
     };
     assert_eq!(status, 200);
     // SIGTERM drains (the access line is written in the logging phase) and closes stderr.
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    proxy.signal("TERM");
     let mut stderr = String::new();
-    child
+    proxy
+        .child
         .stderr
         .take()
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(proxy.child.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(&dir);
 
     let lines: Vec<serde_json::Value> = stderr

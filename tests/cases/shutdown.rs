@@ -4,58 +4,37 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::proxy_process::ProxyProcess;
 use crate::support::*;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn sigterm_lets_streams_finish_then_exits() {
     let events = ["data: 1\n\n", "data: 2\n\n", "data: 3\n\n"];
     let upstream =
         MockUpstream::start(move |_| Reply::sse(&events, Duration::from_millis(300), false)).await;
-    let port = free_port();
     let dir = std::env::temp_dir().join(format!("shadowcat-drain-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let conf = dir.join("drain.yaml");
-    std::fs::write(
-        &conf,
-        format!("listen: 127.0.0.1:{port}\nadmin: null\nupstreams:\n  - name: mock\n    url: {}\nshutdown:\n  grace_period: 20s\n", upstream.url()),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shadowcat"))
-        .args(["reverse", "--config"])
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+    let mut proxy = ProxyProcess::start(|port| {
+        std::fs::write(
+            &conf,
+            format!("listen: 127.0.0.1:{port}\nadmin: null\nupstreams:\n  - name: mock\n    url: {}\nshutdown:\n  grace_period: 20s\n", upstream.url()),
+        )
         .unwrap();
-    let url = format!("http://127.0.0.1:{port}/mcp");
-    let mut up = false;
-    for _ in 0..300 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(up, "proxy came up");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_shadowcat"));
+        command
+            .args(["reverse", "--config"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    })
+    .await;
+    let url = proxy.url();
     let mut resp = post(&client(), &url, &call(1, "x")).await;
     read_events(&mut resp, 1).await;
     let term = Instant::now();
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    proxy.signal("TERM");
     let mut rest = Vec::new();
     while let Ok(Some(c)) = resp.chunk().await {
         rest.extend_from_slice(&c);
@@ -66,7 +45,7 @@ async fn sigterm_lets_streams_finish_then_exits() {
         "the stream finished"
     );
     let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = proxy.child.try_wait().unwrap() {
             break s;
         }
         assert!(

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::support::proxy_process::ProxyProcess;
 use crate::support::*;
 
 const FIXTURE: &str = concat!(
@@ -319,44 +320,29 @@ async fn stdio_max_children_gives_503() {
 /// goes with it.
 #[tokio::test]
 async fn stdio_upstream_command_flag_and_sigterm_leave_no_child() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut proxy = std::process::Command::new(env!("CARGO_BIN_EXE_shadowcat"))
-        .args([
-            "reverse",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--admin",
-            "off",
-        ])
-        .args(["--upstream-command", "--", "python3", FIXTURE])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}/mcp");
-    for _ in 0..300 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut proxy = ProxyProcess::start(|port| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_shadowcat"));
+        command
+            .args([
+                "reverse",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--admin",
+                "off",
+            ])
+            .args(["--upstream-command", "--", "python3", FIXTURE])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        command
+    })
+    .await;
+    let url = proxy.url();
     let (_, pid) = open_session(&client(), &url).await;
     assert!(running(pid));
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &proxy.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    proxy.signal("TERM");
     let started = std::time::Instant::now();
     let status = loop {
-        if let Some(s) = proxy.try_wait().unwrap() {
+        if let Some(s) = proxy.child.try_wait().unwrap() {
             break s;
         }
         assert!(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 use shadowcat::config::TlsConfig;
 
+use crate::support::proxy_process::{free_port, ProxyProcess};
 use crate::support::tls::*;
 use crate::support::*;
 
@@ -114,14 +115,6 @@ async fn a_bad_new_pair_keeps_the_old_one() {
     assert_eq!(served_under(&ca, proxy.addr).await, Ok(200));
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The quick-start flags, and SIGHUP: a reload even when no file changed (what an operator
 /// who just replaced the files expects), and the process lives on.
 #[tokio::test]
@@ -131,19 +124,24 @@ async fn sighup_reloads_certificates_given_by_the_quick_start_flags() {
     let certs = Certs::new("hup");
     let ca = certs.ca("ca");
     let (cert, key) = certs.server("srv", &["localhost"], &ca);
-    let (port, admin) = (free_port(), free_port());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shadowcat"))
-        .args(["reverse", "--bind", &format!("127.0.0.1:{port}")])
-        .args(["--admin", &format!("127.0.0.1:{admin}")])
-        .args(["--upstream", &upstream.url()])
-        .arg("--tls-cert")
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut admin = 0;
+    let mut proxy = ProxyProcess::start(|port| {
+        admin = free_port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_shadowcat"));
+        command
+            .args(["reverse", "--bind", &format!("127.0.0.1:{port}")])
+            .args(["--admin", &format!("127.0.0.1:{admin}")])
+            .args(["--upstream", &upstream.url()])
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        command
+    })
+    .await;
+    let port = proxy.port;
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let metrics = format!("http://127.0.0.1:{admin}/metrics");
     let reloads = || async {
@@ -163,11 +161,7 @@ async fn sighup_reloads_certificates_given_by_the_quick_start_flags() {
     }
     assert!(up, "the proxy started");
     assert_eq!(served_under(&ca, addr).await, Ok(200));
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    proxy.signal("HUP");
     let mut reloaded = false;
     for _ in 0..100 {
         if reloads().await == Some(1.0) {
@@ -178,10 +172,9 @@ async fn sighup_reloads_certificates_given_by_the_quick_start_flags() {
     }
     assert!(reloaded, "SIGHUP reloaded the certificates");
     assert!(
-        child.try_wait().unwrap().is_none(),
+        proxy.child.try_wait().unwrap().is_none(),
         "SIGHUP did not end the process"
     );
     assert_eq!(served_under(&ca, addr).await, Ok(200));
-    child.kill().ok();
-    child.wait().ok();
+    drop(proxy);
 }

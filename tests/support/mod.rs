@@ -7,6 +7,7 @@ pub mod http_upstream;
 pub mod mcp_server;
 pub mod mock;
 pub mod otlp;
+pub mod proxy_process;
 pub mod tls;
 pub mod tokens;
 

@@ -24,6 +24,10 @@ pub struct RequestCtx {
     pub body: Option<Bytes>,
     /// Where the single request's `id` sits in `body`, to echo it in a JSON-RPC error.
     id_range: Option<Range<usize>>,
+    /// The requests in `body` (calls with an id, which a POST's SSE stream answers): `Some`
+    /// with the place of the single request's id, `Some(None)` for a single message that is not
+    /// a request; `None` for a batch, unread, or unparseable body (peeked again when needed).
+    single_request_id: Option<Option<Range<usize>>>,
     pub upstream: Option<usize>,
     pub status: u16,
     pub sse: Option<SseStream>,
@@ -76,6 +80,7 @@ impl RequestCtx {
             method_label: "unknown",
             body: None,
             id_range: None,
+            single_request_id: None,
             upstream: None,
             status: 0,
             sse: None,
@@ -109,6 +114,13 @@ impl RequestCtx {
             Ok(p) => {
                 self.method_label = p.method().map_or("invalid", super::metrics::method_label);
                 self.id_range = p.reply_id().and_then(|id| subslice_range(&body, id.get()));
+                self.single_request_id = match &p {
+                    peek::Peek::Single(m) if m.is_request() => {
+                        Some(m.id.and_then(|id| subslice_range(&body, id.get())))
+                    }
+                    peek::Peek::Single(_) => Some(None),
+                    peek::Peek::Batch(_) => None,
+                };
                 self.is_initialize = !p.is_batch() && p.method() == Some("initialize");
                 if let Some(trace) = self.trace.as_mut() {
                     trace.on_messages(&body, p.messages(), self.version.as_str());
@@ -130,6 +142,30 @@ impl RequestCtx {
             Err(_) => self.method_label = "invalid",
         }
         self.body = Some(body);
+    }
+
+    /// The ids (raw JSON) of the requests in the body, which a POST's SSE stream answers. A
+    /// single message's come from the peek `set_body` made; a batch is peeked again.
+    pub fn request_ids(&self) -> Vec<Box<str>> {
+        let Some(body) = self.body.as_deref() else {
+            return Vec::new();
+        };
+        match &self.single_request_id {
+            Some(range) => range
+                .clone()
+                .and_then(|r| std::str::from_utf8(body.get(r)?).ok())
+                .map(Box::from)
+                .into_iter()
+                .collect(),
+            None => peek::peek(body)
+                .map(|p| {
+                    crate::interceptor::calls_of(&p)
+                        .into_iter()
+                        .map(|c| c.id)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
     }
 
     /// The id of the request being answered, when it was a parseable single request.

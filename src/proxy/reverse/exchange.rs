@@ -204,25 +204,41 @@ impl McpProxy {
         let mut head = response_head(parts);
         self.response_filter(session, &mut head, ctx).await?;
         frame_for_downstream(&mut head, done, session.is_http2())?;
-        if let Some(stream) = ctx.live.clone() {
-            self.prepare_reopen(session, ctx).await?;
-            if let Some(upstream) = ctx.upstream.and_then(|i| self.upstreams.get(i)) {
-                body = body.resumable(upstream.client.clone(), stream);
-            }
-        }
         let mut tasks = vec![HttpTask::Header(head, done)];
-        // What the proxy queued on a session stream (a rule's answers) goes with the head; a
-        // JSON response usually arrives with its head: both in one write.
-        let first = match done {
+        // An upstream read that came with the head (a JSON answer, usually; often a whole
+        // short SSE response) goes in the head's write, and so does what the proxy queued on
+        // a session stream (a rule's answers). Nothing read is waited for here.
+        let ready = match done {
             true => None,
-            false if ctx.live.is_some() => Some(None),
-            false => body.ready().map(Some),
+            false => body.ready().await,
+        };
+        let first = match (done, ready) {
+            (true, _) => None,
+            (false, Some(piece)) => Some(Some(piece)),
+            (false, None) if ctx.live.is_some() => Some(None),
+            (false, None) => None,
         };
         if let Some(piece) = first {
+            let was_read = piece.is_some();
             let (out, end) = self.filter_piece(session, piece, ctx).await?;
             done = end;
             if out.is_some() || end {
                 tasks.push(HttpTask::Body(out, end));
+            }
+            // A chunked body's end is a read of its own, often already here: seen now, a short
+            // SSE response ends in this write and needs no resumption request.
+            if was_read && !done && body.ends_now().await {
+                let (out, end) = self.filter_piece(session, Some(Piece::End), ctx).await?;
+                done = end;
+                tasks.push(HttpTask::Body(out, end));
+            }
+        }
+        // A session stream still open after that read can lose its upstream connection: the
+        // request that resumes it is prepared now (a response that came whole never needs it).
+        if let (Some(stream), false) = (ctx.live.clone(), done) {
+            self.prepare_reopen(session, ctx).await?;
+            if let Some(upstream) = ctx.upstream.and_then(|i| self.upstreams.get(i)) {
+                body = body.resumable(upstream.client.clone(), stream);
             }
         }
         if let Err(e) = session.write_response_tasks(tasks).await {

@@ -24,8 +24,7 @@ use super::ctx::RequestCtx;
 use super::sse;
 use super::streams::{LiveStream, Reopen, Resume, StreamConfig};
 use super::McpProxy;
-use crate::interceptor::calls_of;
-use crate::mcp::{peek, LAST_EVENT_ID};
+use crate::mcp::LAST_EVENT_ID;
 use crate::transport::sse::{EventId, ReplayLimits, KEEPALIVE};
 
 impl StreamConfig {
@@ -257,12 +256,7 @@ impl McpProxy {
                 stream
             }
             _ => {
-                let requests = ctx
-                    .body
-                    .as_deref()
-                    .and_then(|b| peek::peek(b).ok())
-                    .map(|p| calls_of(&p).into_iter().map(|c| c.id).collect())
-                    .unwrap_or_default();
+                let requests = ctx.request_ids();
                 let stream = s.streams.open(&self.streams, requests, judge);
                 stream.watch(self.cache_watch(ctx), self.cache_catch(ctx));
                 stream.attach(&[]);

@@ -7,6 +7,7 @@ use shadowcat::config::{Config, InterceptorsConfig};
 use shadowcat::interceptor::RuleSet;
 
 use super::echo_upstream;
+use crate::support::proxy_process::ProxyProcess;
 use crate::support::*;
 
 #[tokio::test]
@@ -77,11 +78,6 @@ async fn rule_file_changes_are_picked_up_and_bad_ones_keep_the_old_rules() {
 #[tokio::test]
 async fn sighup_reloads_the_rule_file() {
     let upstream = echo_upstream().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let dir = std::env::temp_dir().join(format!("shadowcat-hup-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let rules = dir.join("rules.yaml");
@@ -90,33 +86,27 @@ async fn sighup_reloads_the_rule_file() {
     };
     std::fs::write(&rules, block("one")).unwrap();
     let conf = dir.join("hup.yaml");
-    std::fs::write(
-        &conf,
-        format!(
-            "listen: 127.0.0.1:{port}\nadmin: null\nupstreams:\n  - name: mock\n    url: {}\n\
-             interceptors:\n  rules_file: {}\n",
-            upstream.url(),
-            rules.display()
-        ),
-    )
-    .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shadowcat"))
-        .args(["reverse", "--config"])
-        .arg(&conf)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
+    let mut proxy = ProxyProcess::start(|port| {
+        std::fs::write(
+            &conf,
+            format!(
+                "listen: 127.0.0.1:{port}\nadmin: null\nupstreams:\n  - name: mock\n    url: {}\n\
+                 interceptors:\n  rules_file: {}\n",
+                upstream.url(),
+                rules.display()
+            ),
+        )
         .unwrap();
-    let url = format!("http://127.0.0.1:{port}/mcp");
-    for _ in 0..300 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_shadowcat"));
+        command
+            .args(["reverse", "--config"])
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        command
+    })
+    .await;
+    let url = proxy.url();
     let client = client();
     let blocked = |tool: &'static str| {
         let (client, url) = (client.clone(), url.clone());
@@ -134,11 +124,7 @@ async fn sighup_reloads_the_rule_file() {
     std::fs::write(&rules, block("two")).unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(blocked("one").await, "no reload without SIGHUP or watch");
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    proxy.signal("HUP");
     let mut swapped = false;
     for _ in 0..100 {
         if blocked("two").await {
@@ -149,10 +135,9 @@ async fn sighup_reloads_the_rule_file() {
     }
     assert!(swapped, "SIGHUP reloaded the rules");
     assert!(
-        child.try_wait().unwrap().is_none(),
+        proxy.child.try_wait().unwrap().is_none(),
         "SIGHUP did not end the process"
     );
-    child.kill().ok();
-    child.wait().ok();
+    drop(proxy);
     std::fs::remove_dir_all(&dir).ok();
 }
