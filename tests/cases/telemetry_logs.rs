@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::otlp::{OtlpReceiver, Protocol};
+use crate::support::proxy_process::ProxyProcess;
 use crate::support::*;
 
 #[tokio::test]
@@ -16,32 +17,30 @@ async fn the_json_access_line_carries_the_exported_server_spans_ids() {
         Reply::json(serde_json::json!({"jsonrpc":"2.0","id":r.json()["id"],"result":{}}))
     })
     .await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let dir = std::env::temp_dir().join(format!("shadowcat-otel-log-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let conf = dir.join("otel.yaml");
-    std::fs::write(
-        &conf,
-        format!(
-            "listen: 127.0.0.1:{port}\nadmin: null\nupstreams:\n  - name: otel-log\n    url: {}\nlog:\n  format: json\ntelemetry:\n  otlp: {{endpoint: \"{}\", protocol: http}}\n  service_name: otel-log\nshutdown:\n  grace_period: 5s\n",
-            upstream.url(),
-            receiver.endpoint()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shadowcat"))
-        .args(["reverse", "--config"])
-        .arg(&conf)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
+    let mut proxy = ProxyProcess::start(|port| {
+        std::fs::write(
+            &conf,
+            format!(
+                "listen: 127.0.0.1:{port}\nadmin: null\nupstreams:\n  - name: otel-log\n    url: {}\nlog:\n  format: json\ntelemetry:\n  otlp: {{endpoint: \"{}\", protocol: http}}\n  service_name: otel-log\nshutdown:\n  grace_period: 5s\n",
+                upstream.url(),
+                receiver.endpoint()
+            ),
+        )
         .unwrap();
-    let url = format!("http://127.0.0.1:{port}/mcp");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_shadowcat"));
+        command
+            .args(["reverse", "--config"])
+            .arg(&conf)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        command
+    })
+    .await;
+    let url = proxy.url();
     let http = client();
     let started = Instant::now();
     let status = loop {
@@ -67,19 +66,16 @@ async fn the_json_access_line_carries_the_exported_server_spans_ids() {
     let server = spans.iter().find(|s| s.name() == "POST /mcp").unwrap();
     assert_eq!(server.service, "otel-log");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    proxy.signal("TERM");
     let mut stderr = String::new();
-    child
+    proxy
+        .child
         .stderr
         .take()
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(proxy.child.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(&dir);
 
     let lines: Vec<serde_json::Value> = stderr
