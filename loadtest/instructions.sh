@@ -63,10 +63,11 @@ count() {
     n=$("$BIN/shadowcat-saturate" --url "http://127.0.0.1:$port/mcp" --target "$target" --connections 8 \
       --duration-s "$secs" --warmup-s 0 "${hdr[@]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["all_requests"])')
   fi
-  # SIGTERM (Pingora's graceful stop), not SIGINT: a background job of a script starts with
-  # SIGINT ignored, and one sent before Pingora installs its handler is lost.
+  # SIGINT (Pingora's fast stop; SIGTERM waits out a grace period), a second after the port
+  # opened: a background job of a script starts with SIGINT ignored until Pingora installs
+  # its handler. SIGKILL would lose the counts.
   sleep 1
-  kill -TERM "$vp"
+  kill -INT "$vp"
   wait "$vp" || true
   echo "$(awk '/^(summary|totals):/ {print $2; exit}' "$out") $n"
 }

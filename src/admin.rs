@@ -17,7 +17,6 @@ use pingora::protocols::http::ServerSession;
 use crate::cache::{Cache, Purge};
 use crate::config::BearerToken;
 use crate::proxy::reverse::Metrics;
-use crate::upstream::stdio::StdioMetrics;
 
 /// Serves the admin endpoints.
 #[derive(Debug)]
@@ -28,8 +27,6 @@ pub struct AdminApp {
     token: Option<BearerToken>,
     /// The result cache `/cache/purge` drops entries of (`None`: disabled).
     cache: Option<Arc<Cache>>,
-    /// The stdio bridges' metrics, rendered after the proxy's (`None`: no stdio upstream).
-    stdio: Option<StdioMetrics>,
 }
 
 impl AdminApp {
@@ -39,22 +36,7 @@ impl AdminApp {
             ready,
             token,
             cache: None,
-            stdio: None,
         }
-    }
-
-    pub fn with_stdio_metrics(mut self, stdio: Option<StdioMetrics>) -> Self {
-        self.stdio = stdio;
-        self
-    }
-
-    /// Every metric: the proxy's, then the stdio bridges'.
-    fn render_metrics(&self) -> Vec<u8> {
-        let mut out = self.metrics.render();
-        if let Some(stdio) = &self.stdio {
-            out.extend(stdio.render());
-        }
-        out
     }
 
     pub fn with_cache(mut self, cache: Option<Arc<Cache>>) -> Self {
@@ -119,7 +101,7 @@ impl ServeHttp for AdminApp {
             "/metrics" => (
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
-                self.render_metrics(),
+                self.metrics.render(),
             ),
             "/cache/purge" if !self.may_read_metrics(&req.headers) => (
                 StatusCode::UNAUTHORIZED,

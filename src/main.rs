@@ -58,7 +58,7 @@ fn reverse(args: ReverseArgs) -> ExitCode {
     let upstream = config
         .upstreams
         .first()
-        .map(|u| u.url.original.clone())
+        .map(|u| u.describe())
         .unwrap_or_default();
     let proxy = match shadowcat::server::build(config) {
         Ok(p) => p,

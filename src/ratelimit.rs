@@ -20,7 +20,7 @@ const SHARDS: usize = 64;
 const PRUNE_EVERY: usize = 1024;
 
 /// `rate` tokens every `per`, at most `burst` saved up.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
     pub rate: u32,
     pub per: Duration,

@@ -137,7 +137,13 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
         tracing::warn!(%warning, "configuration is valid but probably not meant");
     }
     fit_open_files(&mut config.limits, config.upstreams.len());
-    let metrics = Arc::new(Metrics::new()?);
+    let mut metrics = Metrics::new()?;
+    if let Some(stdio) = &stdio.metrics {
+        for family in stdio.collectors() {
+            metrics.register(family)?;
+        }
+    }
+    let metrics = Arc::new(metrics);
     let ready = Arc::new(AtomicBool::new(true));
     let threads = config
         .threads
@@ -251,8 +257,7 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
             "shadowcat admin".to_owned(),
             HttpServer::new_app(
                 AdminApp::new(metrics, ready.clone(), config.admin_bearer_token.clone())
-                    .with_cache(cache)
-                    .with_stdio_metrics(stdio.metrics),
+                    .with_cache(cache),
             ),
         );
         svc.threads = Some(1);
@@ -296,7 +301,7 @@ impl Shadowcat {
 }
 
 /// The stdio upstreams' bridges, bound before the upstreams are resolved: each stdio
-/// upstream's placeholder URL becomes its bridge's loopback URL here.
+/// upstream's target gets its bridge's loopback URL here.
 struct StdioBridges {
     bridges: Vec<Bridge>,
     metrics: Option<StdioMetrics>,
@@ -328,7 +333,7 @@ impl StdioBridges {
                 .iter_mut()
                 .find(|u| u.name == upstream.name)
             {
-                u.url = url;
+                u.target = crate::config::UpstreamTarget::Stdio { bridge: Some(url) };
             }
             bridges.push(bridge);
         }

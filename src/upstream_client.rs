@@ -50,7 +50,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 pub use crate::config::Http2Mode;
-use crate::config::{UpstreamConfig, UpstreamTls};
+use crate::config::{UpstreamConfig, UpstreamTls, UpstreamUrl};
 pub use error::UpstreamError;
 
 /// The error a request body may fail with: any boxed error (an `io::Error` boxes too). It
@@ -106,15 +106,20 @@ pub struct TlsSettings {
 }
 
 impl ClientSettings {
-    /// An upstream's settings; `connect_timeout` is `timeouts.connect`.
-    pub fn from_config(upstream: &UpstreamConfig, connect_timeout: Duration) -> Self {
+    /// An upstream's settings for requests to `url` (the upstream's, or its stdio bridge's);
+    /// `connect_timeout` is `timeouts.connect`.
+    pub fn from_config(
+        upstream: &UpstreamConfig,
+        url: &UpstreamUrl,
+        connect_timeout: Duration,
+    ) -> Self {
         Self {
-            scheme_https: upstream.url.https,
+            scheme_https: url.https,
             server_name: upstream
                 .tls
                 .server_name
                 .clone()
-                .unwrap_or_else(|| upstream.url.host.clone()),
+                .unwrap_or_else(|| url.host.clone()),
             connect_timeout,
             http2: upstream.http2,
             tls: TlsSettings::from_config(&upstream.tls),

@@ -28,8 +28,8 @@ pub use log::{LogConfig, LogFormat};
 pub use telemetry::{OtlpConfig, OtlpProtocol, TelemetryConfig, DEFAULT_SERVICE_NAME};
 pub use units::{format_duration, parse_duration, parse_size};
 pub use upstream::{
-    Http2Mode, StdioMode, StdioUpstream, UpstreamConfig, UpstreamTls, UpstreamUrl,
-    DEFAULT_MAX_CHILDREN,
+    Http2Mode, StdioMode, StdioUpstream, UpstreamConfig, UpstreamTarget, UpstreamTls, UpstreamUrl,
+    DEFAULT_MAX_CHILDREN, DEFAULT_POOL_SIZE,
 };
 
 /// Where the proxy listens when nothing says otherwise.
@@ -69,8 +69,8 @@ pub struct Config {
     /// The MCP result cache; `None` with `cache.enabled: false`.
     pub cache: Option<crate::cache::Settings>,
     /// The upstreams that are stdio programs (`upstreams[].command`). Each also has an entry
-    /// in `upstreams` (same name) whose URL is a placeholder until the server starts that
-    /// upstream's bridge and points the URL at it (`crate::upstream::stdio`).
+    /// in `upstreams` (same name) with `UpstreamTarget::Stdio`, whose bridge URL the server
+    /// sets once it has bound that upstream's bridge (`crate::upstream::stdio`).
     pub stdio: Vec<StdioUpstream>,
     /// `log:` how log lines are written.
     pub log: LogConfig,

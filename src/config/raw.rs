@@ -240,6 +240,10 @@ pub struct RawUpstream {
     pub mode: Option<String>,
     /// Children of a stdio upstream alive at once.
     pub max_children: Option<u32>,
+    /// Children of a stdio upstream's shared pool.
+    pub pool_size: Option<u32>,
+    /// Child starts a stdio upstream may make (`{rate, per, burst}`).
+    pub spawn_rate: Option<RawRate>,
     pub weight: Option<u32>,
     #[serde(default)]
     pub forward_authorization: bool,

@@ -36,8 +36,8 @@ fn defaults_apply_to_every_key() {
     assert_eq!(c.sessions.max_per_principal, 1000);
     assert_eq!(c.sessions.max_per_ip, 1000);
     assert_eq!(c.upstreams[0].weight, 1);
-    assert_eq!(c.upstreams[0].url.authority(), "127.0.0.1:3001");
-    assert_eq!(c.upstreams[0].url.path_and_query, "/mcp");
+    assert_eq!(c.upstreams[0].url().unwrap().authority(), "127.0.0.1:3001");
+    assert_eq!(c.upstreams[0].url().unwrap().path_and_query, "/mcp");
 }
 
 #[test]
@@ -52,8 +52,8 @@ fn every_key_can_be_set() {
     assert_eq!(c.listen().port(), 80);
     assert_eq!(c.admin, None);
     assert_eq!(c.endpoint, "/x");
-    assert_eq!(c.upstreams[0].url.port, 80);
-    assert_eq!(c.upstreams[0].url.path_and_query, "/p?q=1");
+    assert_eq!(c.upstreams[0].url().unwrap().port, 80);
+    assert_eq!(c.upstreams[0].url().unwrap().path_and_query, "/p?q=1");
     assert_eq!(c.timeouts.connect, Duration::from_millis(250));
     assert_eq!(c.limits.max_body, 65536);
     assert_eq!(c.limits.max_sse_event, 2048);
@@ -194,7 +194,7 @@ fn empty_file_needs_an_upstream_and_flags_supply_one() {
     // Flags override the file.
     let c = from_yaml_str_with(Some(&format!("listen: 127.0.0.1:1\n{ONE}")), &o).unwrap();
     assert_eq!(c.listen().port(), 0);
-    assert_eq!(c.upstreams[0].url.port, 3001);
+    assert_eq!(c.upstreams[0].url().unwrap().port, 3001);
     let c = from_yaml_str_with(Some(&format!("threads: 1\n{ONE}")), &o).unwrap();
     assert_eq!(c.threads, Some(3));
     assert_eq!(

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamConfig {
     pub name: String,
-    pub url: UpstreamUrl,
+    /// Where requests go: an HTTP(S) endpoint, or a stdio server the proxy runs.
+    pub target: UpstreamTarget,
     /// Share of new sessions and sessionless requests (round robin), 1 to 1000.
     pub weight: u32,
     /// Forward the client's `Authorization` and `Cookie` to this upstream. Off by default: the
@@ -20,6 +21,38 @@ pub struct UpstreamConfig {
     pub tls: UpstreamTls,
     /// `http2:` which HTTP versions the proxy speaks to this upstream.
     pub http2: Http2Mode,
+}
+
+/// What an upstream is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamTarget {
+    /// An MCP endpoint over HTTP(S) (`url`).
+    Url(UpstreamUrl),
+    /// A stdio MCP server the proxy runs (`command`; its settings are in `Config::stdio` under
+    /// the same name). `bridge` is the loopback URL of its Streamable HTTP bridge, set by the
+    /// server once the bridge is bound (`None` in a config just loaded).
+    Stdio { bridge: Option<UpstreamUrl> },
+}
+
+// === impl UpstreamConfig ===
+
+impl UpstreamConfig {
+    /// The URL requests go to: the endpoint written, or a stdio upstream's bound bridge
+    /// (`None` before it is bound).
+    pub fn url(&self) -> Option<&UpstreamUrl> {
+        match &self.target {
+            UpstreamTarget::Url(url) => Some(url),
+            UpstreamTarget::Stdio { bridge } => bridge.as_ref(),
+        }
+    }
+
+    /// How the upstream is named in logs: its URL, or `stdio:<name>`.
+    pub fn describe(&self) -> String {
+        match &self.target {
+            UpstreamTarget::Url(url) => url.original.clone(),
+            UpstreamTarget::Stdio { .. } => format!("stdio:{}", self.name),
+        }
+    }
 }
 
 /// `upstreams[].tls`: how the proxy checks an `https://` upstream, and proves itself to it.
@@ -81,6 +114,11 @@ pub struct StdioUpstream {
     pub mode: StdioMode,
     /// Children alive at once; an `initialize` past it gets 503.
     pub max_children: usize,
+    /// Children of the shared pool (`mode: shared`, and sessionless 2026-07-28 clients of a
+    /// `per_session` upstream), 1 to `max_children`.
+    pub pool_size: usize,
+    /// Child starts allowed (`None`: no limit); past it, 503 with `Retry-After`.
+    pub spawn_rate: Option<crate::ratelimit::Rate>,
 }
 
 /// `upstreams[].mode` of a stdio upstream.
@@ -89,7 +127,12 @@ pub enum StdioMode {
     /// One child per MCP session, started by its `initialize`.
     #[default]
     PerSession,
+    /// A pool of `pool_size` children the proxy initializes itself, serving every client,
+    /// request ids rewritten.
+    Shared,
 }
 
 /// `upstreams[].max_children` when not given.
 pub const DEFAULT_MAX_CHILDREN: usize = 100;
+/// `upstreams[].pool_size` when not given.
+pub const DEFAULT_POOL_SIZE: usize = 1;

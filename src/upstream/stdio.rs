@@ -16,7 +16,7 @@
 //! one code path for every upstream, so nothing can behave differently because a server
 //! happens to be a program.
 //!
-//! What the bridge does (`mode: per_session`, the only mode so far):
+//! What the bridge does with `mode: per_session` (one child per session):
 //! * `initialize` without a session starts a child ([`child`]), writes the request, and holds
 //!   the answer's head until the child's first message (at most `timeouts.request`: a child
 //!   that never answers gives 504 and is stopped). The answer carries the bridge's own
@@ -37,31 +37,47 @@
 //!   upstream's name, at most 20 a second per child.
 //! * Children get only the configured `env` plus `PATH`, never the proxy's environment.
 //!
-//! Not yet (refused clearly): `mode: shared` (a config error) and sessionless 2026-07-28
-//! requests (400 with a JSON-RPC error, on which the Python SDK falls back to `initialize`).
+//! The **shared pool** ([`pool`]) serves `mode: shared` sessions and sessionless 2026-07-28
+//! requests of any stdio upstream: children the proxy initializes itself, many clients per
+//! child, every id rewritten so nothing collides and every message reaches its own client
+//! ([`shared`] says how, and what cannot be attributed). Its slots restart after failures
+//! with a doubling backoff; `spawn_rate` bounds child starts of either kind.
 //!
-//! Files: `http` (the Streamable HTTP side), `session` (routing one session's messages),
+//! Files: `http` (dispatch), `per_session` and `pooled` (the answers of each kind), `replies`
+//! (SSE and error responses), `session` (routing one session's messages), `pool` (slots,
+//! choice, restarts), `shared` (one shared child's routing), `clients` (the pool's sessions),
+//! `server_requests` (server requests in flight to sessions), `rewrite` (id and token edits),
 //! `child` (starting and supervising a child, its pipes), `process` (the command, process
 //! groups, signals), `lines` (NDJSON framing and the message peek), `metrics`.
 
 mod child;
+mod clients;
 mod http;
 mod lines;
 mod metrics;
+mod per_session;
+mod pool;
+mod pooled;
 mod process;
+mod replies;
+mod rewrite;
+mod server_requests;
 mod session;
+mod shared;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
-use crate::config::{Config, StdioUpstream};
+use crate::config::{Config, StdioMode, StdioUpstream};
+use crate::ratelimit::Limiter;
 pub use metrics::StdioMetrics;
+use pool::Pool;
 pub use process::{ProcessGroups, KILL_GRACE};
 pub use session::ExitReason;
 use session::Session;
@@ -100,6 +116,12 @@ struct BridgeState {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     /// Children alive (started and not yet reaped), at most `max_children`.
     live: AtomicUsize,
+    /// `spawn_rate`: child starts allowed (one bucket for the upstream).
+    spawn_rate: Option<Limiter>,
+    /// The shared pool (`mode: shared`, and sessionless requests in any mode).
+    pool: Pool,
+    /// Shutdown has begun: no child starts any more.
+    closing: AtomicBool,
     metrics: StdioMetrics,
     groups: ProcessGroups,
 }
@@ -158,9 +180,12 @@ impl Bridge {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let state = Arc::new(BridgeState {
+            spawn_rate: settings.upstream.spawn_rate.map(Limiter::new),
+            pool: Pool::new(settings.upstream.pool_size),
             settings,
             sessions: Mutex::default(),
             live: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
             metrics,
             groups,
         });
@@ -187,6 +212,9 @@ impl Bridge {
             }
         };
         let sweeper = tokio::spawn(sweep_idle(self.state.clone()));
+        if self.state.settings.upstream.mode == StdioMode::Shared {
+            Pool::warm_all(&self.state);
+        }
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -205,13 +233,15 @@ impl Bridge {
         }
         sweeper.abort();
         let state = &self.state;
+        state.closing.store(true, Ordering::Release);
         for session in state.all() {
             session.stop(ExitReason::Shutdown);
         }
+        for child in state.pool.children() {
+            child.stop(ExitReason::Shutdown);
+        }
         let deadline = tokio::time::Instant::now() + KILL_GRACE + Duration::from_secs(1);
-        while state.live.load(std::sync::atomic::Ordering::Acquire) > 0
-            && tokio::time::Instant::now() < deadline
-        {
+        while state.live.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -245,6 +275,16 @@ async fn sweep_idle(state: Arc<BridgeState>) {
             if session.idle_since(since) {
                 state.remove(&session.id);
                 session.stop(ExitReason::Idle);
+            }
+        }
+        state.pool.clients.sweep(since);
+        // A per_session upstream's pool serves only sessionless clients: an unused child goes
+        // (the next request starts one). `mode: shared` keeps its pool running.
+        if state.settings.upstream.mode == StdioMode::PerSession {
+            for child in state.pool.children() {
+                if child.idle_since(since) {
+                    child.stop(ExitReason::Idle);
+                }
             }
         }
     }

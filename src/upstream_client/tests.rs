@@ -197,7 +197,11 @@ fn settings_from_config() {
                 - url: https://10.0.0.7/mcp\n    tls:\n      server_name: mcp.internal\n      \
                 insecure_skip_verify: true\n";
     let config = crate::config::from_yaml_str(text).unwrap();
-    let s = ClientSettings::from_config(&config.upstreams[0], Duration::from_secs(3));
+    let s = ClientSettings::from_config(
+        &config.upstreams[0],
+        config.upstreams[0].url().unwrap(),
+        Duration::from_secs(3),
+    );
     assert!(s.scheme_https);
     assert_eq!(s.server_name, "::1");
     assert_eq!(s.http2, Http2Mode::Never);
@@ -206,7 +210,11 @@ fn settings_from_config() {
         (s.pool_idle, s.pool_max_idle),
         (Duration::from_secs(4), 256)
     );
-    let s = ClientSettings::from_config(&config.upstreams[1], Duration::from_secs(3));
+    let s = ClientSettings::from_config(
+        &config.upstreams[1],
+        config.upstreams[1].url().unwrap(),
+        Duration::from_secs(3),
+    );
     assert_eq!(s.server_name, "mcp.internal");
     assert!(s.tls.insecure_skip_verify);
     assert!(UpstreamClient::new(&s).is_ok());

@@ -209,7 +209,9 @@ async fn a_refused_upstream_fails_over_to_the_next() {
     let mut config = config(&format!("http://{refused}/mcp"));
     let mut second = config.upstreams[0].clone();
     second.name = "second".into();
-    second.url = shadowcat::config::UpstreamUrl::parse(&upstream.url()).unwrap();
+    second.target = shadowcat::config::UpstreamTarget::Url(
+        shadowcat::config::UpstreamUrl::parse(&upstream.url()).unwrap(),
+    );
     config.upstreams.push(second);
     let proxy = Proxy::start(config).await;
     for id in 1..=4 {

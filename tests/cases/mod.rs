@@ -23,6 +23,7 @@ mod shutdown;
 mod sse;
 mod sse_fidelity;
 mod stdio;
+mod stdio_shared;
 mod streams;
 mod telemetry;
 mod telemetry_logs;

@@ -13,7 +13,9 @@ fn two_upstreams(a: &MockUpstream, b: &MockUpstream) -> shadowcat::config::Confi
     let mut config = config_for(&a.url());
     let mut second = config.upstreams[0].clone();
     second.name = "b".into();
-    second.url = shadowcat::config::UpstreamUrl::parse(&b.url()).unwrap();
+    second.target = shadowcat::config::UpstreamTarget::Url(
+        shadowcat::config::UpstreamUrl::parse(&b.url()).unwrap(),
+    );
     config.upstreams.push(second);
     config
 }

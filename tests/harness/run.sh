@@ -4,7 +4,9 @@
 # plus the official Python SDK (mcp 1.x and 2.x from PyPI) as clients; then the same clients
 # again over TLS (https://, a CA made by openssl here) and `curl --http2` (h2 by ALPN); then
 # with the upstream behind TLS: server-everything behind a TLS-terminating nginx, the proxy
-# with an https:// upstream trusting the same CA (tests/harness/tls_upstream.sh; needs nginx).
+# with an https:// upstream trusting the same CA (tests/harness/tls_upstream.sh; needs nginx);
+# then stdio upstreams: server-everything in stdio mode, server-memory and server-filesystem
+# run by the proxy (tests/harness/stdio.sh).
 #
 # Usage: tests/harness/run.sh            (from the repo root; installs what it needs)
 # Env:   MCP_HARNESS  scratch dir for npm/pip installs (default ~/.cache/shadowcat/mcp-harness)
@@ -124,6 +126,8 @@ done
 unset CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS SSL_CERT_FILE
 echo "--- https:// upstream: server-everything behind a TLS-terminating nginx, the same test CA"
 SHARED=$SHARED "$ROOT/tests/harness/tls_upstream.sh" "$EVERY_PORT" "$TLS_DIR" || fail=1
+echo "--- stdio upstreams: server-everything (stdio), server-memory, server-filesystem (tests/harness/stdio.sh)"
+SHARED=$SHARED "$ROOT/tests/harness/stdio.sh" || fail=1
 if ((fail)); then
   echo "--- proxy log"; tail -50 "$LOG"
   echo "harness: FAILED"

@@ -8,6 +8,7 @@ pub mod mcp_server;
 pub mod mock;
 pub mod otlp;
 pub mod proxy_process;
+pub mod stdio;
 pub mod tls;
 pub mod tokens;
 
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
-use shadowcat::config::{Config, Listener, UpstreamConfig, UpstreamUrl};
+use shadowcat::config::{Config, Listener, UpstreamConfig, UpstreamTarget, UpstreamUrl};
 use tokio::sync::oneshot;
 
 pub use mock::{Event, MockUpstream, Received, Reply};
@@ -30,7 +31,7 @@ pub fn config_for(upstream_url: &str) -> Config {
         admin: Some("127.0.0.1:0".parse().unwrap()),
         upstreams: vec![UpstreamConfig {
             name: "mock".into(),
-            url: UpstreamUrl::parse(upstream_url).unwrap(),
+            target: UpstreamTarget::Url(UpstreamUrl::parse(upstream_url).unwrap()),
             weight: 1,
             forward_authorization: false,
             headers: Vec::new(),

@@ -28,10 +28,36 @@ fn stdio_upstream_takes_a_command_env_cwd_and_max_children() {
     );
     assert_eq!(s.cwd.as_deref(), Some(std::path::Path::new("/")));
     assert_eq!((s.mode, s.max_children), (StdioMode::PerSession, 7));
-    assert_eq!(c.upstreams[0].url.original, "stdio:mem");
+    assert_eq!(
+        c.upstreams[0].target,
+        UpstreamTarget::Stdio { bridge: None },
+        "a stdio upstream is its own kind, with no URL until its bridge is bound"
+    );
+    assert_eq!(c.upstreams[0].url(), None);
+    assert_eq!(c.upstreams[0].describe(), "stdio:mem");
     assert_eq!(
         stdio("").unwrap().stdio[0].max_children,
         DEFAULT_MAX_CHILDREN
+    );
+    let plain = &stdio("").unwrap().stdio[0];
+    assert_eq!(
+        (plain.pool_size, plain.spawn_rate),
+        (DEFAULT_POOL_SIZE, None)
+    );
+}
+
+#[test]
+fn stdio_shared_mode_takes_a_pool_size_and_a_spawn_rate() {
+    let c = stdio(
+        "    mode: shared\n    pool_size: 3\n    spawn_rate: {rate: 5, per: 1s, burst: 10}\n",
+    )
+    .unwrap();
+    let s = &c.stdio[0];
+    assert_eq!((s.mode, s.pool_size), (StdioMode::Shared, 3));
+    let rate = s.spawn_rate.unwrap();
+    assert_eq!(
+        (rate.rate, rate.per, rate.burst),
+        (5, std::time::Duration::from_secs(1), 10)
     );
 }
 
@@ -65,9 +91,24 @@ fn stdio_upstream_errors_name_the_field() {
             "is not a file",
         ),
         (
-            "upstreams:\n  - command: [sh]\n    mode: shared\n",
-            "upstreams[0].mode",
-            "not supported yet",
+            "upstreams:\n  - command: [sh]\n    mode: shared\n    max_children: 2\n    pool_size: 3\n",
+            "upstreams[0].pool_size",
+            "more than max_children",
+        ),
+        (
+            "upstreams:\n  - command: [sh]\n    pool_size: 0\n",
+            "upstreams[0].pool_size",
+            "more than 0",
+        ),
+        (
+            "upstreams:\n  - command: [sh]\n    spawn_rate: {rate: 0}\n",
+            "upstreams[0].spawn_rate.rate",
+            "more than 0",
+        ),
+        (
+            "upstreams:\n  - url: http://127.0.0.1:1/mcp\n    pool_size: 2\n",
+            "upstreams[0].pool_size",
+            "only for a stdio upstream",
         ),
         (
             "upstreams:\n  - command: [sh]\n    mode: pool\n",

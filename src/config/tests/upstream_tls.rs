@@ -20,10 +20,10 @@ fn field(text: &str) -> (String, String) {
 fn https_urls_default_to_port_443_and_keep_the_scheme() {
     let c = from_yaml_str(&upstream("https://mcp.example.com/mcp", "")).unwrap();
     let u = &c.upstreams[0];
-    assert!(u.url.https);
-    assert_eq!(u.url.port, 443);
-    assert_eq!(u.url.authority(), "mcp.example.com:443");
-    assert_eq!(u.url.scheme(), "https");
+    assert!(u.url().unwrap().https);
+    assert_eq!(u.url().unwrap().port, 443);
+    assert_eq!(u.url().unwrap().authority(), "mcp.example.com:443");
+    assert_eq!(u.url().unwrap().scheme(), "https");
     assert_eq!(u.tls, UpstreamTls::default());
     assert_eq!(u.http2, Http2Mode::Auto);
     let u = UpstreamUrl::parse("http://x/").unwrap();

@@ -1,34 +1,43 @@
-//! A stdio upstream's keys (`command`, `env`, `cwd`, `mode`, `max_children`): the program is
-//! looked up here, so `check-config` and start-up both fail on one that does not exist.
+//! A stdio upstream's keys (`command`, `env`, `cwd`, `mode`, `max_children`, `pool_size`,
+//! `spawn_rate`): the program is looked up here, so `check-config` and start-up both fail on
+//! one that does not exist.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::env::expand_env;
-use super::invalid;
-use crate::config::{ConfigError, StdioMode, StdioUpstream, UpstreamUrl, DEFAULT_MAX_CHILDREN};
+use super::{invalid, rate};
+use crate::config::raw::RawRate;
+use crate::config::{
+    ConfigError, StdioMode, StdioUpstream, DEFAULT_MAX_CHILDREN, DEFAULT_POOL_SIZE,
+};
 
-/// The URL a stdio upstream has until its bridge listens (the server then replaces it).
-pub(super) fn placeholder_url(name: &str) -> UpstreamUrl {
-    UpstreamUrl {
-        https: false,
-        host: "127.0.0.1".into(),
-        port: 0,
-        path_and_query: "/mcp".into(),
-        original: format!("stdio:{name}"),
-    }
+/// The optional keys of a stdio upstream, as written.
+#[derive(Debug, Default)]
+pub(super) struct StdioKeys {
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<String>,
+    pub mode: Option<String>,
+    pub max_children: Option<u32>,
+    pub pool_size: Option<u32>,
+    pub spawn_rate: Option<RawRate>,
 }
 
 /// `field` is `upstreams[i]` (keys are appended) or the flag `--upstream-command`.
 pub(super) fn validate(
     name: &str,
     command: &[String],
-    env: BTreeMap<String, String>,
-    cwd: Option<&str>,
-    mode: Option<&str>,
-    max_children: Option<u32>,
+    keys: StdioKeys,
     field: &str,
 ) -> Result<StdioUpstream, ConfigError> {
+    let StdioKeys {
+        env,
+        cwd,
+        mode,
+        max_children,
+        pool_size,
+        spawn_rate,
+    } = keys;
     let key = |k: &str| {
         if field.starts_with("--") {
             field.to_owned()
@@ -43,6 +52,7 @@ pub(super) fn validate(
         )
     })?;
     let cwd = cwd
+        .as_deref()
         .map(|dir| {
             let path = PathBuf::from(dir);
             match std::fs::metadata(&path) {
@@ -67,19 +77,13 @@ pub(super) fn validate(
             Ok((k, value))
         })
         .collect::<Result<_, _>>()?;
-    let mode = match mode {
+    let mode = match mode.as_deref() {
         None | Some("per_session") => StdioMode::PerSession,
-        Some("shared") => {
-            return Err(invalid(
-                key("mode"),
-                "`shared` is not supported yet (a later release); use per_session, one child \
-                 per MCP session",
-            ))
-        }
+        Some("shared") => StdioMode::Shared,
         Some(other) => {
             return Err(invalid(
                 key("mode"),
-                format!("unknown mode {other:?} (use per_session)"),
+                format!("unknown mode {other:?} (use per_session or shared)"),
             ))
         }
     };
@@ -88,6 +92,20 @@ pub(super) fn validate(
         Some(0) => return Err(invalid(key("max_children"), "must be more than 0")),
         Some(n) => n as usize,
     };
+    let pool_size = match pool_size {
+        None => DEFAULT_POOL_SIZE.min(max_children),
+        Some(0) => return Err(invalid(key("pool_size"), "must be more than 0")),
+        Some(n) if n as usize > max_children => {
+            return Err(invalid(
+                key("pool_size"),
+                format!("{n} is more than max_children ({max_children})"),
+            ))
+        }
+        Some(n) => n as usize,
+    };
+    let spawn_rate = spawn_rate
+        .map(|r| rate(r, &key("spawn_rate")))
+        .transpose()?;
     Ok(StdioUpstream {
         name: name.to_owned(),
         program,
@@ -96,6 +114,8 @@ pub(super) fn validate(
         cwd,
         mode,
         max_children,
+        pool_size,
+        spawn_rate,
     })
 }
 

@@ -4,7 +4,9 @@
 use super::env::upstream_header;
 use super::{invalid, stdio, upstream_tls};
 use crate::config::raw::RawUpstream;
-use crate::config::{ConfigError, Overrides, StdioUpstream, UpstreamConfig, UpstreamUrl};
+use crate::config::{
+    ConfigError, Overrides, StdioUpstream, UpstreamConfig, UpstreamTarget, UpstreamTls, UpstreamUrl,
+};
 
 /// The validated upstream list, and which of them are stdio programs.
 pub(super) fn validate(
@@ -19,9 +21,9 @@ pub(super) fn validate(
             ))
         }
         (Some(url), None, _) => (
-            vec![http_upstream(
+            vec![upstream(
                 "default".into(),
-                UpstreamUrl::parse(url).map_err(|m| invalid("--upstream", m))?,
+                UpstreamTarget::Url(UpstreamUrl::parse(url).map_err(|m| invalid("--upstream", m))?),
             )],
             Vec::new(),
         ),
@@ -30,14 +32,11 @@ pub(super) fn validate(
             let child = stdio::validate(
                 &name,
                 command,
-                Default::default(),
-                None,
-                None,
-                None,
+                stdio::StdioKeys::default(),
                 "--upstream-command",
             )?;
             (
-                vec![http_upstream(name.clone(), stdio::placeholder_url(&name))],
+                vec![upstream(name, UpstreamTarget::Stdio { bridge: None })],
                 vec![child],
             )
         }
@@ -70,10 +69,10 @@ pub(super) fn validate(
     Ok((upstreams, stdio))
 }
 
-fn http_upstream(name: String, url: UpstreamUrl) -> UpstreamConfig {
+fn upstream(name: String, target: UpstreamTarget) -> UpstreamConfig {
     UpstreamConfig {
         name,
-        url,
+        target,
         weight: 1,
         forward_authorization: false,
         headers: Vec::new(),
@@ -96,7 +95,7 @@ fn one(i: usize, u: RawUpstream) -> Result<(UpstreamConfig, Option<StdioUpstream
             format!("{name:?}: use 1 to 64 of A-Z a-z 0-9 _ . -"),
         ));
     }
-    let (url, child) = match (u.url, u.command) {
+    let (target, child) = match (u.url, u.command) {
         (Some(_), Some(_)) => {
             return Err(invalid(
                 format!("upstreams[{i}]"),
@@ -115,6 +114,8 @@ fn one(i: usize, u: RawUpstream) -> Result<(UpstreamConfig, Option<StdioUpstream
                 ("cwd", u.cwd.is_some()),
                 ("mode", u.mode.is_some()),
                 ("max_children", u.max_children.is_some()),
+                ("pool_size", u.pool_size.is_some()),
+                ("spawn_rate", u.spawn_rate.is_some()),
             ];
             if let Some((key, _)) = stdio_only.iter().find(|(_, set)| *set) {
                 return Err(invalid(
@@ -124,7 +125,7 @@ fn one(i: usize, u: RawUpstream) -> Result<(UpstreamConfig, Option<StdioUpstream
             }
             let url =
                 UpstreamUrl::parse(&url).map_err(|m| invalid(format!("upstreams[{i}].url"), m))?;
-            (url, None)
+            (UpstreamTarget::Url(url), None)
         }
         (None, Some(command)) => {
             // The bridge speaks plain HTTP/1.1 on loopback: TLS and HTTP/2 settings mean nothing.
@@ -135,16 +136,16 @@ fn one(i: usize, u: RawUpstream) -> Result<(UpstreamConfig, Option<StdioUpstream
                     "only for an HTTP upstream (`url`), not with `command`",
                 ));
             }
-            let child = stdio::validate(
-                &name,
-                &command,
-                u.env.unwrap_or_default(),
-                u.cwd.as_deref(),
-                u.mode.as_deref(),
-                u.max_children,
-                &format!("upstreams[{i}]"),
-            )?;
-            (stdio::placeholder_url(&name), Some(child))
+            let keys = stdio::StdioKeys {
+                env: u.env.unwrap_or_default(),
+                cwd: u.cwd,
+                mode: u.mode,
+                max_children: u.max_children,
+                pool_size: u.pool_size,
+                spawn_rate: u.spawn_rate,
+            };
+            let child = stdio::validate(&name, &command, keys, &format!("upstreams[{i}]"))?;
+            (UpstreamTarget::Stdio { bridge: None }, Some(child))
         }
     };
     let weight = u.weight.unwrap_or(1);
@@ -159,11 +160,14 @@ fn one(i: usize, u: RawUpstream) -> Result<(UpstreamConfig, Option<StdioUpstream
         .iter()
         .map(|(k, v)| upstream_header(k, v, &format!("upstreams[{i}].headers.{k}")))
         .collect::<Result<_, _>>()?;
-    let tls = upstream_tls::tls(u.tls, &url, &format!("upstreams[{i}].tls"))?;
+    let tls = match &target {
+        UpstreamTarget::Url(url) => upstream_tls::tls(u.tls, url, &format!("upstreams[{i}].tls"))?,
+        UpstreamTarget::Stdio { .. } => UpstreamTls::default(),
+    };
     let http2 = upstream_tls::http2(u.http2.as_deref(), &format!("upstreams[{i}].http2"))?;
     let upstream = UpstreamConfig {
         name,
-        url,
+        target,
         weight,
         forward_authorization: u.forward_authorization,
         headers,

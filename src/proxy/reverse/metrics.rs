@@ -261,6 +261,15 @@ impl Metrics {
         })
     }
 
+    /// Registers metrics made elsewhere (the stdio bridges') in this registry, so `/metrics`
+    /// serves them with the rest; at start-up, before the metrics are shared.
+    pub fn register(&mut self, collector: Box<dyn Collector>) -> Result<(), prometheus::Error> {
+        let names: Vec<String> = collector.desc().iter().map(|d| d.fq_name.clone()).collect();
+        self.registry.register(collector)?;
+        self.names.extend(names);
+        Ok(())
+    }
+
     /// Counts a session event and refreshes the active gauge.
     pub fn session_event(&self, outcome: &'static str, active: usize) {
         self.sessions.with_label_values(&[outcome]).inc();

@@ -160,7 +160,12 @@ fn smooth_wheel(weights: &[u32]) -> Vec<usize> {
 
 impl Upstream {
     fn resolve(config: &UpstreamConfig, connect: Duration) -> Result<Self, String> {
-        let url = &config.url;
+        let url = config.url().ok_or_else(|| {
+            format!(
+                "upstream {:?}: stdio upstream without a bridge (not started)",
+                config.name
+            )
+        })?;
         let addr = (url.host.as_str(), url.port)
             .to_socket_addrs()
             .map_err(|e| {
@@ -177,7 +182,7 @@ impl Upstream {
             .map_err(|e| format!("upstream {:?}: path: {e}", config.name))?;
         let uri_authority = http::uri::Authority::try_from(url.authority())
             .map_err(|e| format!("upstream {:?}: host: {e}", config.name))?;
-        let client = UpstreamClient::new(&ClientSettings::from_config(config, connect))
+        let client = UpstreamClient::new(&ClientSettings::from_config(config, url, connect))
             .map_err(|e| format!("upstream {:?}: {e}", config.name))?;
         Ok(Self {
             name: config.name.clone(),
@@ -238,7 +243,7 @@ impl Upstream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{UpstreamConfig, UpstreamUrl};
+    use crate::config::{UpstreamConfig, UpstreamTarget, UpstreamUrl};
 
     fn set(weights: &[u32], strategy: LoadBalancing) -> UpstreamSet {
         let config = Config {
@@ -247,7 +252,9 @@ mod tests {
                 .enumerate()
                 .map(|(i, w)| UpstreamConfig {
                     name: format!("u{i}"),
-                    url: UpstreamUrl::parse(&format!("http://127.0.0.1:{}/mcp", 1000 + i)).unwrap(),
+                    target: UpstreamTarget::Url(
+                        UpstreamUrl::parse(&format!("http://127.0.0.1:{}/mcp", 1000 + i)).unwrap(),
+                    ),
                     weight: *w,
                     forward_authorization: false,
                     headers: Vec::new(),

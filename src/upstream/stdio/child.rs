@@ -1,4 +1,4 @@
-//! One child process: started for a session, its pipes served by three tasks (stdin writer,
+//! One child process: started for a session or a shared pool, its pipes served by three tasks (stdin writer,
 //! stdout router, stderr logger), and a supervisor that ends it and its session together.
 
 use std::sync::atomic::Ordering;
@@ -12,9 +12,10 @@ use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::lines::{split, Line, LineReader};
+use super::lines::{split, Line, LineReader, Message};
 use super::process::{self, signal_group, ProcessGroups, KILL_GRACE};
 use super::session::{ExitReason, Session};
+use super::shared::SharedChild;
 use super::BridgeState;
 
 /// Lines written to the child's stdin that may wait for its pipe.
@@ -31,18 +32,103 @@ const MAX_STDERR_LINE: usize = 8 << 10;
 pub(super) enum SpawnError {
     /// `max_children` are alive.
     AtCapacity,
+    /// `spawn_rate` allows the next start after this.
+    RateLimited(Duration),
     Io(std::io::Error),
 }
 
+/// What a child's stdout feeds: one session's streams, or a shared pool's clients.
+#[derive(Clone)]
+pub(super) enum Sink {
+    Session(Arc<Session>),
+    Shared(Arc<SharedChild>),
+}
+
+/// What a sink is built from.
+pub(super) struct Pipes {
+    pub pid: i32,
+    pub stdin: mpsc::Sender<Bytes>,
+    pub stop: oneshot::Sender<ExitReason>,
+}
+
+// === impl Sink ===
+
+impl Sink {
+    fn pid(&self) -> i32 {
+        match self {
+            Self::Session(s) => s.pid,
+            Self::Shared(c) => c.pid,
+        }
+    }
+
+    fn stop(&self, reason: ExitReason) {
+        match self {
+            Self::Session(s) => s.stop(reason),
+            Self::Shared(c) => c.stop(reason),
+        }
+    }
+
+    async fn deliver(&self, line: &Bytes, msg: &Message) {
+        match self {
+            Self::Session(s) => s.deliver(line, msg).await,
+            Self::Shared(c) => c.deliver(line, msg).await,
+        }
+    }
+
+    async fn close(&self, why: &str) {
+        match self {
+            Self::Session(s) => s.close(why).await,
+            Self::Shared(c) => c.close(why).await,
+        }
+    }
+}
+
 /// Starts a child for a new session and registers the session under `id`.
-pub(super) fn spawn(state: &Arc<BridgeState>, id: String) -> Result<Arc<Session>, SpawnError> {
+pub(super) fn spawn_session(
+    state: &Arc<BridgeState>,
+    id: String,
+) -> Result<Arc<Session>, SpawnError> {
+    let mut made = None;
+    spawn(state, |pipes| {
+        let session = Arc::new(Session::new(id, pipes.pid, pipes.stdin, pipes.stop));
+        made = Some(session.clone());
+        Sink::Session(session)
+    })?;
+    made.ok_or_else(|| SpawnError::Io(std::io::Error::other("no session built")))
+}
+
+/// Starts a child (within `max_children` and the spawn rate), its sink built by `make`.
+pub(super) fn spawn(
+    state: &Arc<BridgeState>,
+    make: impl FnOnce(Pipes) -> Sink,
+) -> Result<Sink, SpawnError> {
     let max = state.settings.upstream.max_children;
     state
         .live
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             (n < max).then_some(n + 1)
         })
-        .map_err(|_| SpawnError::AtCapacity)?;
+        .map_err(|_| {
+            let name = &state.settings.name;
+            state.metrics.spawn_refused(name, "max_children");
+            SpawnError::AtCapacity
+        })?;
+    let allowed = match &state.spawn_rate {
+        _ if state.closing.load(Ordering::Acquire) => Err(SpawnError::Io(std::io::Error::other(
+            "the proxy is shutting down",
+        ))),
+        Some(limiter) => limiter.check(&()).map_err(|wait| {
+            state
+                .metrics
+                .spawn_refused(&state.settings.name, "spawn_rate");
+            SpawnError::RateLimited(wait)
+        }),
+        None => Ok(()),
+    };
+    if let Err(e) = allowed {
+        state.live.fetch_sub(1, Ordering::AcqRel);
+        return Err(e);
+    }
     let mut child = match process::command(&state.settings.upstream).spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -64,27 +150,33 @@ pub(super) fn spawn(state: &Arc<BridgeState>, id: String) -> Result<Arc<Session>
     state.metrics.child_started(&state.settings.name);
     let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
     let (stop_tx, stop_rx) = oneshot::channel();
-    let session = Arc::new(Session::new(id.clone(), pid, stdin_tx, stop_tx));
+    let sink = Arc::new(make(Pipes {
+        pid,
+        stdin: stdin_tx,
+        stop: stop_tx,
+    }));
     let name = state.settings.name.clone();
     tokio::spawn(write_stdin(stdin_rx, stdin));
     let reader = tokio::spawn(read_stdout(
-        session.clone(),
+        sink.clone(),
         stdout,
         state.settings.max_line,
         name.clone(),
     ));
     tokio::spawn(log_stderr(stderr, name, pid));
-    state.insert(id, session.clone());
+    if let Sink::Session(session) = &*sink {
+        state.insert(session.id.clone(), session.clone());
+    }
     tokio::spawn(supervise(
         state.clone(),
-        session.clone(),
+        sink.clone(),
         child,
         stop_rx,
         reader,
         guard,
     ));
     tracing::debug!(upstream = %state.settings.name, pid, "stdio child started");
-    Ok(session)
+    Ok((*sink).clone())
 }
 
 /// Ends the child's process group when the supervisor ends, however it ends (a dropped task
@@ -104,7 +196,7 @@ impl Drop for GroupGuard {
 /// Waits for the child to exit or to be asked to stop; then ends the session with it.
 async fn supervise(
     state: Arc<BridgeState>,
-    session: Arc<Session>,
+    session: Arc<Sink>,
     mut child: Child,
     stop: oneshot::Receiver<ExitReason>,
     reader: tokio::task::JoinHandle<()>,
@@ -126,11 +218,11 @@ async fn supervise(
             let status = match exited {
                 Some(status) => status.ok(),
                 None => {
-                    signal_group(session.pid, Signal::TERM);
+                    signal_group(session.pid(), Signal::TERM);
                     match tokio::time::timeout(KILL_GRACE, child.wait()).await {
                         Ok(status) => status.ok(),
                         Err(_) => {
-                            signal_group(session.pid, Signal::KILL);
+                            signal_group(session.pid(), Signal::KILL);
                             child.wait().await.ok()
                         }
                     }
@@ -149,7 +241,9 @@ async fn supervise(
     // What the child wrote before it ended still reaches its streams.
     let _ = tokio::time::timeout(STDOUT_DRAIN, reader).await;
     drop(guard);
-    state.remove(&session.id);
+    if let Sink::Session(s) = &*session {
+        state.remove(&s.id);
+    }
     let why = match reason {
         ExitReason::Exited | ExitReason::Crashed | ExitReason::StdoutClosed => {
             "MCP server process exited"
@@ -159,7 +253,10 @@ async fn supervise(
     session.close(why).await;
     state.live.fetch_sub(1, Ordering::AcqRel);
     state.metrics.child_ended(&state.settings.name, reason);
-    tracing::info!(upstream = %state.settings.name, pid = session.pid, reason = reason.label(), "stdio child ended");
+    tracing::info!(upstream = %state.settings.name, pid = session.pid(), reason = reason.label(), "stdio child ended");
+    if let Sink::Shared(child) = &*session {
+        child.ended(reason);
+    }
 }
 
 async fn write_stdin(mut lines: mpsc::Receiver<Bytes>, mut stdin: ChildStdin) {
@@ -176,7 +273,7 @@ async fn write_stdin(mut lines: mpsc::Receiver<Bytes>, mut stdin: ChildStdin) {
 }
 
 /// Routes every JSON-RPC line; other lines are logged (rate-limited) and skipped.
-async fn read_stdout(session: Arc<Session>, stdout: ChildStdout, max: usize, name: String) {
+async fn read_stdout(session: Arc<Sink>, stdout: ChildStdout, max: usize, name: String) {
     let mut lines = LineReader::new(BufReader::new(stdout), max);
     let mut limit = LogLimit::default();
     loop {
@@ -189,12 +286,12 @@ async fn read_stdout(session: Arc<Session>, stdout: ChildStdout, max: usize, nam
                 }
                 None if limit.allow() => {
                     let shown = String::from_utf8_lossy(&text[..text.len().min(200)]);
-                    tracing::warn!(upstream = %name, pid = session.pid, line = %shown, "stdio: stdout line is not JSON-RPC; skipped");
+                    tracing::warn!(upstream = %name, pid = session.pid(), line = %shown, "stdio: stdout line is not JSON-RPC; skipped");
                 }
                 None => {}
             },
             Ok(Some(Line::TooLong)) => {
-                tracing::warn!(upstream = %name, pid = session.pid, max, "stdio: stdout line longer than limits.max_sse_event; skipped");
+                tracing::warn!(upstream = %name, pid = session.pid(), max, "stdio: stdout line longer than limits.max_sse_event; skipped");
             }
             Ok(None) | Err(_) => break,
         }

@@ -1,18 +1,24 @@
-//! `shadowcat_stdio_children{upstream}` and `shadowcat_stdio_exits_total{upstream,reason}`.
+//! `shadowcat_stdio_children{upstream}`, `shadowcat_stdio_exits_total{upstream,reason}` and
+//! `shadowcat_stdio_spawns_refused_total{upstream,reason}`.
 //!
-//! In a registry of their own, rendered after the proxy's metrics on `/metrics` (the proxy's
-//! registry has no public hook to register on). Label values: upstream names (from the
-//! config) and [`ExitReason::label`], both bounded.
+//! Registered in the proxy's own registry at start-up ([`StdioMetrics::collectors`]), so
+//! `/metrics` serves them with the rest. Label values: upstream names (from the config),
+//! [`ExitReason::label`] and [`REFUSALS`], all bounded.
 
-use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::core::Collector;
+use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 
 use super::session::ExitReason;
 
+/// Every `reason` of `shadowcat_stdio_spawns_refused_total`: a child not started because the
+/// upstream had `max_children`, or had used its `spawn_rate`.
+pub const REFUSALS: [&str; 2] = ["max_children", "spawn_rate"];
+
 #[derive(Debug, Clone)]
 pub struct StdioMetrics {
-    registry: Registry,
     children: IntGaugeVec,
     exits: IntCounterVec,
+    refused: IntCounterVec,
 }
 
 // === impl StdioMetrics ===
@@ -22,7 +28,6 @@ impl StdioMetrics {
     pub fn new<'a>(
         upstreams: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self, prometheus::Error> {
-        let registry = Registry::new();
         let children = IntGaugeVec::new(
             Opts::new(
                 "shadowcat_stdio_children",
@@ -38,19 +43,42 @@ impl StdioMetrics {
             ),
             &["upstream", "reason"],
         )?;
-        registry.register(Box::new(children.clone()))?;
-        registry.register(Box::new(exits.clone()))?;
+        let refused = IntCounterVec::new(
+            Opts::new(
+                "shadowcat_stdio_spawns_refused_total",
+                "Child processes not started, by stdio upstream and reason: max_children, \
+                 spawn_rate (the client got 503 with Retry-After)",
+            ),
+            &["upstream", "reason"],
+        )?;
         for name in upstreams {
             children.with_label_values(&[name]);
             for reason in ExitReason::ALL {
                 exits.with_label_values(&[name, reason.label()]);
             }
+            for reason in REFUSALS {
+                refused.with_label_values(&[name, reason]);
+            }
         }
         Ok(Self {
-            registry,
             children,
             exits,
+            refused,
         })
+    }
+
+    /// The families, for the proxy's registry.
+    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
+            Box::new(self.children.clone()),
+            Box::new(self.exits.clone()),
+            Box::new(self.refused.clone()),
+        ]
+    }
+
+    /// A start refused; `reason` is one of [`REFUSALS`].
+    pub(super) fn spawn_refused(&self, upstream: &str, reason: &'static str) {
+        self.refused.with_label_values(&[upstream, reason]).inc();
     }
 
     pub(super) fn child_started(&self, upstream: &str) {
@@ -62,14 +90,5 @@ impl StdioMetrics {
         self.exits
             .with_label_values(&[upstream, reason.label()])
             .inc();
-    }
-
-    /// The Prometheus text exposition of these metrics.
-    pub fn render(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
-            tracing::error!(error = %e, "encoding stdio metrics");
-        }
-        out
     }
 }
