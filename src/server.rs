@@ -4,6 +4,7 @@
 //! would retry 30 s and then lose its listener silently), unresolvable upstream names (Pingora
 //! would panic per request), bad metric registrations.
 
+use crate::telemetry::Telemetry;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -63,6 +64,8 @@ pub enum StartError {
     Tls(#[from] crate::tls::LoadError),
     #[error("recording: {0}")]
     Recording(String),
+    #[error("{0}")]
+    Telemetry(String),
 }
 
 /// A built, not yet running, proxy.
@@ -164,6 +167,12 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
+    let telemetry = config
+        .telemetry
+        .as_ref()
+        .map(|t| Telemetry::start(t, metrics.telemetry_dropped.clone()))
+        .transpose()
+        .map_err(StartError::Telemetry)?;
     let auth = config
         .auth
         .clone()
@@ -206,7 +215,8 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
         interceptors.clone(),
     )
     .with_peer_identities(peers.clone())
-    .with_recorder(recorder);
+    .with_recorder(recorder)
+    .with_telemetry(telemetry);
     let in_flight = proxy.in_flight();
     let cache = proxy.cache();
     let store = proxy.store();

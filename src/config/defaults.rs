@@ -72,6 +72,8 @@ impl Default for Config {
             stdio: Vec::new(),
             log: Default::default(),
             store: Default::default(),
+
+            telemetry: None,
         }
     }
 }
