@@ -14,6 +14,8 @@
 #               that never refuses, state in memory (sealed) or in a redis-server started here
 #               on the proxy core (store; its CPU counted with the proxy's): what the shared
 #               store costs per request
+#   otel, otel-low  (OTEL=1) Shadowcat with `telemetry:` at sample_ratio 1.0 and 0.01,
+#               exporting OTLP/HTTP to shadowcat-otlp-sink (accepts everything; on GEN_CPU)
 # Scenarios: json_max (tools/call, JSON answer) and sse_first (tools/call answered as an SSE
 # stream of one event, the result; latency = time to that event). Then, with TLS=1, both
 # again with the mock behind TLS (rustls, certificate made here with openssl) for the
@@ -31,6 +33,7 @@
 #        BUILD (1; 0: use the binaries already in CARGO_TARGET_DIR or target/)
 #        NICE (-19: the niceness of every measured process, generator included)
 #        REPLICAS (0; 1: the sealed and store targets, needs redis-server)
+#        OTEL (0; 1: the otel and otel-low targets)
 # Needs: cargo, python3, nginx, openssl, taskset.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -147,6 +150,20 @@ recording:
     --bind "127.0.0.1:$REC_PORT" --upstream "http://127.0.0.1:$MOCK/mcp"
   URL[recording]="http://127.0.0.1:$REC_PORT/mcp"
 fi
+if [[ ${OTEL:-0} == 1 ]]; then
+  # The collector shares the generator's core: its work is not the proxy's.
+  SINK=$(free_port)
+  taskset -c "$GEN_CPU" "$BIN/shadowcat-otlp-sink" "127.0.0.1:$SINK" >"$OUT/otlp-sink.log" 2>&1 &
+  PIDS+=("$!")
+  wait_up otlp-sink "$!" "$SINK" "$OUT/otlp-sink.log"
+  for variant in "otel 1.0" "otel-low 0.01"; do
+    read -r name ratio <<<"$variant"
+    shadowcat "$name" "$SHADOWCAT_BIN" "telemetry:
+  otlp: {endpoint: \"http://127.0.0.1:$SINK\", protocol: http}
+  sample_ratio: $ratio
+" --upstream "http://127.0.0.1:$MOCK/mcp"
+  done
+fi
 if [[ $TLS == 1 ]]; then
   shadowcat shadowcat-tls "$SHADOWCAT_BIN" "upstreams:
   - name: up
@@ -234,8 +251,8 @@ wanted() { [[ -z ${TARGETS:-} || " $TARGETS " == *" ${1%-tls} "* ]]; }
 scenario_targets() {
   local t all
   case $1 in
-    json_max) all="direct bare lean before shadowcat sealed store recording nginx" ;;
-    sse_first) all="direct bare before shadowcat sealed store recording nginx" ;;
+    json_max) all="direct bare lean before shadowcat sealed store recording otel otel-low nginx" ;;
+    sse_first) all="direct bare before shadowcat sealed store recording otel otel-low nginx" ;;
     *_tls) all="shadowcat-tls nginx-tls" ;;
   esac
   for t in $all; do [[ -n ${URL[$t]:-} ]] && wanted "$t" && echo "$t"; done
@@ -332,7 +349,7 @@ def agg(scenario, target):
     m["foreign"] = med([r.get("foreign", 0) for r in runs if r["scenario"] == scenario and r["result"]["target"] == target])
     return m
 ratio = lambda a, b: f"{a / b:.2f}" if a and b else "—"
-order = ["direct", "lean", "bare", "before", "shadowcat", "sealed", "store", "recording", "nginx", "shadowcat-tls", "nginx-tls"]
+order = ["direct", "lean", "bare", "before", "shadowcat", "sealed", "store", "recording", "otel", "otel-low", "nginx", "shadowcat-tls", "nginx-tls"]
 scenarios = list(dict.fromkeys(r["scenario"] for r in runs))
 print("| scenario | target | req/s | p50 ms | p95 ms | p99 ms | added p95 vs direct | CPU s per 1k req | others on proxy core | errors / non-2xx |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -378,6 +395,16 @@ if any(agg(s, "recording") for s in scenarios):
         on, off = agg(s, "recording"), agg(s, "shadowcat")
         if on and off:
             print(f"| {s} | {ratio(on['rps'], off['rps'])} | {on['p95_ms'] - off['p95_ms']:+.2f} | {ratio(on['cpu'], off['cpu'])} |")
+if any(agg(s, "otel") for s in scenarios):
+    # Tracing beside the same binary without it (OTEL=1): sample ratio 1.0 and 0.01.
+    print()
+    print("| scenario | req/s: otel 1.0 ÷ off | otel 0.01 ÷ off | CPU per req: otel 1.0 ÷ off | otel 0.01 ÷ off | added p95 ms: 1.0 | 0.01 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for s in scenarios:
+        g = lambda t, k: (agg(s, t) or {}).get(k)
+        p95 = lambda t: f"{g(t, 'p95_ms') - g('shadowcat', 'p95_ms'):+.2f}" if g(t, "p95_ms") is not None and g("shadowcat", "p95_ms") is not None else "—"
+        print(f"| {s} | {ratio(g('otel', 'rps'), g('shadowcat', 'rps'))} | {ratio(g('otel-low', 'rps'), g('shadowcat', 'rps'))} | "
+              f"{ratio(g('otel', 'cpu'), g('shadowcat', 'cpu'))} | {ratio(g('otel-low', 'cpu'), g('shadowcat', 'cpu'))} | {p95('otel')} | {p95('otel-low')} |")
 if streams:
     direct = next((r["result"] for r in streams if r["target"] == "direct" and r["result"]), None)
     print()

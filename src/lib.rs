@@ -29,6 +29,8 @@ pub mod server;
 pub mod store;
 
 pub mod tape;
+
+pub mod telemetry;
 pub mod tls;
 pub mod transport;
 pub mod upstream;

@@ -4,6 +4,7 @@
 //! would retry 30 s and then lose its listener silently), unresolvable upstream names (Pingora
 //! would panic per request), bad metric registrations.
 
+use crate::telemetry::Telemetry;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
@@ -69,6 +70,8 @@ pub enum StartError {
     Recording(String),
     #[error("--upgrade: {0}")]
     Upgrade(String),
+    #[error("{0}")]
+    Telemetry(String),
 }
 
 /// A built, not yet running, proxy.
@@ -183,6 +186,12 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
     // With `--upgrade`, this waits for the old process's sockets (it sends them on SIGQUIT).
     server.bootstrap();
 
+    let telemetry = config
+        .telemetry
+        .as_ref()
+        .map(|t| Telemetry::start(t, metrics.telemetry_dropped.clone()))
+        .transpose()
+        .map_err(StartError::Telemetry)?;
     let auth = config
         .auth
         .clone()
@@ -225,7 +234,8 @@ pub fn build(config: Config) -> Result<Shadowcat, StartError> {
         interceptors.clone(),
     )
     .with_peer_identities(peers.clone())
-    .with_recorder(recorder);
+    .with_recorder(recorder)
+    .with_telemetry(telemetry);
     let in_flight = proxy.in_flight();
     let drain = proxy.drain();
     let cache = proxy.cache();

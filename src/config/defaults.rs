@@ -70,6 +70,8 @@ impl Default for Config {
             stdio: Vec::new(),
             log: Default::default(),
             store: Default::default(),
+
+            telemetry: None,
         }
     }
 }

@@ -11,6 +11,7 @@ mod log;
 mod raw;
 mod replicas;
 mod shutdown;
+mod telemetry;
 mod units;
 mod upstream;
 mod upstream_url;
@@ -28,6 +29,7 @@ pub use listeners::{CertPair, ClientAuth, Listener, SniCert, TlsConfig};
 pub use log::{LogConfig, LogFormat};
 pub use replicas::{OnStoreError, SessionKey, StoreConfig, StoreKind};
 pub use shutdown::{Shutdown, DEFAULT_UPGRADE_SOCK};
+pub use telemetry::{OtlpConfig, OtlpProtocol, TelemetryConfig, DEFAULT_SERVICE_NAME};
 pub use units::{format_duration, parse_duration, parse_size};
 pub use upstream::{
     Http2Mode, StdioMode, StdioUpstream, UpstreamConfig, UpstreamTarget, UpstreamTls, UpstreamUrl,
@@ -80,6 +82,9 @@ pub struct Config {
     pub log: LogConfig,
     /// `store:` where replicas share state (`memory`: each process alone).
     pub store: StoreConfig,
+
+    /// `telemetry:` OpenTelemetry traces; `None`: no span, nothing exported.
+    pub telemetry: Option<TelemetryConfig>,
 }
 
 /// Interceptor rules (see `crate::interceptor`), validated with the config.

@@ -40,6 +40,28 @@ pub struct RawConfig {
     #[serde(default)]
     pub log: RawLog,
     pub store: Option<RawStore>,
+
+    pub telemetry: Option<RawTelemetry>,
+}
+
+/// `telemetry:` — OpenTelemetry traces (see `validate::telemetry`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    pub otlp: Option<RawOtlp>,
+    pub sample_ratio: Option<f64>,
+    pub service_name: Option<String>,
+    pub propagate_in_meta: Option<bool>,
+}
+
+/// `telemetry.otlp:` — the collector.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOtlp {
+    pub endpoint: Option<String>,
+    pub protocol: Option<String>,
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 /// `log:` — how log lines are written.

@@ -9,6 +9,7 @@ mod replicas;
 
 mod recording;
 mod stdio;
+mod telemetry;
 mod upstream_tls;
 
 const ONE: &str = "upstreams:\n  - name: u\n    url: http://127.0.0.1:3001/mcp\n";

@@ -15,6 +15,8 @@ mod session_keys;
 mod recording;
 mod stdio;
 mod store;
+
+mod telemetry;
 mod upstream_tls;
 mod upstreams;
 
@@ -62,6 +64,8 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
 
     let log = log(raw.log.format.as_deref(), overrides)?;
     let store = store::store(raw.store.take())?;
+
+    let telemetry = raw.telemetry.take().map(telemetry::validate).transpose()?;
     let (upstreams, stdio) = upstreams::validate(raw.upstreams.take(), overrides)?;
     let load_balancing = match raw.load_balancing.as_deref() {
         None | Some("round_robin") => LoadBalancing::RoundRobin,
@@ -359,6 +363,8 @@ pub fn validate(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, Con
         stdio,
         log,
         store,
+
+        telemetry,
     })
 }
 

@@ -30,6 +30,9 @@ mod stdio_shared;
 mod streams;
 mod tape_replay;
 mod tapes;
+
+mod telemetry;
+mod telemetry_logs;
 mod tls;
 mod tls_mtls;
 mod tls_reload;

@@ -6,6 +6,7 @@ pub mod access_log;
 pub mod http_upstream;
 pub mod mcp_server;
 pub mod mock;
+pub mod otlp;
 pub mod proxy_process;
 pub mod redis_server;
 pub mod stdio;

@@ -78,11 +78,13 @@ impl McpProxy {
         )
         .await?;
         ctx.status = status;
-        ctx.failure = Some(match checked {
+        let failure = match checked {
             AuthError::Missing => "auth_missing",
             AuthError::Invalid(_) => "auth_invalid",
             AuthError::InsufficientScope(_) => "auth_scope",
-        });
+        };
+        ctx.failure = Some(failure);
+        ctx.trace_event("shadowcat.auth_refused", &[("shadowcat.rule", failure)]);
         Ok(Some(true))
     }
 }

@@ -73,6 +73,9 @@ pub struct RequestCtx {
     pub tape: Option<Box<crate::tape::Collector>>,
     /// This request went on a tape already (its response's head was seen).
     pub taped: bool,
+
+    /// The request's spans (`telemetry:`); `None` when tracing is off.
+    pub trace: Option<crate::telemetry::RequestTrace>,
     _in_flight: InFlight,
 }
 
@@ -111,6 +114,8 @@ impl RequestCtx {
 
             tape: None,
             taped: false,
+
+            trace: None,
             _in_flight: InFlight::enter(in_flight),
         }
     }
@@ -131,6 +136,9 @@ impl RequestCtx {
                     peek::Peek::Batch(_) => None,
                 };
                 self.is_initialize = !p.is_batch() && p.method() == Some("initialize");
+                if let Some(trace) = self.trace.as_mut() {
+                    trace.on_messages(&body, p.messages(), self.version.as_str());
+                }
                 self.calls = if !self.want_calls {
                     Vec::new()
                 } else {

@@ -81,9 +81,11 @@ impl McpProxy {
                 Ok(u) => u,
                 Err(e) => return Err(last.unwrap_or(e)),
             };
+            self.trace_attempt(ctx, session.req_header().method.as_str());
             let head = self.upstream_head(session, ctx).await?;
             let mut body = ctx.body.clone();
             self.intercept_body(&mut body, true, ctx);
+            self.trace_body(&mut body, ctx);
             let uri = upstream.absolute_uri(&head.uri);
             let mut parts: http::request::Parts = (*head).into();
             parts.uri = uri;
@@ -122,6 +124,12 @@ impl McpProxy {
                 let head = interim_head(status, headers)?;
                 self.forward_interim(session, head, ctx).await?;
             }
+            let outcome = match &result {
+                Ok(Ok(response)) => (Some(response.status().as_u16()), None),
+                Ok(Err(e)) => (None, Some(e.kind())),
+                Err(_elapsed) => (None, Some("timeout")),
+            };
+            self.trace_attempt_end(ctx, outcome.0, outcome.1);
             match result {
                 Ok(Ok(response)) => return Ok(response),
                 Err(_elapsed) => {

@@ -319,6 +319,13 @@ impl McpProxy {
                 .interceptor_actions
                 .with_label_values(&[hit.rule, hit.action])
                 .inc();
+            ctx.trace_event(
+                "shadowcat.interceptor",
+                &[
+                    ("shadowcat.rule", hit.rule),
+                    ("shadowcat.action", hit.action),
+                ],
+            );
             tracing::debug!(
                 rule = hit.rule,
                 action = hit.action,

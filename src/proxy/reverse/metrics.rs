@@ -51,6 +51,8 @@ pub struct Metrics {
     pub tls_reloads: IntCounterVec,
     /// Each served certificate's `notAfter` (Unix seconds), by `name`.
     pub tls_certificate_expiry: IntGaugeVec,
+    /// Spans never delivered to the collector (`crate::telemetry`).
+    pub telemetry_dropped: IntCounter,
 }
 
 /// Every `reason` of `shadowcat_connections_rejected_total`.
@@ -226,6 +228,11 @@ impl Metrics {
             ),
             &["name"],
         )?;
+        let telemetry_dropped = IntCounter::new(
+            "shadowcat_telemetry_dropped_total",
+            "Trace spans dropped: the export queue was full (a slow or dead collector) or an \
+             export failed; requests are never held up for them",
+        )?;
         // Each family's name is kept as it is registered: `/metrics` lists a labelled family
         // only once it has a series, so the registry's output cannot say what exists.
         let mut names = Vec::new();
@@ -258,6 +265,7 @@ impl Metrics {
         register(Box::new(sse_streams_active.clone()))?;
         register(Box::new(sse_events.clone()))?;
         register(Box::new(upstream_errors.clone()))?;
+        register(Box::new(telemetry_dropped.clone()))?;
         Ok(Self {
             registry,
             names,
@@ -285,6 +293,8 @@ impl Metrics {
             cache_requests,
             cache_bytes,
             tape_dropped,
+
+            telemetry_dropped,
         })
     }
 

@@ -42,6 +42,7 @@ pub mod streams;
 mod tape_local;
 mod tape_taps;
 mod throttle;
+mod traced;
 pub mod upstream;
 mod upstream_choice;
 mod upstream_request;
@@ -86,6 +87,9 @@ pub struct McpProxy {
     peers: Option<Arc<crate::tls::PeerIdentities>>,
     /// Records tapes (`recording:`); `None`: nothing is recorded, at no cost.
     recorder: Option<Arc<crate::tape::Recorder>>,
+
+    /// OpenTelemetry traces; `None` without `telemetry:` (no span, headers untouched).
+    telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 }
 
 // === impl McpProxy ===
@@ -121,7 +125,15 @@ impl McpProxy {
             metrics,
             peers: None,
             recorder: None,
+
+            telemetry: None,
         }
+    }
+
+    /// Traces requests (`telemetry:`).
+    pub fn with_telemetry(mut self, telemetry: Option<Arc<crate::telemetry::Telemetry>>) -> Self {
+        self.telemetry = telemetry;
+        self
     }
 
     /// Where the accept layer records verified client certificates (mTLS listeners).

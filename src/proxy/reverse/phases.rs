@@ -67,6 +67,7 @@ impl ProxyHttp for McpProxy {
     /// policy, session routing and the cache decide on it.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let route = self.classify(session, ctx);
+        self.begin_trace(session, ctx);
         if self.serve_metadata(session, ctx).await? {
             return Ok(true);
         }

@@ -11,7 +11,7 @@ use super::{metrics, McpProxy};
 
 impl McpProxy {
     /// Counts the finished request and writes its access-log line.
-    pub(super) fn log_request(&self, session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
+    pub(super) fn log_request(&self, session: &Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         if ctx.sse.is_some() {
             self.metrics.sse_streams_active.dec();
         }
@@ -19,6 +19,7 @@ impl McpProxy {
             0 => session.response_written().map_or(0, |r| r.status.as_u16()),
             s => s,
         };
+        let ids = self.finish_trace(status, ctx);
         let status_label = metrics::status_label(status);
         self.metrics
             .requests
@@ -40,6 +41,8 @@ impl McpProxy {
             ms = elapsed.as_millis() as u64,
             failure = ctx.failure.unwrap_or(""),
             error = e.map(|e| e.to_string()).unwrap_or_default(),
+            trace_id = ids.as_ref().map(|i| i.0.as_str()),
+            span_id = ids.as_ref().map(|i| i.1.as_str()),
         );
         if let Some(e) = e {
             tracing::debug!(error = %e, "request ended with an error");

@@ -28,6 +28,7 @@ impl McpProxy {
         sse::prepare_headers(resp)?;
         let max_event = self.config.limits.max_sse_event;
         ctx.sse = Some(sse::SseStream::new(max_event).watched(self.cache_watch(ctx)));
+        self.trace_sse_start(ctx);
         self.metrics.sse_streams_active.inc();
         Ok(true)
     }
@@ -41,6 +42,7 @@ impl McpProxy {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        self.trace_sse(body, ctx);
         self.cache_sse_body(body, ctx);
         if self.drain_stream(body, ctx)? {
             return Ok(());

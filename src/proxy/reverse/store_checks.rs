@@ -87,6 +87,7 @@ impl McpProxy {
                 .rate_limited
                 .with_label_values(&[t.scope])
                 .inc();
+            ctx.trace_event("shadowcat.rate_limited", &[("shadowcat.rule", t.scope)]);
             Limited {
                 rejection: RATE_LIMITED,
                 retry_after: Some(t.retry_after),

@@ -72,6 +72,7 @@ impl McpProxy {
         }
         self.rewrite_session_upstream(upstream_request, ctx)?;
         self.rewrite_last_event_id(upstream_request, ctx)?;
+        self.trace_headers(upstream_request, ctx)?;
         if let Some(ip) = session
             .client_addr()
             .and_then(|a| a.as_inet())
