@@ -194,15 +194,17 @@ impl McpProxy {
                 _ = &mut changed => {}
                 // Shutdown: a GET stream's client reconnects elsewhere, from the last event
                 // it got; a POST stream's goes on to its answer.
-                () = self.drain_ends(stream) => {
-                    let retry = Bytes::from_static(super::streams::RETRY_HINT);
-                    session.write_response_body(Some(retry), false).await?;
-                    break;
-                }
+                () = self.drain_ends(stream) => break,
                 _ = tokio::time::sleep(keepalive) => {
                     session.write_response_body(Some(Bytes::from_static(KEEPALIVE)), false).await?;
                 }
             }
+        }
+        // Draining, a followed GET stream ends with the hint to reconnect, whichever came
+        // first: the drain, or the end of the live stream it follows (ended by the drain).
+        if follow && !stream.is_post() && self.drain.is_draining() {
+            let retry = Bytes::from_static(super::streams::RETRY_HINT);
+            session.write_response_body(Some(retry), false).await?;
         }
         session.write_response_body(None, true).await?;
         Ok(true)
