@@ -2,6 +2,7 @@
 //! method, but this request may not be served from or stored in the cache), or cacheable with
 //! its canonical parameters.
 
+use crate::mcp::canonical::canonical;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -109,35 +110,4 @@ pub fn plan(body: &[u8]) -> Plan {
 
 fn cacheable(method: &str) -> Option<&'static str> {
     METHODS.iter().copied().find(|m| *m == method)
-}
-
-/// JSON with object keys sorted, whatever order (or feature of `serde_json`) produced them.
-fn canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                canonical(&map[k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical(v, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
 }

@@ -1,6 +1,7 @@
 //! MCP and JSON-RPC knowledge the proxy needs, with no Pingora in sight: header names,
 //! protocol revisions, a borrowed peek at message bodies and JSON-RPC error bodies.
 
+pub mod canonical;
 pub mod differential;
 pub mod error;
 pub mod headers;

@@ -10,6 +10,7 @@
 //! one by name: the same method with the nearest parameters (edit distance), else the
 //! nearest method.
 
+use crate::mcp::canonical::canonical;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -303,37 +304,6 @@ fn remove_at(value: &mut Value, path: &[String]) {
             }
         }
         _ => {}
-    }
-}
-
-/// JSON text with object keys sorted (whatever map order serde_json was built with).
-fn canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                canonical(&map[k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical(v, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
     }
 }
 
